@@ -1,0 +1,322 @@
+//! Per-chain signing: chain-id and height policy, the guard, durable state
+//! and the key, combined into one request handler.
+//!
+//! Several node connections (sentries) may share one [`ChainSigner`]; the
+//! guard check, the signature and the durable write happen under one lock,
+//! so two connections can never both get a signature for one height/round/
+//! step.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+
+use crate::guard::{self, Refusal, Signable, Verdict};
+use crate::privval::{
+    Dialect, ErrorCode, RemoteError, Request, Response, SignedProposal, SignedVote,
+};
+use crate::sign_bytes::{
+    decode_canonical_proposal, decode_canonical_vote, proposal_sign_bytes,
+    vote_extension_sign_bytes, vote_sign_bytes,
+};
+use crate::signer::ConsensusSigner;
+use crate::state::{persist_durably, Persisted, StateStore};
+use crate::types::{ChainId, Height, Position, Proposal, SignState, Signature, Vote};
+
+/// What a chain's operator allows.
+#[derive(Debug, Clone)]
+pub struct ChainPolicy {
+    pub chain_id: ChainId,
+    /// Refuse to sign above this height (code 3).
+    pub max_height: Option<Height>,
+    /// Allow v1 `SignBytesRequest`s (arbitrary bytes under the consensus key).
+    pub danger_allow_sign_bytes: bool,
+}
+
+struct Guarded {
+    state: SignState,
+    store: Box<dyn StateStore>,
+}
+
+/// Signs for one chain with one key and one state.
+pub struct ChainSigner<K> {
+    policy: ChainPolicy,
+    key: K,
+    guarded: Mutex<Guarded>,
+}
+
+impl<K> std::fmt::Debug for ChainSigner<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainSigner")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signature that may leave the process: either the state naming it is
+/// durable, or it was released before (replay).
+enum Release {
+    Fresh(Signature, Persisted),
+    Replayed(Signature),
+}
+
+impl Release {
+    fn signature(&self) -> Signature {
+        match self {
+            Release::Fresh(sig, _) | Release::Replayed(sig) => *sig,
+        }
+    }
+}
+
+fn remote(code: ErrorCode, description: impl Into<String>) -> RemoteError {
+    RemoteError {
+        code,
+        description: description.into(),
+    }
+}
+
+impl<K: ConsensusSigner> ChainSigner<K> {
+    /// `initial` is the state loaded from `store` (or the state the store was
+    /// created with).
+    pub fn new(
+        policy: ChainPolicy,
+        key: K,
+        store: Box<dyn StateStore>,
+        initial: SignState,
+    ) -> Self {
+        Self {
+            policy,
+            key,
+            guarded: Mutex::new(Guarded {
+                state: initial,
+                store,
+            }),
+        }
+    }
+
+    pub fn policy(&self) -> &ChainPolicy {
+        &self.policy
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.key.public_key()
+    }
+
+    /// The last signed state, as held in memory (equal to the durable one).
+    pub fn last_state(&self) -> Option<SignState> {
+        self.guarded.lock().ok().map(|g| g.state.clone())
+    }
+
+    /// Handle one request from a connection speaking `dialect`.
+    pub fn handle(&self, dialect: Dialect, request: Request) -> Response {
+        match request {
+            Request::Ping => Response::Ping,
+            Request::PubKey { chain_id } => Response::PubKey(
+                self.check_chain_id(&chain_id)
+                    .map(|()| self.key.public_key()),
+            ),
+            Request::SignVote {
+                chain_id,
+                vote,
+                skip_extension_signing,
+            } => Response::SignedVote(
+                self.check_chain_id(&chain_id)
+                    .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing)),
+            ),
+            Request::SignProposal { chain_id, proposal } => Response::SignedProposal(
+                self.check_chain_id(&chain_id)
+                    .and_then(|()| self.sign_proposal(proposal)),
+            ),
+            Request::SignBytes { value } => Response::SignedBytes(self.sign_raw_bytes(&value)),
+        }
+    }
+
+    fn check_chain_id(&self, requested: &str) -> Result<(), RemoteError> {
+        if requested == self.policy.chain_id.as_str() {
+            return Ok(());
+        }
+        warn!(
+            expected = %self.policy.chain_id,
+            requested = %requested.escape_debug(),
+            "refusing request for another chain"
+        );
+        Err(remote(
+            ErrorCode::WrongChainId,
+            format!(
+                "this signer serves chain {:?}, not {:?}",
+                self.policy.chain_id.as_str(),
+                requested
+            ),
+        ))
+    }
+
+    fn check_max_height(&self, position: Position) -> Result<(), RemoteError> {
+        match self.policy.max_height {
+            Some(max) if position.height > max => {
+                error!(requested = %position, max_height = %max, "refusing to sign above max_height");
+                Err(remote(
+                    ErrorCode::AboveMaxHeight,
+                    format!("height {} is above max_height {max}", position.height),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn sign_vote(
+        &self,
+        dialect: Dialect,
+        mut vote: Vote,
+        skip_extension_signing: bool,
+    ) -> Result<SignedVote, RemoteError> {
+        let started = Instant::now();
+        let position = vote.position();
+        self.check_max_height(position)?;
+        let sign_bytes = vote_sign_bytes(&self.policy.chain_id, &vote);
+        let mut guarded = self.lock()?;
+        let (release, timestamp) =
+            self.decide_and_sign(&mut guarded, Signable::Vote(&vote), sign_bytes)?;
+        if let Some(timestamp) = timestamp {
+            vote.timestamp = timestamp;
+        }
+        // Extension signatures are never cached: a fresh one on every answer.
+        let extension_signature = if dialect.has_vote_extensions()
+            && vote.is_non_nil_precommit()
+            && !skip_extension_signing
+        {
+            Some(self.sign_or_refuse(&vote_extension_sign_bytes(&self.policy.chain_id, &vote))?)
+        } else {
+            None
+        };
+        drop(guarded);
+        self.log_signed(position, &release, started);
+        vote.extension = Vec::new();
+        Ok(SignedVote {
+            vote,
+            signature: release.signature(),
+            extension_signature,
+        })
+    }
+
+    fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, RemoteError> {
+        let started = Instant::now();
+        let position = proposal.position();
+        self.check_max_height(position)?;
+        let sign_bytes = proposal_sign_bytes(&self.policy.chain_id, &proposal);
+        let mut guarded = self.lock()?;
+        let (release, timestamp) =
+            self.decide_and_sign(&mut guarded, Signable::Proposal(&proposal), sign_bytes)?;
+        drop(guarded);
+        if let Some(timestamp) = timestamp {
+            proposal.timestamp = timestamp;
+        }
+        self.log_signed(position, &release, started);
+        Ok(SignedProposal {
+            proposal,
+            signature: release.signature(),
+        })
+    }
+
+    /// The guard decision, and for a new signature: sign, persist durably,
+    /// update memory — in that order, all under the caller's lock.
+    fn decide_and_sign(
+        &self,
+        guarded: &mut Guarded,
+        request: Signable<'_>,
+        sign_bytes: Vec<u8>,
+    ) -> Result<(Release, Option<crate::types::Timestamp>), RemoteError> {
+        let verdict = guard::check(&guarded.state, &self.policy.chain_id, request, &sign_bytes)
+            .map_err(|refusal| self.refused(&guarded.state, refusal))?;
+        match verdict {
+            Verdict::Replay {
+                signature,
+                timestamp,
+            } => Ok((Release::Replayed(signature), timestamp)),
+            Verdict::ResignStored { timestamp } => {
+                let signature = self.sign_or_refuse(&guarded.state.sign_bytes)?;
+                Ok((Release::Replayed(signature), timestamp))
+            }
+            Verdict::SignNew => {
+                let signature = self.sign_or_refuse(&sign_bytes)?;
+                let next = SignState {
+                    position: request.position(),
+                    sign_bytes,
+                    signature: Some(signature),
+                };
+                let persisted = persist_durably(guarded.store.as_mut(), &next).map_err(|e| {
+                    error!(
+                        requested = %next.position,
+                        error = %e,
+                        "could not persist the new state; nothing was signed"
+                    );
+                    remote(
+                        ErrorCode::PersistFailed,
+                        format!("could not persist signing state, nothing signed: {e}"),
+                    )
+                })?;
+                guarded.state = next;
+                Ok((Release::Fresh(signature, persisted), None))
+            }
+        }
+    }
+
+    fn refused(&self, last: &SignState, refusal: Refusal) -> RemoteError {
+        error!(last = %last.position, %refusal, "refusing to sign");
+        remote(ErrorCode::DoubleSign, refusal.to_string())
+    }
+
+    fn sign_or_refuse(&self, bytes: &[u8]) -> Result<Signature, RemoteError> {
+        self.key.sign(bytes).map_err(|e| {
+            error!(error = %e, "consensus key could not sign");
+            remote(ErrorCode::PersistFailed, format!("could not sign: {e}"))
+        })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Guarded>, RemoteError> {
+        // A poisoned lock means a thread died mid-update: the in-memory state
+        // can no longer be trusted, so refuse everything until restart.
+        self.guarded.lock().map_err(|_| {
+            error!("signing state lock poisoned; restart the signer");
+            remote(
+                ErrorCode::PersistFailed,
+                "internal error: signing state unavailable; restart the signer",
+            )
+        })
+    }
+
+    fn log_signed(&self, position: Position, release: &Release, started: Instant) {
+        let micros = started.elapsed().as_micros();
+        match release {
+            Release::Fresh(..) => {
+                info!(chain_id = %self.policy.chain_id, at = %position, latency_us = micros, "signed")
+            }
+            Release::Replayed(..) => {
+                info!(chain_id = %self.policy.chain_id, at = %position, latency_us = micros, "replayed stored signature")
+            }
+        }
+    }
+
+    fn sign_raw_bytes(&self, value: &[u8]) -> Result<Signature, RemoteError> {
+        if !self.policy.danger_allow_sign_bytes {
+            warn!("refused a sign-bytes request: danger_allow_sign_bytes is off");
+            return Err(remote(
+                ErrorCode::Malformed,
+                "sign-bytes requests are disabled on this signer (danger_allow_sign_bytes = false)",
+            ));
+        }
+        // Even when allowed, never let this path sign a consensus message for
+        // our chain: that would bypass the double-sign guard.
+        let ours = self.policy.chain_id.as_str();
+        let is_vote = decode_canonical_vote(value).is_some_and(|v| v.chain_id == ours);
+        let is_proposal = decode_canonical_proposal(value).is_some_and(|p| p.chain_id == ours);
+        if is_vote || is_proposal {
+            error!("refused a sign-bytes request carrying a consensus message");
+            return Err(remote(
+                ErrorCode::DoubleSign,
+                "refusing to sign a consensus message through sign-bytes",
+            ));
+        }
+        debug!(len = value.len(), "signing raw bytes");
+        self.sign_or_refuse(value)
+    }
+}

@@ -1,0 +1,18 @@
+//! Core of the tmkms-light remote signer.
+//!
+//! Everything that is the same for every signing provider lives here. The
+//! modules an enclave runs (`types`, `privval`, `sign_bytes`, `guard`,
+//! `session`, `signer`) do no file, clock or socket I/O of their own: they work
+//! over `Read + Write` streams and the [`state::StateStore`] trait.
+
+pub mod chain;
+pub mod config;
+pub mod guard;
+pub mod keys;
+pub mod net;
+pub mod privval;
+pub mod session;
+pub mod sign_bytes;
+pub mod signer;
+pub mod state;
+pub mod types;

@@ -1,0 +1,262 @@
+//! Dialing the node: TCP with SecretConnection, or a Unix socket; timeouts,
+//! peer-id pinning and reconnection with backoff.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tendermint_p2p::secret_connection::{PublicKey as P2pPublicKey, SecretConnection, Version};
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::chain::ChainSigner;
+use crate::config::Address;
+use crate::session::{serve, SessionConfig, SessionError};
+use crate::signer::ConsensusSigner;
+
+/// A connected, ready-to-use stream to the node.
+pub trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("SecretConnection handshake with {addr} failed: {reason}")]
+    Handshake { addr: String, reason: String },
+    #[error("node at {addr} has peer id {actual}, but the address pins {expected}; check the node's node_key.json or the validator address")]
+    PeerIdMismatch {
+        addr: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("a tcp:// address needs id_key_path to be set")]
+    MissingIdentity,
+}
+
+/// Node id (peer id) of an Ed25519 public key: first 20 bytes of SHA-256.
+pub fn peer_id(public_key: &[u8; 32]) -> [u8; 20] {
+    let digest = Sha256::digest(public_key);
+    let mut id = [0u8; 20];
+    id.copy_from_slice(digest.get(..20).unwrap_or(&[0u8; 20]));
+    id
+}
+
+/// Dial `address` once; for tcp:// run the SecretConnection handshake with
+/// `identity` and check the pinned peer id, if any.
+pub fn connect(
+    address: &Address,
+    identity: Option<&ed25519_consensus::SigningKey>,
+    timeout: Duration,
+) -> Result<Box<dyn Stream>, NetError> {
+    match address {
+        Address::Tcp {
+            peer_id: pinned,
+            host,
+            port,
+        } => {
+            let endpoint = format!("{host}:{port}");
+            let identity = identity.ok_or(NetError::MissingIdentity)?;
+            let target = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|_| NetError::Resolve(endpoint.clone()))?
+                .next()
+                .ok_or_else(|| NetError::Resolve(endpoint.clone()))?;
+            let socket = TcpStream::connect_timeout(&target, timeout).map_err(|source| {
+                NetError::Connect {
+                    addr: endpoint.clone(),
+                    source,
+                }
+            })?;
+            let setup = |s: &TcpStream| -> io::Result<()> {
+                s.set_nodelay(true)?;
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            };
+            setup(&socket).map_err(|source| NetError::Connect {
+                addr: endpoint.clone(),
+                source,
+            })?;
+            let conn =
+                SecretConnection::new(socket, identity.clone(), Version::V0_34).map_err(|e| {
+                    NetError::Handshake {
+                        addr: endpoint.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            let P2pPublicKey::Ed25519(remote) = conn.remote_pubkey();
+            let actual = peer_id(remote.as_bytes());
+            match pinned {
+                Some(expected) if !bool::from(expected.ct_eq(&actual)) => {
+                    return Err(NetError::PeerIdMismatch {
+                        addr: endpoint,
+                        expected: hex::encode(expected),
+                        actual: hex::encode(actual),
+                    });
+                }
+                Some(_) => info!(addr = %endpoint, "connected; node peer id verified"),
+                None => warn!(
+                    addr = %endpoint,
+                    peer_id = %hex::encode(actual),
+                    "connected WITHOUT peer id verification; pin it as tcp://<peer_id>@host:port if the node's key is stable"
+                ),
+            }
+            Ok(Box::new(conn))
+        }
+        Address::Unix { path } => {
+            let endpoint = path.display().to_string();
+            let socket = UnixStream::connect(path).map_err(|source| NetError::Connect {
+                addr: endpoint.clone(),
+                source,
+            })?;
+            socket
+                .set_read_timeout(Some(timeout))
+                .and_then(|()| socket.set_write_timeout(Some(timeout)))
+                .map_err(|source| NetError::Connect {
+                    addr: endpoint.clone(),
+                    source,
+                })?;
+            info!(addr = %endpoint, "connected (unix socket, plaintext)");
+            Ok(Box::new(socket))
+        }
+    }
+}
+
+/// Reconnection schedule: exponential from 100 ms up to a cap, reset after a
+/// connection that served requests.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    current: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub const INITIAL: Duration = Duration::from_millis(100);
+
+    pub fn new(max: Duration) -> Self {
+        Self {
+            current: Self::INITIAL,
+            max: max.max(Self::INITIAL),
+        }
+    }
+
+    /// The next delay to wait.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.current;
+        self.current = (self.current * 2).min(self.max);
+        delay
+    }
+
+    pub fn reset(&mut self) {
+        self.current = Self::INITIAL;
+    }
+}
+
+/// Settings of one validator connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub address: Address,
+    pub session: SessionConfig,
+    pub timeout: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Keep one validator connection up until `shutdown` is set: dial, serve,
+/// back off, dial again. Never returns early on errors; every failure is
+/// logged with what to check.
+pub fn run_connection<K: ConsensusSigner>(
+    chain: &ChainSigner<K>,
+    connection: &Connection,
+    identity: Option<&ed25519_consensus::SigningKey>,
+    shutdown: &AtomicBool,
+) {
+    let mut backoff = Backoff::new(connection.max_backoff);
+    while !shutdown.load(Ordering::Relaxed) {
+        match connect(&connection.address, identity, connection.timeout) {
+            Ok(mut stream) => {
+                let started = Instant::now();
+                let (answered, end) = serve(&mut stream, chain, connection.session);
+                match &end {
+                    SessionError::Closed => {
+                        info!(addr = %connection.address, answered, "node closed the connection")
+                    }
+                    other => {
+                        warn!(addr = %connection.address, answered, reason = %other, "connection ended")
+                    }
+                }
+                if answered > 0 || started.elapsed() > Duration::from_secs(10) {
+                    backoff.reset();
+                }
+            }
+            Err(NetError::MissingIdentity) => {
+                error!("a tcp:// validator address needs id_key_path; not connecting");
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot reach node; will retry"),
+        }
+        sleep_unless_shutdown(backoff.next_delay(), shutdown);
+    }
+}
+
+fn sleep_unless_shutdown(total: Duration, shutdown: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    let deadline = Instant::now() + total;
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        std::thread::sleep(step.min(deadline - now));
+    }
+}
+
+/// Run every configured connection of one chain on its own thread until
+/// `shutdown` is set.
+pub fn run_all<K: ConsensusSigner + 'static>(
+    chain: Arc<ChainSigner<K>>,
+    connections: Vec<Connection>,
+    identity: Option<ed25519_consensus::SigningKey>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<()> {
+    let mut handles = Vec::new();
+    for (i, connection) in connections.into_iter().enumerate() {
+        let chain = Arc::clone(&chain);
+        let identity = identity.clone();
+        let shutdown = Arc::clone(&shutdown);
+        let handle = std::thread::Builder::new()
+            .name(format!("validator-{i}"))
+            .spawn(move || run_connection(&chain, &connection, identity.as_ref(), &shutdown))?;
+        handles.push(handle);
+    }
+    for handle in handles {
+        if handle.join().is_err() {
+            error!("a connection thread panicked");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new(Duration::from_millis(500));
+        let delays: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 500, 500]);
+        b.reset();
+        assert_eq!(b.next_delay().as_millis(), 100);
+    }
+}

@@ -1,0 +1,96 @@
+//! One node connection's request loop, generic over any byte stream.
+//!
+//! Knows nothing about TCP, Unix sockets, vsock or enclaves: it reads
+//! framed requests, lets the [`ChainSigner`] answer them and writes the
+//! responses. A request that is invalid but identifiable gets an error
+//! response and the connection stays open; bytes that cannot be understood
+//! end the connection (the caller reconnects).
+
+use std::io::{Read, Write};
+
+use thiserror::Error;
+use tracing::{debug, warn};
+
+use crate::chain::ChainSigner;
+use crate::privval::frame::{write_message, FrameError, FrameReader};
+use crate::privval::{
+    decode_request, encode_response, DecodeError, Dialect, ErrorCode, RemoteError, Response,
+};
+use crate::signer::ConsensusSigner;
+
+/// Largest response a v0.34–v0.39 node reads (`maxRemoteSignerMsgSize`).
+pub const NODE_RESPONSE_CAP: usize = 10 * 1024;
+
+/// Per-connection protocol settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionConfig {
+    pub dialect: Dialect,
+    pub max_frame_bytes: usize,
+}
+
+/// Why a session ended.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("node closed the connection")]
+    Closed,
+    #[error("reading from node: {0}")]
+    Frame(#[from] FrameError),
+    #[error("dropping connection: {0}")]
+    Protocol(DecodeError),
+    #[error("writing to node: {0}")]
+    Write(std::io::Error),
+}
+
+/// Serve requests on `io` until the peer closes it or it becomes unusable.
+/// Returns the number of requests answered alongside the reason it ended.
+pub fn serve<T, K>(io: &mut T, chain: &ChainSigner<K>, config: SessionConfig) -> (u64, SessionError)
+where
+    T: Read + Write,
+    K: ConsensusSigner,
+{
+    let mut reader = FrameReader::new(config.max_frame_bytes);
+    let mut answered = 0u64;
+    loop {
+        let response = match reader.next_message(io) {
+            Ok(body) => match decode_request(config.dialect, body) {
+                Ok(request) => {
+                    debug!(kind = ?request.kind(), "request");
+                    chain.handle(config.dialect, request)
+                }
+                Err(DecodeError::Invalid { kind, reason }) => {
+                    warn!(?kind, %reason, "answering an invalid request with an error");
+                    let error = RemoteError {
+                        code: ErrorCode::Malformed,
+                        description: format!("invalid request: {reason}"),
+                    };
+                    match Response::error_for(kind, error) {
+                        Some(response) => response,
+                        None => {
+                            return (
+                                answered,
+                                SessionError::Protocol(DecodeError::UnknownMessage),
+                            )
+                        }
+                    }
+                }
+                Err(other) => return (answered, SessionError::Protocol(other)),
+            },
+            Err(FrameError::Closed) => return (answered, SessionError::Closed),
+            Err(e) => return (answered, SessionError::Frame(e)),
+        };
+        let body = encode_response(config.dialect, &response);
+        if config.dialect != Dialect::V1 && body.len() > NODE_RESPONSE_CAP {
+            // Cannot happen with the encoder (extensions are never echoed);
+            // kept as a tripwire because the node would drop us silently.
+            warn!(
+                len = body.len(),
+                "response exceeds the node's 10 KiB read cap"
+            );
+        }
+        if let Err(e) = write_message(io, &body) {
+            return (answered, SessionError::Write(e));
+        }
+        answered += 1;
+        reader.shrink();
+    }
+}

@@ -1,0 +1,110 @@
+//! Persistence of the double-sign state.
+//!
+//! One small trait, [`StateStore`], hides where state lives: a local file
+//! ([`file::FileStore`]), or — for enclaves — the untrusted host that must
+//! acknowledge each write. The only way to obtain a [`Persisted`] proof is
+//! [`persist_durably`], and releasing a signature requires one, so "sign before
+//! the state is durable" does not compile.
+
+pub mod file;
+pub mod import;
+pub mod record;
+
+use thiserror::Error;
+
+use crate::types::SignState;
+
+/// Errors of a state store. Every variant names the file or peer involved so
+/// the operator knows what to fix.
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("state file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state file {path} is locked by another process (pid file {lock}); stop the other signer or point state_file_path elsewhere")]
+    Locked { path: String, lock: String },
+    #[error("state file {path} does not exist; run `init` or `state import`, or start with --allow-empty-state to begin at height 0")]
+    Missing { path: String },
+    #[error("state file {path} is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error("state file {path} already exists; refusing to overwrite it (use `state import` to move it forward)")]
+    Exists { path: String },
+    #[error("refusing to move state file {path} backwards from {current} to {requested}; pass the force option if this is really intended")]
+    Regression {
+        path: String,
+        current: crate::types::Position,
+        requested: crate::types::Position,
+    },
+    #[error("state {path} is not valid JSON state: {reason}")]
+    Import { path: String, reason: String },
+    #[error("state record rejected: {0}")]
+    Record(#[from] record::RecordError),
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where the guard's state is kept.
+///
+/// `persist` must return only once the state survives power loss (or, for a
+/// remote store, once the host acknowledged such a write). An error means
+/// the state may or may not have been written; the caller must not release
+/// any signature made for it.
+pub trait StateStore: Send {
+    /// The last durable state, or `None` if the store has never been written.
+    fn load(&mut self) -> Result<Option<SignState>, StateError>;
+
+    /// Make `state` durable.
+    fn persist(&mut self, state: &SignState) -> Result<(), StateError>;
+}
+
+/// Proof that a state was made durable. Only [`persist_durably`] creates it.
+#[derive(Debug)]
+#[must_use]
+pub struct Persisted {
+    _private: (),
+}
+
+/// Persist `state` through `store` and return the proof the signing path needs.
+pub fn persist_durably<S: StateStore + ?Sized>(
+    store: &mut S,
+    state: &SignState,
+) -> Result<Persisted, StateError> {
+    store.persist(state)?;
+    Ok(Persisted { _private: () })
+}
+
+/// A store that keeps state in memory only. For tests and for the
+/// property-based guard checks; never used by a provider binary.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub state: Option<SignState>,
+    /// When set, `persist` fails (fault injection in tests).
+    pub fail_writes: bool,
+}
+
+impl StateStore for MemoryStore {
+    fn load(&mut self) -> Result<Option<SignState>, StateError> {
+        Ok(self.state.clone())
+    }
+
+    fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
+        if self.fail_writes {
+            return Err(StateError::Unavailable("injected write failure".into()));
+        }
+        self.state = Some(state.clone());
+        Ok(())
+    }
+}
+
+impl<S: StateStore + ?Sized> StateStore for Box<S> {
+    fn load(&mut self) -> Result<Option<SignState>, StateError> {
+        (**self).load()
+    }
+
+    fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
+        (**self).persist(state)
+    }
+}

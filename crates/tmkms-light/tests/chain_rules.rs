@@ -1,0 +1,391 @@
+//! Request-level rules of the chain signer: chain id, max height, extension
+//! signatures per dialect, persistence failures, sign-bytes policy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::sync::{Arc, Mutex};
+
+use ed25519_dalek::{Signature as DalekSignature, SigningKey, Verifier};
+use tmkms_light::chain::{ChainPolicy, ChainSigner};
+use tmkms_light::privval::{Dialect, ErrorCode, Request, Response};
+use tmkms_light::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
+use tmkms_light::state::{StateError, StateStore};
+use tmkms_light::types::*;
+
+/// A store whose writes can be made to fail, shared with the test.
+#[derive(Clone, Default)]
+struct SharedStore {
+    state: Arc<Mutex<Option<SignState>>>,
+    fail: Arc<Mutex<bool>>,
+}
+
+impl StateStore for SharedStore {
+    fn load(&mut self) -> Result<Option<SignState>, StateError> {
+        Ok(self.state.lock().unwrap().clone())
+    }
+    fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
+        if *self.fail.lock().unwrap() {
+            return Err(StateError::Unavailable("disk full (injected)".into()));
+        }
+        *self.state.lock().unwrap() = Some(state.clone());
+        Ok(())
+    }
+}
+
+fn chain_id() -> ChainId {
+    ChainId::try_from("rules-chain").unwrap()
+}
+
+fn signer(
+    max_height: Option<u32>,
+    sign_bytes: bool,
+) -> (ChainSigner<SigningKey>, SharedStore, SigningKey) {
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let store = SharedStore::default();
+    let policy = ChainPolicy {
+        chain_id: chain_id(),
+        max_height: max_height.map(Height::from),
+        danger_allow_sign_bytes: sign_bytes,
+    };
+    let chain = ChainSigner::new(
+        policy,
+        key.clone(),
+        Box::new(store.clone()),
+        SignState::default(),
+    );
+    (chain, store, key)
+}
+
+fn block(tag: u8) -> Option<BlockId> {
+    Some(BlockId {
+        hash: [tag; 32],
+        part_set_header: PartSetHeader {
+            total: 2,
+            hash: [tag.wrapping_add(1); 32],
+        },
+    })
+}
+
+fn vote(kind: VoteKind, h: u32, block_id: Option<BlockId>, extension: &[u8]) -> Vote {
+    Vote {
+        kind,
+        height: Height::from(h),
+        round: Round::from(0u16),
+        block_id,
+        timestamp: Timestamp::new(1_700_000_000 + i64::from(h), 0).unwrap(),
+        validator_address: vec![1; 20],
+        validator_index: 0,
+        extension: extension.to_vec(),
+    }
+}
+
+fn sign_vote(chain: &ChainSigner<SigningKey>, dialect: Dialect, v: &Vote, skip: bool) -> Response {
+    chain.handle(
+        dialect,
+        Request::SignVote {
+            chain_id: chain_id().to_string(),
+            vote: v.clone(),
+            skip_extension_signing: skip,
+        },
+    )
+}
+
+fn verify(key: &SigningKey, msg: &[u8], sig: &Signature) {
+    key.verifying_key()
+        .verify(msg, &DalekSignature::from_bytes(&sig.0))
+        .expect("signature verifies");
+}
+
+fn error_code(response: &Response) -> Option<ErrorCode> {
+    match response {
+        Response::PubKey(Err(e))
+        | Response::SignedVote(Err(e))
+        | Response::SignedProposal(Err(e))
+        | Response::SignedBytes(Err(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+#[test]
+fn extension_signed_only_for_non_nil_precommits_in_extension_dialects() {
+    for dialect in Dialect::ALL {
+        let (chain, _, key) = signer(None, false);
+        let prevote = vote(VoteKind::Prevote, 1, block(1), b"");
+        let nil_precommit = vote(VoteKind::Precommit, 1, None, b"");
+        let precommit = vote(VoteKind::Precommit, 2, block(2), b"app-data");
+        let empty_ext = vote(VoteKind::Precommit, 3, block(3), b"");
+        for (v, wants_ext) in [
+            (&prevote, false),
+            (&nil_precommit, false),
+            (&precommit, true),
+            (&empty_ext, true),
+        ] {
+            let Response::SignedVote(Ok(signed)) = sign_vote(&chain, dialect, v, false) else {
+                panic!("{dialect}: no signature for {v:?}");
+            };
+            verify(&key, &vote_sign_bytes(&chain_id(), v), &signed.signature);
+            let expect = wants_ext && dialect.has_vote_extensions();
+            assert_eq!(
+                signed.extension_signature.is_some(),
+                expect,
+                "{dialect} {v:?}"
+            );
+            if let Some(ext) = signed.extension_signature {
+                verify(&key, &vote_extension_sign_bytes(&chain_id(), v), &ext);
+            }
+            assert!(
+                signed.vote.extension.is_empty(),
+                "extension must not be echoed"
+            );
+        }
+    }
+}
+
+#[test]
+fn honours_skip_extension_signing() {
+    let (chain, _, _) = signer(None, false);
+    let precommit = vote(VoteKind::Precommit, 1, block(1), b"x");
+    let Response::SignedVote(Ok(signed)) = sign_vote(&chain, Dialect::V1, &precommit, true) else {
+        panic!()
+    };
+    assert!(signed.extension_signature.is_none());
+}
+
+#[test]
+fn extension_signature_is_fresh_on_replay() {
+    let (chain, _, key) = signer(None, false);
+    let precommit = vote(VoteKind::Precommit, 1, block(1), b"first");
+    let Response::SignedVote(Ok(a)) = sign_vote(&chain, Dialect::V0_38, &precommit, false) else {
+        panic!()
+    };
+    let mut again = precommit.clone();
+    again.extension = b"second".to_vec();
+    let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_38, &again, false) else {
+        panic!()
+    };
+    assert_eq!(a.signature, b.signature);
+    verify(
+        &key,
+        &vote_extension_sign_bytes(&chain_id(), &again),
+        &b.extension_signature.unwrap(),
+    );
+}
+
+#[test]
+fn rejects_wrong_chain_id_with_code_1() {
+    let (chain, _, _) = signer(None, false);
+    let r = chain.handle(
+        Dialect::V0_38,
+        Request::PubKey {
+            chain_id: "other".into(),
+        },
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::WrongChainId));
+    let r = chain.handle(
+        Dialect::V0_38,
+        Request::SignVote {
+            chain_id: "other".into(),
+            vote: vote(VoteKind::Prevote, 1, block(1), b""),
+            skip_extension_signing: false,
+        },
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::WrongChainId));
+}
+
+#[test]
+fn rejects_above_max_height_with_code_3() {
+    let (chain, store, _) = signer(Some(10), false);
+    assert!(matches!(
+        sign_vote(
+            &chain,
+            Dialect::V0_38,
+            &vote(VoteKind::Prevote, 10, block(1), b""),
+            false
+        ),
+        Response::SignedVote(Ok(_))
+    ));
+    let r = sign_vote(
+        &chain,
+        Dialect::V0_38,
+        &vote(VoteKind::Prevote, 11, block(1), b""),
+        false,
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::AboveMaxHeight));
+    assert_eq!(
+        store
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .position
+            .height,
+        Height::from(10u32)
+    );
+}
+
+#[test]
+fn persist_failure_releases_nothing_with_code_5() {
+    let (chain, store, _) = signer(None, false);
+    *store.fail.lock().unwrap() = true;
+    let r = sign_vote(
+        &chain,
+        Dialect::V0_38,
+        &vote(VoteKind::Prevote, 1, block(1), b""),
+        false,
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::PersistFailed));
+    assert!(store.state.lock().unwrap().is_none());
+    assert_eq!(
+        chain.last_state(),
+        Some(SignState::default()),
+        "memory must not run ahead of disk"
+    );
+    // Once the disk is back, the same request signs.
+    *store.fail.lock().unwrap() = false;
+    let r = sign_vote(
+        &chain,
+        Dialect::V0_38,
+        &vote(VoteKind::Prevote, 1, block(1), b""),
+        false,
+    );
+    assert!(matches!(r, Response::SignedVote(Ok(_))));
+}
+
+#[test]
+fn regression_and_conflict_get_code_2() {
+    let (chain, _, _) = signer(None, false);
+    assert!(matches!(
+        sign_vote(
+            &chain,
+            Dialect::V0_38,
+            &vote(VoteKind::Precommit, 5, block(1), b""),
+            false
+        ),
+        Response::SignedVote(Ok(_))
+    ));
+    let r = sign_vote(
+        &chain,
+        Dialect::V0_38,
+        &vote(VoteKind::Precommit, 5, block(2), b""),
+        false,
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
+    let r = sign_vote(
+        &chain,
+        Dialect::V0_38,
+        &vote(VoteKind::Prevote, 5, block(1), b""),
+        false,
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
+}
+
+#[test]
+fn replayed_vote_returns_stored_timestamp() {
+    let (chain, _, key) = signer(None, false);
+    let first = vote(VoteKind::Prevote, 3, block(1), b"");
+    let Response::SignedVote(Ok(a)) = sign_vote(&chain, Dialect::V0_34, &first, false) else {
+        panic!()
+    };
+    let mut later = first.clone();
+    later.timestamp = Timestamp::new(1_800_000_000, 7).unwrap();
+    let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_34, &later, false) else {
+        panic!()
+    };
+    assert_eq!(a.signature, b.signature);
+    assert_eq!(b.vote.timestamp, first.timestamp);
+    verify(&key, &vote_sign_bytes(&chain_id(), &b.vote), &b.signature);
+}
+
+#[test]
+fn proposal_with_new_timestamp_is_signed_afresh() {
+    let (chain, store, key) = signer(None, false);
+    let p = Proposal {
+        height: Height::from(4u32),
+        round: Round::from(0u16),
+        pol_round: None,
+        block_id: block(1),
+        timestamp: Timestamp::new(100, 0).unwrap(),
+    };
+    let sign = |p: &Proposal| {
+        chain.handle(
+            Dialect::V0_38,
+            Request::SignProposal {
+                chain_id: chain_id().to_string(),
+                proposal: p.clone(),
+            },
+        )
+    };
+    let Response::SignedProposal(Ok(a)) = sign(&p) else {
+        panic!()
+    };
+    let mut q = p.clone();
+    q.timestamp = Timestamp::new(101, 0).unwrap();
+    let Response::SignedProposal(Ok(b)) = sign(&q) else {
+        panic!()
+    };
+    assert_ne!(a.signature, b.signature);
+    verify(&key, &proposal_sign_bytes(&chain_id(), &q), &b.signature);
+    assert_eq!(
+        store.state.lock().unwrap().as_ref().unwrap().sign_bytes,
+        proposal_sign_bytes(&chain_id(), &q)
+    );
+}
+
+#[test]
+fn sign_bytes_disabled_by_default_and_never_signs_consensus_messages() {
+    let (chain, _, _) = signer(None, false);
+    let r = chain.handle(
+        Dialect::V1,
+        Request::SignBytes {
+            value: b"hello".to_vec(),
+        },
+    );
+    assert_eq!(error_code(&r), Some(ErrorCode::Malformed));
+    let (chain, _, key) = signer(None, true);
+    let Response::SignedBytes(Ok(sig)) = chain.handle(
+        Dialect::V1,
+        Request::SignBytes {
+            value: b"hello".to_vec(),
+        },
+    ) else {
+        panic!()
+    };
+    verify(&key, b"hello", &sig);
+    let consensus = vote_sign_bytes(&chain_id(), &vote(VoteKind::Precommit, 9, block(1), b""));
+    let r = chain.handle(Dialect::V1, Request::SignBytes { value: consensus });
+    assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
+}
+
+/// Our sign bytes must equal those of an independent implementation
+/// (tendermint-rs domain types).
+#[test]
+fn sign_bytes_match_tendermint_rs() {
+    use tendermint::{block, vote as tvote};
+    let v = vote(VoteKind::Precommit, 77, block(5), b"ext");
+    let tm_vote = tendermint::vote::Vote {
+        vote_type: tvote::Type::Precommit,
+        height: block::Height::try_from(77u64).unwrap(),
+        round: block::Round::try_from(0u32).unwrap(),
+        block_id: Some(block::Id {
+            hash: tendermint::Hash::Sha256([5; 32]),
+            part_set_header: block::parts::Header::new(2, tendermint::Hash::Sha256([6; 32]))
+                .unwrap(),
+        }),
+        timestamp: Some(tendermint::Time::from_unix_timestamp(1_700_000_077, 0).unwrap()),
+        validator_address: tendermint::account::Id::new([1; 20]),
+        validator_index: tvote::ValidatorIndex::try_from(0u32).unwrap(),
+        signature: None,
+        extension: b"ext".to_vec(),
+        extension_signature: None,
+    };
+    let tm_chain = tendermint::chain::Id::try_from("rules-chain").unwrap();
+    assert_eq!(
+        tm_vote.into_signable_vec(tm_chain),
+        vote_sign_bytes(&chain_id(), &v)
+    );
+}

@@ -1,0 +1,268 @@
+//! One function per subcommand. Errors get operator-facing context here, at
+//! the binary's edge; the library's errors already name files and fields.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tmkms_light::chain::{ChainPolicy, ChainSigner};
+use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::keys::{
+    import_key_file, ConsensusKey, IdentityKey, PubkeyFormat, PublicKey, WriteMode,
+};
+use tmkms_light::net::{run_all, Connection};
+use tmkms_light::privval::Dialect;
+use tmkms_light::session::SessionConfig;
+use tmkms_light::state::file::FileStore;
+use tmkms_light::state::import::{parse_state_json, to_cometbft_json, ImportFormat};
+use tmkms_light::state::{StateError, StateStore};
+use tmkms_light::types::{ChainId, SignState};
+use tracing::{info, warn};
+
+/// Largest state JSON file `state import` reads.
+const MAX_STATE_JSON_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug)]
+pub struct InitArgs {
+    pub config: PathBuf,
+    pub chain_id: String,
+    pub address: String,
+    pub protocol_version: Dialect,
+    pub import_key: Option<PathBuf>,
+    pub import_state: Option<PathBuf>,
+    pub pubkey_format: PubkeyFormat,
+    pub bech32_prefix: String,
+}
+
+fn config_dir(config: &Path) -> PathBuf {
+    match config.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn print_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<()> {
+    let shown = key
+        .format(format, hrp)
+        .with_context(|| format!("cannot show the key with bech32 prefix {hrp:?}"))?;
+    println!("{shown}");
+    println!("validator address: {}", key.validator_address_hex());
+    Ok(())
+}
+
+fn read_state_json(source: &Path, format: ImportFormat) -> Result<SignState> {
+    let len = fs::metadata(source)
+        .with_context(|| format!("cannot read {}", source.display()))?
+        .len();
+    if len > MAX_STATE_JSON_BYTES {
+        bail!(
+            "{} is {len} bytes; a state JSON file is well under {MAX_STATE_JSON_BYTES} bytes — is this the right file?",
+            source.display()
+        );
+    }
+    let text =
+        fs::read_to_string(source).with_context(|| format!("cannot read {}", source.display()))?;
+    parse_state_json(&text, format).map_err(|e| e.at(source).into())
+}
+
+pub fn init(args: InitArgs) -> Result<()> {
+    if args.config.exists() {
+        bail!(
+            "{} already exists; init never overwrites a configuration (remove it or choose another path with -c)",
+            args.config.display()
+        );
+    }
+    let chain_id = ChainId::try_from(args.chain_id.as_str())
+        .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
+    let address = Address::from_str(&args.address)
+        .with_context(|| format!("--address {:?}", args.address))?;
+    let dir = config_dir(&args.config);
+    let params = TemplateParams::new(chain_id, address, args.protocol_version);
+
+    let key = match &args.import_key {
+        Some(source) => import_key_file(source)?,
+        None => ConsensusKey::generate(),
+    };
+    let state = match &args.import_state {
+        Some(source) => read_state_json(source, ImportFormat::Auto)?,
+        None => SignState::default(),
+    };
+    let key_path = dir.join(&params.consensus_key_path);
+    key.write(&key_path, WriteMode::CreateNew)?;
+    let identity = IdentityKey::generate();
+    identity.write(&dir.join(&params.id_key_path), WriteMode::CreateNew)?;
+    drop(FileStore::create(
+        dir.join(&params.state_file_path),
+        &state,
+    )?);
+    write_new_file(&args.config, render_template(&params).as_bytes())?;
+
+    eprintln!("wrote {}", args.config.display());
+    eprintln!("consensus key: {}", key_path.display());
+    eprintln!(
+        "identity key: {} (peer id {})",
+        dir.join(&params.id_key_path).display(),
+        identity.peer_id_hex()
+    );
+    eprintln!(
+        "state: {} at {}",
+        dir.join(&params.state_file_path).display(),
+        state.position
+    );
+    print_pubkey(&key.public_key(), args.pubkey_format, &args.bech32_prefix)
+}
+
+fn write_new_file(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn keygen(path: &Path, force: bool) -> Result<()> {
+    let key = ConsensusKey::generate();
+    let mode = if force {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    key.write(path, mode)?;
+    eprintln!("wrote {}", path.display());
+    print_pubkey(&key.public_key(), PubkeyFormat::Base64, "")
+}
+
+pub fn import_key(source: &Path, config: &Path, force: bool) -> Result<()> {
+    let config = Config::load(config)?;
+    let key = import_key_file(source)?;
+    let mode = if force {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    key.write(&config.consensus_key_path, mode)
+        .with_context(|| {
+            "use --force to replace the existing consensus key (keep a backup of it first)"
+        })?;
+    eprintln!(
+        "imported {} into {}",
+        source.display(),
+        config.consensus_key_path.display()
+    );
+    print_pubkey(&key.public_key(), PubkeyFormat::Base64, "")
+}
+
+pub fn pubkey(config: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
+    let config = Config::load(config)?;
+    let key = ConsensusKey::load(&config.consensus_key_path)?;
+    print_pubkey(&key.public_key(), format, hrp)
+}
+
+pub fn state_show(config: &Path, json: bool) -> Result<()> {
+    let config = Config::load(config)?;
+    let state = FileStore::peek(&config.state_file_path)?;
+    if json {
+        println!("{}", to_cometbft_json(&state));
+    } else {
+        println!("chain id: {}", config.chain_id);
+        println!("state file: {}", config.state_file_path.display());
+        println!(
+            "last signed: height {} round {} step {}",
+            state.position.height,
+            state.position.round,
+            state.position.step.name()
+        );
+        println!(
+            "sign bytes: {}",
+            if state.sign_bytes.is_empty() {
+                "unknown".to_owned()
+            } else {
+                format!("{} bytes", state.sign_bytes.len())
+            }
+        );
+    }
+    Ok(())
+}
+
+pub fn state_import(
+    source: &Path,
+    config: &Path,
+    format: ImportFormat,
+    allow_regression: bool,
+) -> Result<()> {
+    let config = Config::load(config)?;
+    let state = read_state_json(source, format)?;
+    let before = FileStore::import_into(&config.state_file_path, &state, allow_regression)?;
+    match before {
+        Some(before) => eprintln!("state moved from {} to {}", before.position, state.position),
+        None => eprintln!("state created at {}", state.position),
+    }
+    Ok(())
+}
+
+pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let key = ConsensusKey::load(&config.consensus_key_path)?;
+    let identity = match (&config.id_key_path, config.uses_tcp()) {
+        (Some(path), true) => Some(IdentityKey::load(path)?),
+        _ => None,
+    };
+    let mut store = match FileStore::open(&config.state_file_path) {
+        Ok(store) => store,
+        Err(StateError::Missing { .. }) if allow_empty_state => {
+            warn!(
+                path = %config.state_file_path.display(),
+                "no state file: creating one at height 0 (--allow-empty-state)"
+            );
+            FileStore::create(&config.state_file_path, &SignState::default())?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let initial = store.load()?.unwrap_or_default();
+    let public_key = key.public_key();
+    info!(
+        chain_id = %config.chain_id,
+        pubkey = %public_key.to_base64(),
+        address = %public_key.validator_address_hex(),
+        state = %initial.position,
+        "starting tmkms-softsign {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(identity) = &identity {
+        info!(peer_id = %identity.peer_id_hex(), "signer identity");
+    }
+    let policy = ChainPolicy {
+        chain_id: config.chain_id.clone(),
+        max_height: config.max_height,
+        danger_allow_sign_bytes: config.danger_allow_sign_bytes,
+    };
+    let chain = Arc::new(ChainSigner::new(policy, key, Box::new(store), initial));
+    let connections = config
+        .validator
+        .iter()
+        .map(|v| Connection {
+            address: v.address.clone(),
+            session: SessionConfig {
+                dialect: v.protocol_version,
+                max_frame_bytes: config.max_frame_bytes,
+            },
+            timeout: v.timeout(),
+            max_backoff: v.reconnect_max_backoff(),
+        })
+        .collect();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    run_all(
+        chain,
+        connections,
+        identity.map(|i| i.to_p2p_signing_key()),
+        shutdown,
+    )
+    .context("cannot start connection threads")
+}
