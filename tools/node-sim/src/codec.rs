@@ -259,9 +259,9 @@ macro_rules! legacy_encoder {
     ($module:ident, $dialect:expr) => {
         mod $module {
             use prost::Message as _;
+            use tendermint_proto::v0_38::types as ty38;
             use tendermint_proto::$module::privval as pv;
             use tendermint_proto::$module::types as ty;
-            use tendermint_proto::v0_38::types as ty38;
 
             use super::{CodecError, Request};
 
@@ -473,7 +473,17 @@ mod tests {
 
     #[test]
     fn uvarint_round_trips() {
-        for v in [0u64, 1, 127, 128, 300, 10_240, 1 << 20, u64::from(u32::MAX), u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            10_240,
+            1 << 20,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
             let enc = encode_uvarint(v);
             assert_eq!(decode_uvarint(&enc).unwrap(), Some((v, enc.len())), "{v}");
             // Every strict prefix is incomplete, not an error.
@@ -485,8 +495,14 @@ mod tests {
 
     #[test]
     fn rejects_overlong_uvarints() {
-        assert_eq!(decode_uvarint(&[0xff; 10]), Err(FrameError::BadLengthPrefix));
-        assert_eq!(decode_uvarint(&[0xff; 11]), Err(FrameError::BadLengthPrefix));
+        assert_eq!(
+            decode_uvarint(&[0xff; 10]),
+            Err(FrameError::BadLengthPrefix)
+        );
+        assert_eq!(
+            decode_uvarint(&[0xff; 11]),
+            Err(FrameError::BadLengthPrefix)
+        );
         // Ten bytes whose last one carries more than the 64th bit.
         let mut overflow = vec![0xff; 9];
         overflow.push(0x02);
@@ -587,7 +603,9 @@ mod tests {
         // Message.sign_vote_request (tag 3) { vote (1) { type=1, height=1,
         // block_id (4) { part_set_header (2) {} }, timestamp (5) {},
         // validator_address (6) [20 zero bytes] }, chain_id (2) "c" }
-        let mut vote = vec![0x08, 0x01, 0x10, 0x01, 0x22, 0x02, 0x12, 0x00, 0x2a, 0x00, 0x32, 0x14];
+        let mut vote = vec![
+            0x08, 0x01, 0x10, 0x01, 0x22, 0x02, 0x12, 0x00, 0x2a, 0x00, 0x32, 0x14,
+        ];
         vote.extend_from_slice(&[0u8; 20]);
         let mut inner = vec![0x0a, vote.len() as u8];
         inner.extend_from_slice(&vote);
@@ -671,14 +689,20 @@ mod tests {
                 description: "x".into()
             })
         );
-        assert_eq!(decode_response(Dialect::V0_38, &[]).unwrap(), Response::Empty);
+        assert_eq!(
+            decode_response(Dialect::V0_38, &[]).unwrap(),
+            Response::Empty
+        );
         // A PingRequest coming from the signer.
         assert_eq!(
             decode_response(Dialect::V0_38, &[0x3a, 0x00]).unwrap(),
             Response::Unexpected("PingRequest")
         );
         // Tag 10 is unknown before v1.
-        assert_eq!(decode_response(Dialect::V0_38, &[0x52, 0x00]).unwrap(), Response::Empty);
+        assert_eq!(
+            decode_response(Dialect::V0_38, &[0x52, 0x00]).unwrap(),
+            Response::Empty
+        );
         assert!(matches!(
             decode_response(Dialect::V1, &[0x52, 0x00]).unwrap(),
             Response::SignBytes { .. }

@@ -42,7 +42,10 @@ pub const MAX_VOTE_EXTENSION_SIZE: usize = 1024 * 1024;
 
 enum Listening {
     Tcp(TcpListener),
-    Unix { listener: UnixListener, path: PathBuf },
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
 }
 
 /// A listening node. Keeps one identity for its lifetime, like a CometBFT
@@ -158,7 +161,9 @@ impl NodeListener {
         loop {
             let accepted = match &self.listening {
                 Listening::Tcp(l) => l.accept().map(|(s, _)| Accepted::Tcp(s)),
-                Listening::Unix { listener, .. } => listener.accept().map(|(s, _)| Accepted::Unix(s)),
+                Listening::Unix { listener, .. } => {
+                    listener.accept().map(|(s, _)| Accepted::Unix(s))
+                }
             };
             match accepted {
                 Ok(Accepted::Tcp(stream)) => return self.finish_tcp(stream),
@@ -185,8 +190,12 @@ impl NodeListener {
         stream.set_nonblocking(false).map_err(setup)?;
         // Go's net package sets TCP_NODELAY by default; so does the node.
         stream.set_nodelay(true).map_err(setup)?;
-        stream.set_read_timeout(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
-        stream.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
+        stream
+            .set_read_timeout(Some(DEFAULT_TIMEOUT))
+            .map_err(setup)?;
+        stream
+            .set_write_timeout(Some(DEFAULT_TIMEOUT))
+            .map_err(setup)?;
         let ctl = stream.try_clone().map_err(setup)?;
         let sc = SecretConnection::new(stream, self.identity.clone(), Version::V0_34)
             .map_err(|e| SimError::Handshake(e.to_string()))?;
@@ -301,7 +310,10 @@ impl fmt::Debug for SignerConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SignerConn")
             .field("dialect", &self.dialect)
-            .field("secret_connection", &matches!(self.transport, Transport::Secret(_)))
+            .field(
+                "secret_connection",
+                &matches!(self.transport, Transport::Secret(_)),
+            )
             .field("remote_peer_id", &self.remote_peer_id().map(hex::encode))
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -343,8 +355,12 @@ impl SignerConn {
     /// `UnixStream::pair()` in a test).
     pub fn from_unix_stream(stream: UnixStream, dialect: Dialect) -> Result<Self, SimError> {
         let setup = |e| SimError::io("configuring the socket", e);
-        stream.set_read_timeout(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
-        stream.set_write_timeout(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
+        stream
+            .set_read_timeout(Some(DEFAULT_TIMEOUT))
+            .map_err(setup)?;
+        stream
+            .set_write_timeout(Some(DEFAULT_TIMEOUT))
+            .map_err(setup)?;
         let control = stream.try_clone().map_err(setup)?;
         Ok(Self::new(
             Transport::Plain(stream),
@@ -453,6 +469,9 @@ impl SignerConn {
     /// for all of it. Bytes after it stay buffered for the next read.
     pub fn read_message_raw(&mut self) -> Result<Vec<u8>, SimError> {
         let deadline = Instant::now() + self.timeout;
+        // The socket's read timeout is the full deadline; only a message
+        // that takes several reads needs it shortened (and restored after).
+        let mut first_read = true;
         let mut shortened = false;
         let result = loop {
             match self.rx.next_frame() {
@@ -464,12 +483,13 @@ impl SignerConn {
             if remaining.is_zero() {
                 break Err(SimError::Timeout("waiting for the signer's response"));
             }
-            if shortened || remaining < self.timeout {
+            if !first_read {
                 shortened = true;
                 if let Err(e) = self.control.set_read_timeout(remaining) {
                     break Err(SimError::io("setting the deadline", e));
                 }
             }
+            first_read = false;
             if let Err(e) = self.fill() {
                 break Err(e);
             }
@@ -497,7 +517,12 @@ impl SignerConn {
             Control::Tcp(s) => match s.peek(&mut [0u8; 1]) {
                 Ok(0) => Readiness::Closed,
                 Ok(_) => Readiness::Data,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     Readiness::Idle
                 }
                 Err(_) => Readiness::Closed,
@@ -605,10 +630,11 @@ impl SignerConn {
                 },
             });
         }
-        let key = <[u8; 32]>::try_from(key_bytes.as_slice()).map_err(|_| SimError::InvalidResponse {
-            what: "public key",
-            reason: format!("{} bytes, expected 32", key_bytes.len()),
-        })?;
+        let key =
+            <[u8; 32]>::try_from(key_bytes.as_slice()).map_err(|_| SimError::InvalidResponse {
+                what: "public key",
+                reason: format!("{} bytes, expected 32", key_bytes.len()),
+            })?;
         Ok(Ok(key))
     }
 
@@ -648,17 +674,18 @@ impl SignerConn {
             None => {
                 // A request without its vote: encode by hand, the codec
                 // always sends one.
-                return self.send_and_parse_vote(&vote_request_without_vote(
-                    self.dialect,
-                    chain_id,
-                )?);
+                return self
+                    .send_and_parse_vote(&vote_request_without_vote(self.dialect, chain_id)?);
             }
         };
         let response = self.request(&request)?;
         self.parse_vote(response)
     }
 
-    fn send_and_parse_vote(&mut self, body: &[u8]) -> Result<Result<SignedVote, RemoteError>, SimError> {
+    fn send_and_parse_vote(
+        &mut self,
+        body: &[u8],
+    ) -> Result<Result<SignedVote, RemoteError>, SimError> {
         let started = Instant::now();
         self.send_raw(&encode_frame(body))?;
         let response = self.read_message_raw()?;
@@ -739,7 +766,11 @@ impl SignerConn {
         let response = self.request(&Request::SignBytes {
             value: value.to_vec(),
         })?;
-        let Response::SignBytes { signature: sig, error } = response else {
+        let Response::SignBytes {
+            signature: sig,
+            error,
+        } = response
+        else {
             return Err(SimError::UnexpectedResponse {
                 expected: "SignBytesResponse",
                 got: response.name(),

@@ -118,7 +118,16 @@ mod tests {
 
     #[test]
     fn rejects_unknown_versions() {
-        for s in ["", "v", "v0.33", "v0.41", "v3", "v0.38.x", "latest", "v0.38.1.2"] {
+        for s in [
+            "",
+            "v",
+            "v0.33",
+            "v0.41",
+            "v3",
+            "v0.38.x",
+            "latest",
+            "v0.38.1.2",
+        ] {
             assert!(s.parse::<Dialect>().is_err(), "{s}");
         }
     }

@@ -44,9 +44,8 @@ pub use dialect::{Dialect, UnknownDialect};
 pub use error::SimError;
 pub use sign_bytes::{extension_sign_bytes, proposal_sign_bytes, vote_sign_bytes, SpecError};
 pub use spec::{
-    codes, default_timestamp, msg_type, validator_address, BlockIdSpec, ProposalSpec,
-    RemoteError, SignedProposal, SignedVote, VoteKind, VoteSpec, BASE_UNIX_TIME,
-    GO_ZERO_TIME_SECS,
+    codes, default_timestamp, msg_type, validator_address, BlockIdSpec, ProposalSpec, RemoteError,
+    SignedProposal, SignedVote, VoteKind, VoteSpec, BASE_UNIX_TIME, GO_ZERO_TIME_SECS,
 };
 pub use verify::{
     expects_extension_signature, verify_proposal, verify_signature, verify_vote, VerifyError,

@@ -167,7 +167,9 @@ fn run(cli: Cli) -> Result<bool, Failure> {
             let listener = listen(&common)?;
             let mut conn = accept(&listener, &common)?;
             let pubkey = handshake(&mut conn, &common)?;
-            let per_report = u64::try_from(progress_every.max(1)).unwrap_or(1).saturating_mul(3);
+            let per_report = u64::try_from(progress_every.max(1))
+                .unwrap_or(1)
+                .saturating_mul(3);
             let requests = u64::try_from(heights.max(0)).unwrap_or(0).saturating_mul(3);
             let start = common.start_height;
             let mut progress = |i: u64, stats: &scenario::Stats| {
@@ -183,10 +185,20 @@ fn run(cli: Cli) -> Result<bool, Failure> {
                     let _ = std::io::stdout().flush();
                 }
             };
-            match scenario::drive(&mut conn, &common.chain_id, start, requests, &pubkey, &mut progress) {
+            match scenario::drive(
+                &mut conn,
+                &common.chain_id,
+                start,
+                requests,
+                &pubkey,
+                &mut progress,
+            ) {
                 Ok(stats) => {
                     print_summary(
-                        &format!("done: {heights} heights {}..={}", stats.first_height, stats.last_height),
+                        &format!(
+                            "done: {heights} heights {}..={}",
+                            stats.first_height, stats.last_height
+                        ),
                         &stats.summary(),
                     );
                     if stats.timestamps_changed > 0 {
@@ -240,7 +252,11 @@ fn run(cli: Cli) -> Result<bool, Failure> {
                 println!("{}", serde_json::to_string(&out)?);
             } else {
                 print_summary(
-                    &format!("bench {} over {}", common.protocol, transport_name(&common.listen)),
+                    &format!(
+                        "bench {} over {}",
+                        common.protocol,
+                        transport_name(&common.listen)
+                    ),
                     &summary,
                 );
             }

@@ -70,7 +70,7 @@ impl Outcome {
     /// Maps a simulator error to what the signer did.
     pub fn from_error(e: &SimError) -> Self {
         match e {
-            SimError::Closed | SimError::Io { .. } | SimError::Frame(_) => Outcome::Dropped,
+            SimError::Closed | SimError::Io { .. } => Outcome::Dropped,
             SimError::Timeout(_) => Outcome::NoAnswer,
             SimError::Remote(r) => Outcome::refused(r.clone()),
             other => Outcome::Violation(other.to_string()),
@@ -87,7 +87,9 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
-            Outcome::Refused { code, description } => write!(f, "refused (code {code}: {description})"),
+            Outcome::Refused { code, description } => {
+                write!(f, "refused (code {code}: {description})")
+            }
             Outcome::Dropped => f.write_str("connection dropped"),
             Outcome::NoAnswer => f.write_str("no answer"),
             Outcome::Violation(why) => write!(f, "violation: {why}"),
@@ -175,7 +177,9 @@ impl Report {
 
     /// Whether the last case left the connection dropped or silent.
     pub fn connection_lost(&self) -> bool {
-        self.cases.last().is_some_and(|c| c.outcome.lost_connection())
+        self.cases
+            .last()
+            .is_some_and(|c| c.outcome.lost_connection())
     }
 }
 
@@ -230,9 +234,16 @@ impl<'a> Run<'a> {
         let result = self.conn.sign_vote(self.chain_id, vote, skip);
         let (outcome, signed) = match result {
             Ok(Ok(signed)) => {
-                let verified = verify_vote(&self.pubkey, self.chain_id, vote, &signed, self.dialect(), skip)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| check(&signed));
+                let verified = verify_vote(
+                    &self.pubkey,
+                    self.chain_id,
+                    vote,
+                    &signed,
+                    self.dialect(),
+                    skip,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|()| check(&signed));
                 match verified {
                     Ok(()) => (Outcome::Ok, Some(signed)),
                     Err(why) => (Outcome::Violation(why), None),
@@ -380,16 +391,22 @@ pub fn drive(
     for i in 0..requests {
         match step(dialect, pubkey, start_height, i) {
             Step::Proposal(p) => {
-                let signed = conn.sign_proposal(chain_id, &p)?.map_err(SimError::Remote)?;
-                verify_proposal(pubkey, chain_id, &p, &signed).map_err(|source| SimError::Verify {
-                    context: format!("proposal at height {}", p.height),
-                    source,
+                let signed = conn
+                    .sign_proposal(chain_id, &p)?
+                    .map_err(SimError::Remote)?;
+                verify_proposal(pubkey, chain_id, &p, &signed).map_err(|source| {
+                    SimError::Verify {
+                        context: format!("proposal at height {}", p.height),
+                        source,
+                    }
                 })?;
                 stats.last_height = p.height;
             }
             Step::Vote(v) => {
                 let skip = node_skips_extension(dialect, &v);
-                let signed = conn.sign_vote(chain_id, &v, skip)?.map_err(SimError::Remote)?;
+                let signed = conn
+                    .sign_vote(chain_id, &v, skip)?
+                    .map_err(SimError::Remote)?;
                 verify_vote(pubkey, chain_id, &v, &signed, dialect, skip).map_err(|source| {
                     SimError::Verify {
                         context: format!("{} at height {}", v.kind, v.height),
@@ -430,7 +447,14 @@ pub fn normal_heights(
         )));
     }
     let requests = u64::try_from(count).unwrap_or(0).saturating_mul(3);
-    drive(conn, chain_id, start_height, requests, pubkey, &mut |_, _| {})
+    drive(
+        conn,
+        chain_id,
+        start_height,
+        requests,
+        pubkey,
+        &mut |_, _| {},
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -484,7 +508,13 @@ pub fn replays(
                 Ok(())
             }
         };
-        run.vote("prevote differing only in timestamp", Expect::Ok, &moved, skip, &stored);
+        run.vote(
+            "prevote differing only in timestamp",
+            Expect::Ok,
+            &moved,
+            skip,
+            &stored,
+        );
     }
 
     let precommit = VoteSpec::precommit(height, 0, block)
@@ -500,8 +530,16 @@ pub fn replays(
         };
         run.vote("identical precommit", Expect::Ok, &precommit, false, &same);
         if dialect.has_extensions() {
-            let other = precommit.clone().with_extension(b"another extension".to_vec());
-            run.vote("precommit with another extension", Expect::Ok, &other, false, &same);
+            let other = precommit
+                .clone()
+                .with_extension(b"another extension".to_vec());
+            run.vote(
+                "precommit with another extension",
+                Expect::Ok,
+                &other,
+                false,
+                &same,
+            );
         }
     }
 
@@ -518,7 +556,12 @@ pub fn replays(
         let (secs, nanos) = proposal.timestamp;
         let moved = proposal.clone().with_timestamp(secs + 2, nanos);
         // verify_proposal checks the signature over the *new* timestamp.
-        run.proposal("proposal differing only in timestamp", Expect::Ok, &moved, &any);
+        run.proposal(
+            "proposal differing only in timestamp",
+            Expect::Ok,
+            &moved,
+            &any,
+        );
     }
     run.ping("connection still open");
     Ok(run.report)
@@ -544,14 +587,37 @@ pub fn regressions(
     let refused = Expect::Refused(codes::DOUBLE_SIGN);
     let lower_height = VoteSpec::prevote(height - 1, 0, Some(BlockIdSpec::for_height(height - 1)))
         .with_validator(address, 0);
-    run.vote("prevote at H-1 (lower height)", refused, &lower_height, node_skips_extension(dialect, &lower_height), &any);
+    run.vote(
+        "prevote at H-1 (lower height)",
+        refused,
+        &lower_height,
+        node_skips_extension(dialect, &lower_height),
+        &any,
+    );
     let lower_round = VoteSpec::precommit(height, 0, block)
         .with_validator(address, 0)
         .with_extension(extension_for(dialect, height));
-    run.vote("precommit at H/0 (lower round)", refused, &lower_round, false, &any);
+    run.vote(
+        "precommit at H/0 (lower round)",
+        refused,
+        &lower_round,
+        false,
+        &any,
+    );
     let lower_step = VoteSpec::prevote(height, 1, block).with_validator(address, 0);
-    run.vote("prevote at H/1 (lower step)", refused, &lower_step, node_skips_extension(dialect, &lower_step), &any);
-    run.proposal("proposal at H/1 (lower step)", refused, &ProposalSpec::new(height, 1, block), &any);
+    run.vote(
+        "prevote at H/1 (lower step)",
+        refused,
+        &lower_step,
+        node_skips_extension(dialect, &lower_step),
+        &any,
+    );
+    run.proposal(
+        "proposal at H/1 (lower step)",
+        refused,
+        &ProposalSpec::new(height, 1, block),
+        &any,
+    );
     run.ping("connection still open");
     Ok(run.report)
 }
@@ -575,27 +641,69 @@ pub fn conflicts(
     let skip = node_skips_extension(dialect, &prevote_a);
     run.vote("prevote for block A", Expect::Ok, &prevote_a, skip, &any);
     let prevote_b = VoteSpec::prevote(height, 0, b).with_validator(address, 0);
-    run.vote("prevote for block B at the same H/R/S", refused, &prevote_b, skip, &any);
+    run.vote(
+        "prevote for block B at the same H/R/S",
+        refused,
+        &prevote_b,
+        skip,
+        &any,
+    );
     let prevote_nil = VoteSpec::prevote(height, 0, None).with_validator(address, 0);
-    run.vote("nil prevote at the same H/R/S", refused, &prevote_nil, skip, &any);
+    run.vote(
+        "nil prevote at the same H/R/S",
+        refused,
+        &prevote_nil,
+        skip,
+        &any,
+    );
 
     let ext = extension_for(dialect, height);
     let precommit_a = VoteSpec::precommit(height, 0, a)
         .with_validator(address, 0)
         .with_extension(ext.clone());
-    run.vote("precommit for block A", Expect::Ok, &precommit_a, false, &any);
+    run.vote(
+        "precommit for block A",
+        Expect::Ok,
+        &precommit_a,
+        false,
+        &any,
+    );
     let precommit_b = VoteSpec::precommit(height, 0, b)
         .with_validator(address, 0)
         .with_extension(ext);
-    run.vote("precommit for block B at the same H/R/S", refused, &precommit_b, false, &any);
+    run.vote(
+        "precommit for block B at the same H/R/S",
+        refused,
+        &precommit_b,
+        false,
+        &any,
+    );
 
     let next = height + 1;
-    run.proposal("proposal for block A", Expect::Ok, &ProposalSpec::new(next, 0, a), &any);
-    run.proposal("proposal for block B at the same H/R", refused, &ProposalSpec::new(next, 0, b), &any);
     run.proposal(
-        "proposal with another POL round",
+        "proposal for block A",
+        Expect::Ok,
+        &ProposalSpec::new(next, 0, a),
+        &any,
+    );
+    run.proposal(
+        "proposal for block B at the same H/R",
         refused,
-        &ProposalSpec::new(next, 1, a).with_pol_round(0),
+        &ProposalSpec::new(next, 0, b),
+        &any,
+    );
+    let with_pol = ProposalSpec::new(next, 1, a).with_pol_round(0);
+    run.proposal(
+        "proposal at round 1 with POL round 0",
+        Expect::Ok,
+        &with_pol,
+        &any,
+    );
+    let without_pol = ProposalSpec::new(next, 1, a);
+    run.proposal(
+        "the same proposal without POL round",
+        refused,
+        &without_pol,
         &any,
     );
     run.ping("connection still open");
@@ -631,8 +739,19 @@ pub fn wrong_chain_id(
         return Ok(report);
     }
     let mut right = Run::new(conn, chain_id, pubkey, "wrong chain id");
-    right.proposal("the same proposal on the configured chain", Expect::Ok, &proposal, &any);
-    right.vote("the same prevote on the configured chain", Expect::Ok, &prevote, skip, &any);
+    right.proposal(
+        "the same proposal on the configured chain",
+        Expect::Ok,
+        &proposal,
+        &any,
+    );
+    right.vote(
+        "the same prevote on the configured chain",
+        Expect::Ok,
+        &prevote,
+        skip,
+        &any,
+    );
     report.cases.append(&mut right.report.cases);
     Ok(report)
 }
@@ -649,9 +768,20 @@ pub fn above_max_height(
     let dialect = run.dialect();
     let block = Some(BlockIdSpec::for_height(height));
     let refused = Expect::Refused(codes::ABOVE_MAX_HEIGHT);
-    run.proposal("proposal above max_height", refused, &ProposalSpec::new(height, 0, block), &any);
+    run.proposal(
+        "proposal above max_height",
+        refused,
+        &ProposalSpec::new(height, 0, block),
+        &any,
+    );
     let prevote = VoteSpec::prevote(height, 0, block).with_validator(validator_address(pubkey), 0);
-    run.vote("prevote above max_height", refused, &prevote, node_skips_extension(dialect, &prevote), &any);
+    run.vote(
+        "prevote above max_height",
+        refused,
+        &prevote,
+        node_skips_extension(dialect, &prevote),
+        &any,
+    );
     run.ping("connection still open");
     Ok(run.report)
 }
@@ -677,7 +807,9 @@ pub fn extension_rules(
     let mut run = Run::new(conn, chain_id, pubkey, "extension rules");
     let dialect = run.dialect();
     if !dialect.has_extensions() {
-        return Err(SimError::Unsupported(format!("{dialect} has no vote extensions")));
+        return Err(SimError::Unsupported(format!(
+            "{dialect} has no vote extensions"
+        )));
     }
     let address = validator_address(pubkey);
     let block = Some(BlockIdSpec::for_height(height));
@@ -687,20 +819,44 @@ pub fn extension_rules(
     let prevote = VoteSpec::prevote(height, 0, block)
         .with_validator(address, 0)
         .with_extension(stray.clone());
-    run.vote("prevote carrying extension bytes", tolerant, &prevote, node_skips_extension(dialect, &prevote), &any);
+    run.vote(
+        "prevote carrying extension bytes",
+        tolerant,
+        &prevote,
+        node_skips_extension(dialect, &prevote),
+        &any,
+    );
     let nil = VoteSpec::precommit(height, 0, None)
         .with_validator(address, 0)
         .with_extension(stray);
-    run.vote("nil precommit carrying extension bytes", tolerant, &nil, false, &any);
+    run.vote(
+        "nil precommit carrying extension bytes",
+        tolerant,
+        &nil,
+        false,
+        &any,
+    );
     let empty = VoteSpec::precommit(height, 1, block).with_validator(address, 0);
-    run.vote("non-nil precommit with an empty extension", Expect::Ok, &empty, false, &any);
+    run.vote(
+        "non-nil precommit with an empty extension",
+        Expect::Ok,
+        &empty,
+        false,
+        &any,
+    );
     let plain_nil = VoteSpec::precommit(height, 2, None).with_validator(address, 0);
     run.vote("nil precommit", Expect::Ok, &plain_nil, false, &any);
     if dialect == Dialect::V1 {
         let skipped = VoteSpec::precommit(height + 1, 0, Some(BlockIdSpec::for_height(height + 1)))
             .with_validator(address, 0)
             .with_extension(extension_for(dialect, height + 1));
-        run.vote("non-nil precommit with skip_extension_signing", Expect::Ok, &skipped, true, &any);
+        run.vote(
+            "non-nil precommit with skip_extension_signing",
+            Expect::Ok,
+            &skipped,
+            true,
+            &any,
+        );
     }
     run.ping("connection still open");
     Ok(run.report)
@@ -720,7 +876,9 @@ pub fn large_extension(
     let mut run = Run::new(conn, chain_id, pubkey, "large extension");
     let dialect = run.dialect();
     if !dialect.has_extensions() {
-        return Err(SimError::Unsupported(format!("{dialect} has no vote extensions")));
+        return Err(SimError::Unsupported(format!(
+            "{dialect} has no vote extensions"
+        )));
     }
     let extension: Vec<u8> = (0..extension_len).map(|i| (i % 251) as u8).collect();
     let vote = VoteSpec::precommit(height, 0, Some(BlockIdSpec::for_height(height)))
@@ -736,7 +894,13 @@ pub fn large_extension(
                 Err("a new vote signature instead of the stored one".to_owned())
             }
         };
-        run.vote("replay of the large precommit", Expect::Ok, &vote, false, &same);
+        run.vote(
+            "replay of the large precommit",
+            Expect::Ok,
+            &vote,
+            false,
+            &same,
+        );
     }
     run.ping("connection still open");
     Ok(run.report)
@@ -762,7 +926,13 @@ pub fn sign_bytes(
             conn.dialect()
         )));
     }
-    let arbitrary = sign_bytes_case(conn, pubkey, "arbitrary bytes", Expect::OkOrError, b"tmkms-node-sim: arbitrary bytes");
+    let arbitrary = sign_bytes_case(
+        conn,
+        pubkey,
+        "arbitrary bytes",
+        Expect::OkOrError,
+        b"tmkms-node-sim: arbitrary bytes",
+    );
     let lost = arbitrary.outcome.lost_connection();
     report.cases.push(arbitrary);
     if lost {
@@ -781,7 +951,13 @@ pub fn sign_bytes(
     Ok(report)
 }
 
-fn sign_bytes_case(conn: &mut SignerConn, pubkey: &[u8; 32], name: &str, expect: Expect, value: &[u8]) -> Case {
+fn sign_bytes_case(
+    conn: &mut SignerConn,
+    pubkey: &[u8; 32],
+    name: &str,
+    expect: Expect,
+    value: &[u8],
+) -> Case {
     let outcome = match conn.sign_bytes(value) {
         Ok(Ok(sig)) => match verify_signature(pubkey, value, &sig) {
             Ok(()) => Outcome::Ok,
@@ -872,21 +1048,15 @@ pub fn invalid_request(
         Err(e) => Outcome::from_error(&e),
     };
     let outcome = match kind {
-        InvalidRequest::NegativeHeight => vote_outcome(conn.sign_vote_message(
-            chain_id,
-            with_vote(&|v| v.height = -1),
-            false,
-        )),
-        InvalidRequest::NegativeRound => vote_outcome(conn.sign_vote_message(
-            chain_id,
-            with_vote(&|v| v.round = -1),
-            false,
-        )),
-        InvalidRequest::UnknownVoteType => vote_outcome(conn.sign_vote_message(
-            chain_id,
-            with_vote(&|v| v.r#type = 3),
-            false,
-        )),
+        InvalidRequest::NegativeHeight => {
+            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.height = -1), false))
+        }
+        InvalidRequest::NegativeRound => {
+            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.round = -1), false))
+        }
+        InvalidRequest::UnknownVoteType => {
+            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.r#type = 3), false))
+        }
         InvalidRequest::ShortBlockHash => vote_outcome(conn.sign_vote_message(
             chain_id,
             with_vote(&|v| {
@@ -899,7 +1069,11 @@ pub fn invalid_request(
         InvalidRequest::ShortPartSetHash => vote_outcome(conn.sign_vote_message(
             chain_id,
             with_vote(&|v| {
-                if let Some(psh) = v.block_id.as_mut().and_then(|id| id.part_set_header.as_mut()) {
+                if let Some(psh) = v
+                    .block_id
+                    .as_mut()
+                    .and_then(|id| id.part_set_header.as_mut())
+                {
                     psh.hash.truncate(31);
                 }
             }),
@@ -912,11 +1086,15 @@ pub fn invalid_request(
             proposal_outcome(conn.sign_proposal_raw(chain_id, p))
         }
         InvalidRequest::ProposalPolRoundBelowMinusOne => {
-            let p = ProposalSpec::new(height, 0, block).with_pol_round(-2).to_raw();
+            let p = ProposalSpec::new(height, 0, block)
+                .with_pol_round(-2)
+                .to_raw();
             proposal_outcome(conn.sign_proposal_raw(chain_id, p))
         }
         InvalidRequest::ProposalPolRoundNotBelowRound => {
-            let p = ProposalSpec::new(height, 1, block).with_pol_round(1).to_raw();
+            let p = ProposalSpec::new(height, 1, block)
+                .with_pol_round(1)
+                .to_raw();
             proposal_outcome(conn.sign_proposal_raw(chain_id, p))
         }
     };
@@ -989,7 +1167,9 @@ pub fn malformed_frame(
         }
         MalformedFrame::BadLengthPrefix => conn.send_raw(&[0xff; 11]),
         // Field 1, wire type 2, with a length running past the end.
-        MalformedFrame::Garbage => conn.send_raw(&encode_frame(&[0x0a, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3])),
+        MalformedFrame::Garbage => {
+            conn.send_raw(&encode_frame(&[0x0a, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3]))
+        }
         MalformedFrame::EmptyMessage => conn.send_raw(&encode_frame(&[])),
         // Message { ping_response (8) {} }
         MalformedFrame::ResponseType => conn.send_raw(&encode_frame(&[0x42, 0x00])),
@@ -1000,7 +1180,9 @@ pub fn malformed_frame(
         }
         MalformedFrame::CorruptCiphertext => {
             if conn.remote_identity_key().is_none() {
-                return Err(SimError::Unsupported("plaintext connection: no ciphertext to corrupt".into()));
+                return Err(SimError::Unsupported(
+                    "plaintext connection: no ciphertext to corrupt".into(),
+                ));
             }
             conn.send_unencrypted(&[0x5a; 1044])
         }
@@ -1145,7 +1327,14 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
     // Normal operation.
     let start = suite.heights(cfg.normal_heights.max(1));
     let conn = suite.conn()?;
-    let outcome = match normal_heights(conn, chain, start, cfg.normal_heights.max(1), &pubkey, dialect) {
+    let outcome = match normal_heights(
+        conn,
+        chain,
+        start,
+        cfg.normal_heights.max(1),
+        &pubkey,
+        dialect,
+    ) {
         Ok(_) => Outcome::Ok,
         Err(e) => Outcome::from_error(&e),
     };

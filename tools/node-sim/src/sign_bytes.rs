@@ -6,7 +6,8 @@
 //! * votes: `CanonicalVote` (type=1 varint, height=2 sfixed64, round=3
 //!   sfixed64, block_id=4 omitted when nil, timestamp=5, chain_id=6);
 //! * proposals: `CanonicalProposal` (type=1, height=2 sfixed64, round=3
-//!   sfixed64, pol_round=4 sfixed64, block_id=5, timestamp=6, chain_id=7);
+//!   sfixed64, pol_round=4 **varint** int64, block_id=5, timestamp=6,
+//!   chain_id=7);
 //! * vote extensions: `CanonicalVoteExtension` (extension=1, height=2
 //!   sfixed64, round=3 sfixed64, chain_id=4).
 //!

@@ -26,15 +26,25 @@ pub enum VerifyError {
 }
 
 /// Verifies an Ed25519 signature over `msg`.
-pub fn verify_signature(pubkey: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> Result<(), VerifyError> {
+pub fn verify_signature(
+    pubkey: &[u8; 32],
+    msg: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), VerifyError> {
     let key = VerificationKey::try_from(*pubkey).map_err(|_| VerifyError::BadPublicKey)?;
     key.verify(&Signature::from(*signature), msg)
         .map_err(|_| VerifyError::BadSignature)
 }
 
 /// Whether CometBFT requires an extension signature on this vote.
-pub fn expects_extension_signature(vote: &VoteSpec, dialect: Dialect, skip_extension_signing: bool) -> bool {
-    dialect.has_extensions() && vote.is_non_nil_precommit() && !(dialect == Dialect::V1 && skip_extension_signing)
+pub fn expects_extension_signature(
+    vote: &VoteSpec,
+    dialect: Dialect,
+    skip_extension_signing: bool,
+) -> bool {
+    dialect.has_extensions()
+        && vote.is_non_nil_precommit()
+        && !(dialect == Dialect::V1 && skip_extension_signing)
 }
 
 /// Verifies `signed` as the answer to `spec`.
@@ -82,7 +92,9 @@ pub fn verify_vote(
     }
     match (spec.kind, spec.is_nil()) {
         (VoteKind::Prevote, _) => Err(VerifyError::UnexpectedExtensionSignature("a prevote")),
-        (VoteKind::Precommit, true) => Err(VerifyError::UnexpectedExtensionSignature("a nil precommit")),
+        (VoteKind::Precommit, true) => {
+            Err(VerifyError::UnexpectedExtensionSignature("a nil precommit"))
+        }
         // A skipped non-nil precommit: the node drops the signature.
         (VoteKind::Precommit, false) => Ok(()),
     }
@@ -122,7 +134,10 @@ mod tests {
     fn sign(vote: &VoteSpec, with_ext: bool) -> SignedVote {
         let k = key();
         let sig = k.sign(&vote_sign_bytes(CHAIN, vote).unwrap()).to_bytes();
-        let ext = with_ext.then(|| k.sign(&extension_sign_bytes(CHAIN, vote).unwrap()).to_bytes());
+        let ext = with_ext.then(|| {
+            k.sign(&extension_sign_bytes(CHAIN, vote).unwrap())
+                .to_bytes()
+        });
         SignedVote {
             signature: sig,
             extension_signature: ext,
@@ -169,7 +184,14 @@ mod tests {
         // Signed for another chain.
         let signed = sign(&pc, true);
         assert_eq!(
-            verify_vote(&pubkey(), "other-chain", &pc, &signed, Dialect::V0_38, false),
+            verify_vote(
+                &pubkey(),
+                "other-chain",
+                &pc,
+                &signed,
+                Dialect::V0_38,
+                false
+            ),
             Err(VerifyError::BadSignature)
         );
         // A signature over another timestamp than the one returned.
@@ -180,7 +202,9 @@ mod tests {
             Err(VerifyError::BadSignature)
         );
         let p = ProposalSpec::new(3, 0, Some(BlockIdSpec::for_height(3)));
-        let sig = key().sign(&proposal_sign_bytes(CHAIN, &p).unwrap()).to_bytes();
+        let sig = key()
+            .sign(&proposal_sign_bytes(CHAIN, &p).unwrap())
+            .to_bytes();
         let good = SignedProposal {
             signature: sig,
             timestamp: p.timestamp,

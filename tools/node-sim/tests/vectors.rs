@@ -14,8 +14,8 @@
 use sha2::{Digest, Sha256};
 use tmkms_node_sim::codec::{decode_response, encode_request, Request, Response};
 use tmkms_node_sim::{
-    extension_sign_bytes, proposal_sign_bytes, vote_sign_bytes, BlockIdSpec, Dialect,
-    ProposalSpec, RemoteError, VoteSpec, GO_ZERO_TIME_SECS,
+    extension_sign_bytes, proposal_sign_bytes, vote_sign_bytes, BlockIdSpec, Dialect, ProposalSpec,
+    RemoteError, VoteSpec, GO_ZERO_TIME_SECS,
 };
 
 fn hex(bytes: &[u8]) -> String {
@@ -46,11 +46,11 @@ fn hex(bytes: &[u8]) -> String {
 fn nil_precommit_sign_bytes_by_hand() {
     let vote = VoteSpec::precommit(1, 0, None).with_timestamp(0, 0);
     let want = concat!(
-        "19",                     // length 25
-        "0802",                   // type = PRECOMMIT
-        "110100000000000000",     // height = 1
-        "2a00",                   // timestamp = {}
-        "320a746573742d636861696e" // chain_id = "test-chain"
+        "19",                       // length 25
+        "0802",                     // type = PRECOMMIT
+        "110100000000000000",       // height = 1
+        "2a00",                     // timestamp = {}
+        "320a746573742d636861696e"  // chain_id = "test-chain"
     );
     assert_eq!(hex(&vote_sign_bytes("test-chain", &vote).unwrap()), want);
 }
@@ -114,12 +114,14 @@ fn block_prevote_sign_bytes_by_hand() {
 /// * `08 20` type = PROPOSAL (32)
 /// * `11 0500000000000000` height = 5
 /// * `19 0100000000000000` round = 1
-/// * `21 ffffffffffffffff` pol_round = -1 (field 4, sfixed64, two's complement)
+/// * `20 ffffffffffffffffff01` pol_round = -1: unlike height and round this
+///   field is a plain `int64` (varint, wire type 0), so -1 is the 10-byte
+///   varint of 2^64 - 1
 /// * `2a 48` block_id as in the prevote
 /// * `32 06 0880e2cfaa06` timestamp (nanos 0 omitted)
 /// * `3a 0a` "test-chain" (field 7)
 ///
-/// Body 123 bytes → prefix `7b`.
+/// Body 125 bytes → prefix `7d`.
 #[test]
 fn proposal_sign_bytes_by_hand() {
     let block = BlockIdSpec {
@@ -129,11 +131,11 @@ fn proposal_sign_bytes_by_hand() {
     };
     let p = ProposalSpec::new(5, 1, Some(block)).with_timestamp(1_700_000_000, 0);
     let want = [
-        "7b",
+        "7d",
         "0820",
         "110500000000000000",
         "190100000000000000",
-        "21ffffffffffffffff",
+        "20ffffffffffffffffff01",
         "2a48",
         "0a20",
         &"11".repeat(32),
@@ -187,8 +189,8 @@ fn extension_sign_bytes_by_hand() {
 fn cometbft_vote_sign_bytes_vectors() {
     // Case 1 (precommit) without its length prefix.
     let case1_body = [
-        0x8, 0x2, 0x11, 0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x19, 0x1, 0x0, 0x0, 0x0, 0x0,
-        0x0, 0x0, 0x0, 0x2a, 0xb, 0x8, 0x80, 0x92, 0xb8, 0xc3, 0x98, 0xfe, 0xff, 0xff, 0xff, 0x1,
+        0x8, 0x2, 0x11, 0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x19, 0x1, 0x0, 0x0, 0x0, 0x0, 0x0,
+        0x0, 0x0, 0x2a, 0xb, 0x8, 0x80, 0x92, 0xb8, 0xc3, 0x98, 0xfe, 0xff, 0xff, 0xff, 0x1,
     ];
     // Case 2 (prevote) differs only in the type byte.
     let mut case2_body = case1_body;
@@ -205,7 +207,10 @@ fn cometbft_vote_sign_bytes_vectors() {
         want.extend_from_slice(&body);
         want.extend_from_slice(&chain_field);
         let vote = vote.with_timestamp(GO_ZERO_TIME_SECS, 0);
-        assert_eq!(hex(&vote_sign_bytes("test_chain_id", &vote).unwrap()), hex(&want));
+        assert_eq!(
+            hex(&vote_sign_bytes("test_chain_id", &vote).unwrap()),
+            hex(&want)
+        );
     }
 }
 
@@ -288,7 +293,10 @@ fn cometbft_privval_proposal_request_vector() {
 /// (v1.0.1), legacy public-key responses (v0.38.17).
 #[test]
 fn cometbft_privval_small_message_vectors() {
-    assert_eq!(hex(&encode_request(Dialect::V0_38, &Request::Ping).unwrap()), "3a00");
+    assert_eq!(
+        hex(&encode_request(Dialect::V0_38, &Request::Ping).unwrap()),
+        "3a00"
+    );
     let pk_req = Request::PubKey {
         chain_id: String::new(),
     };
@@ -298,10 +306,15 @@ fn cometbft_privval_small_message_vectors() {
         Response::Ping
     );
 
-    let key = hex::decode("556a436f1218d30942efe798420f51dc9b6a311b929c578257457d05c5fcf230").unwrap();
+    let key =
+        hex::decode("556a436f1218d30942efe798420f51dc9b6a311b929c578257457d05c5fcf230").unwrap();
     let legacy = "12240a220a20556a436f1218d30942efe798420f51dc9b6a311b929c578257457d05c5fcf230";
     let v1 = "122b1a20556a436f1218d30942efe798420f51dc9b6a311b929c578257457d05c5fcf230220765643235353139";
-    for (d, bytes) in [(Dialect::V0_34, legacy), (Dialect::V0_38, legacy), (Dialect::V1, v1)] {
+    for (d, bytes) in [
+        (Dialect::V0_34, legacy),
+        (Dialect::V0_38, legacy),
+        (Dialect::V1, v1),
+    ] {
         assert_eq!(
             decode_response(d, &hex::decode(bytes).unwrap()).unwrap(),
             Response::PubKey {
@@ -341,7 +354,8 @@ fn cometbft_privval_error_response_vectors() {
     assert!(vote.block_id.unwrap().hash.is_empty());
     assert_eq!(vote.timestamp.unwrap().seconds, GO_ZERO_TIME_SECS);
 
-    let proposal_err = "32250a112a021200320b088092b8c398feffffff0112100801120c697427732061206572726f72";
+    let proposal_err =
+        "32250a112a021200320b088092b8c398feffffff0112100801120c697427732061206572726f72";
     let r = decode_response(Dialect::V1, &hex::decode(proposal_err).unwrap()).unwrap();
     assert!(matches!(r, Response::SignedProposal { .. }));
     assert_eq!(r.error(), Some(&remote));
