@@ -193,7 +193,10 @@ fn sigkill_during_signing_never_double_signs_or_loses_state() {
                     Outcome::Lost => alive = false,
                 }
             }
-            'signing: while alive {
+            'signing: loop {
+                if !alive {
+                    break;
+                }
                 for msg in height_messages(height) {
                     if msg.position() <= ledger.highest {
                         continue;
