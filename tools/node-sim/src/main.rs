@@ -1,4 +1,18 @@
 //! `tmkms-node-sim`: plays a CometBFT node against a remote signer.
+//!
+//! ```text
+//! tmkms-node-sim run --listen tcp://127.0.0.1:26658 --chain-id test-chain \
+//!     --protocol v0.38 --heights 300 [--start-height 1] [--expect-pubkey <base64>]
+//! tmkms-node-sim bench --listen unix:///tmp/node.sock --chain-id test-chain \
+//!     --protocol v1 -n 2000 [--json]
+//! tmkms-node-sim scenarios --listen tcp://127.0.0.1:26658 --chain-id test-chain \
+//!     --protocol v0.34 [--max-height H] [--json]
+//! ```
+//!
+//! Every command first prints `listening on <addr>` (with the node id for
+//! tcp) and flushes, so scripts can start the signer after reading it. Exit
+//! status: 0 when every signature verified / every case passed, 1 otherwise,
+//! 2 for usage errors.
 
 use std::io::Write as _;
 use std::process::ExitCode;

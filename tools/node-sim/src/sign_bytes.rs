@@ -43,7 +43,7 @@ impl SpecError {
     }
 }
 
-fn chain_id(chain_id: &str) -> Result<ChainId, SpecError> {
+fn parse_chain_id(chain_id: &str) -> Result<ChainId, SpecError> {
     ChainId::try_from(chain_id).map_err(|e| SpecError::new("chain id", e))
 }
 
@@ -77,8 +77,8 @@ fn round(r: i32) -> Result<Round, SpecError> {
 }
 
 /// The `CanonicalVote` sign bytes of `vote` on `chain_id`.
-pub fn vote_sign_bytes(chain_id_str: &str, vote: &VoteSpec) -> Result<Vec<u8>, SpecError> {
-    let chain = chain_id(chain_id_str)?;
+pub fn vote_sign_bytes(chain_id: &str, vote: &VoteSpec) -> Result<Vec<u8>, SpecError> {
+    let chain = parse_chain_id(chain_id)?;
     let domain = Vote {
         vote_type: match vote.kind {
             VoteKind::Prevote => VoteType::Prevote,
@@ -99,8 +99,8 @@ pub fn vote_sign_bytes(chain_id_str: &str, vote: &VoteSpec) -> Result<Vec<u8>, S
 }
 
 /// The `CanonicalProposal` sign bytes of `proposal` on `chain_id`.
-pub fn proposal_sign_bytes(chain_id_str: &str, p: &ProposalSpec) -> Result<Vec<u8>, SpecError> {
-    let chain = chain_id(chain_id_str)?;
+pub fn proposal_sign_bytes(chain_id: &str, p: &ProposalSpec) -> Result<Vec<u8>, SpecError> {
+    let chain = parse_chain_id(chain_id)?;
     let pol_round = match p.pol_round {
         -1 => None,
         r => Some(round(r).map_err(|e| SpecError::new("pol round", e.reason))?),
@@ -118,8 +118,8 @@ pub fn proposal_sign_bytes(chain_id_str: &str, p: &ProposalSpec) -> Result<Vec<u
 }
 
 /// The `CanonicalVoteExtension` sign bytes of `vote`'s extension on `chain_id`.
-pub fn extension_sign_bytes(chain_id_str: &str, vote: &VoteSpec) -> Result<Vec<u8>, SpecError> {
-    let chain = chain_id(chain_id_str)?;
+pub fn extension_sign_bytes(chain_id: &str, vote: &VoteSpec) -> Result<Vec<u8>, SpecError> {
+    let chain = parse_chain_id(chain_id)?;
     // Validate like the vote itself, so both sign-bytes functions agree on
     // which specs are signable.
     height(vote.height)?;
