@@ -86,10 +86,10 @@ impl Kms {
         self.path("state/consensus.state")
     }
 
-    /// Append a line to tmkms.toml (e.g. `max_height = 10`) before the first table.
+    /// Add a top-level setting (e.g. `max_height = 10`) at the top of tmkms.toml.
     pub fn set_top_level(&self, line: &str) {
         let text = fs::read_to_string(&self.config).unwrap();
-        let text = text.replacen("[[validator]]", &format!("{line}\n[[validator]]"), 1);
+        let text = format!("{line}\n{text}");
         fs::write(&self.config, text).unwrap();
     }
 
