@@ -44,12 +44,19 @@ fn config_dir(config: &Path) -> PathBuf {
     }
 }
 
-fn print_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<()> {
+/// The key as `pubkey` prints it, followed by the validator address line.
+fn show_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<String> {
     let shown = key
         .format(format, hrp)
         .with_context(|| format!("cannot show the key with bech32 prefix {hrp:?}"))?;
-    println!("{shown}");
-    println!("validator address: {}", key.validator_address_hex());
+    Ok(format!(
+        "{shown}\nvalidator address: {}",
+        key.validator_address_hex()
+    ))
+}
+
+fn print_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<()> {
+    println!("{}", show_pubkey(key, format, hrp)?);
     Ok(())
 }
 
@@ -90,6 +97,8 @@ pub fn init(args: InitArgs) -> Result<()> {
         Some(source) => read_state_json(source, ImportFormat::Auto)?,
         None => SignState::default(),
     };
+    // Before anything is written: a bad -b must not leave a half-made home.
+    let shown = show_pubkey(&key.public_key(), args.pubkey_format, &args.bech32_prefix)?;
     let key_path = dir.join(&params.consensus_key_path);
     key.write(&key_path, WriteMode::CreateNew)?;
     let identity = IdentityKey::generate();
@@ -112,14 +121,17 @@ pub fn init(args: InitArgs) -> Result<()> {
         dir.join(&params.state_file_path).display(),
         state.position
     );
-    print_pubkey(&key.public_key(), args.pubkey_format, &args.bech32_prefix)
+    println!("{shown}");
+    Ok(())
 }
 
 fn write_new_file(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents)

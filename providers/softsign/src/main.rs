@@ -77,6 +77,7 @@ enum Command {
     },
     /// Print the consensus public key and validator address.
     Pubkey {
+        /// Config file (tmkms.toml).
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
         /// Output format: bech32, base64, json, hex.
@@ -88,6 +89,7 @@ enum Command {
     },
     /// Run the signer.
     Start {
+        /// Config file (tmkms.toml).
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
         /// Create a missing state file at height 0. Only for a new chain: on a
@@ -106,6 +108,7 @@ enum Command {
 enum StateCommand {
     /// Print the last signed height/round/step.
     Show {
+        /// Config file (tmkms.toml).
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
         /// Print CometBFT priv_validator_state.json instead of a summary.
@@ -114,7 +117,9 @@ enum StateCommand {
     },
     /// Import CometBFT's priv_validator_state.json or tmkms's state JSON.
     Import {
+        /// The state JSON file to import.
         source: PathBuf,
+        /// Config file (tmkms.toml).
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
         /// Input format: auto, cometbft, tmkms.

@@ -32,7 +32,7 @@ pub enum StateError {
     Corrupt { path: String, reason: String },
     #[error("state file {path} already exists; refusing to overwrite it (use `state import` to move it forward)")]
     Exists { path: String },
-    #[error("refusing to move state file {path} backwards from {current} to {requested}; pass the force option if this is really intended")]
+    #[error("refusing to move state file {path} backwards from {current} to {requested}; pass --danger-allow-regression if this is really intended")]
     Regression {
         path: String,
         current: crate::types::Position,

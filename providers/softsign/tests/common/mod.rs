@@ -98,6 +98,24 @@ impl Kms {
         self.spawn_with_env(&[])
     }
 
+    /// Start the signer with extra `start` arguments (e.g.
+    /// `--allow-empty-state`); its log goes to signer.log (appended).
+    pub fn spawn_with_args(&self, extra: &[&str]) -> Child {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        Command::new(BIN)
+            .args(["start", "-c", self.config.to_str().unwrap()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tmkms-softsign start")
+    }
+
     pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Child {
         let log = fs::OpenOptions::new()
             .create(true)
