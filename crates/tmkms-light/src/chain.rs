@@ -7,7 +7,6 @@
 //! step.
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use tracing::{debug, error, info, warn};
 
@@ -169,7 +168,6 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         mut vote: Vote,
         skip_extension_signing: bool,
     ) -> Result<SignedVote, RemoteError> {
-        let started = Instant::now();
         let position = vote.position();
         self.check_max_height(position)?;
         let sign_bytes = vote_sign_bytes(&self.policy.chain_id, &vote);
@@ -189,7 +187,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             None
         };
         drop(guarded);
-        self.log_signed(position, &release, started);
+        self.log_release(position, &release);
         vote.extension = Vec::new();
         Ok(SignedVote {
             vote,
@@ -199,7 +197,6 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     }
 
     fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, RemoteError> {
-        let started = Instant::now();
         let position = proposal.position();
         self.check_max_height(position)?;
         let sign_bytes = proposal_sign_bytes(&self.policy.chain_id, &proposal);
@@ -210,7 +207,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         if let Some(timestamp) = timestamp {
             proposal.timestamp = timestamp;
         }
-        self.log_signed(position, &release, started);
+        self.log_release(position, &release);
         Ok(SignedProposal {
             proposal,
             signature: release.signature(),
@@ -284,15 +281,12 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         })
     }
 
-    fn log_signed(&self, position: Position, release: &Release, started: Instant) {
-        let micros = started.elapsed().as_micros();
+    /// Fresh signatures are logged by the session (with latency, when it has
+    /// a clock); replays are rare and worth an info line of their own.
+    fn log_release(&self, position: Position, release: &Release) {
         match release {
-            Release::Fresh(..) => {
-                info!(chain_id = %self.policy.chain_id, at = %position, latency_us = micros, "signed")
-            }
-            Release::Replayed(..) => {
-                info!(chain_id = %self.policy.chain_id, at = %position, latency_us = micros, "replayed stored signature")
-            }
+            Release::Fresh(..) => debug!(at = %position, "signed"),
+            Release::Replayed(..) => info!(at = %position, "replayed the stored signature"),
         }
     }
 

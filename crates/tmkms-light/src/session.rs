@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 
 use thiserror::Error;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::chain::ChainSigner;
 use crate::privval::frame::{write_message, FrameError, FrameReader};
@@ -21,11 +21,16 @@ use crate::signer::ConsensusSigner;
 /// Largest response a v0.34–v0.39 node reads (`maxRemoteSignerMsgSize`).
 pub const NODE_RESPONSE_CAP: usize = 10 * 1024;
 
+/// A monotonic clock, for latency figures in logs. Enclaves, which have no
+/// trustworthy clock, pass `None`; nothing but logging depends on it.
+pub type Clock = fn() -> std::time::Instant;
+
 /// Per-connection protocol settings.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
     pub dialect: Dialect,
     pub max_frame_bytes: usize,
+    pub clock: Option<Clock>,
 }
 
 /// Why a session ended.
@@ -51,7 +56,9 @@ where
     let mut reader = FrameReader::new(config.max_frame_bytes);
     let mut answered = 0u64;
     loop {
-        let response = match reader.next_message(io) {
+        let body = reader.next_message(io);
+        let started = config.clock.map(|now| now());
+        let response = match body {
             Ok(body) => match decode_request(config.dialect, body) {
                 Ok(request) => {
                     debug!(kind = ?request.kind(), "request");
@@ -91,6 +98,28 @@ where
             return (answered, SessionError::Write(e));
         }
         answered += 1;
+        log_signed(&response, started, config.clock);
         reader.shrink();
+    }
+}
+
+/// One info line per released signature, with the request's latency inside
+/// the signer (decode, guard, durable write, signing, encode, write).
+fn log_signed(response: &Response, started: Option<std::time::Instant>, clock: Option<Clock>) {
+    let latency_us = match (started, clock) {
+        (Some(started), Some(now)) => now().saturating_duration_since(started).as_micros(),
+        _ => 0,
+    };
+    match response {
+        Response::SignedVote(Ok(signed)) => info!(
+            at = %signed.vote.position(),
+            extension_signed = signed.extension_signature.is_some(),
+            latency_us,
+            "signed"
+        ),
+        Response::SignedProposal(Ok(signed)) => {
+            info!(at = %signed.proposal.position(), latency_us, "signed")
+        }
+        _ => {}
     }
 }

@@ -27,7 +27,7 @@ pub enum InvalidValue {
     EmptyChainId,
     #[error("chain id is {len} bytes long, the maximum is {MAX_CHAIN_ID_LEN}")]
     ChainIdTooLong { len: usize },
-    #[error("chain id contains a character outside printable ASCII")]
+    #[error("chain id may only contain printable ASCII characters, without spaces")]
     ChainIdCharacters,
     #[error("height {0} is negative")]
     NegativeHeight(i64),

@@ -264,6 +264,7 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
             session: SessionConfig {
                 dialect: v.protocol_version,
                 max_frame_bytes: config.max_frame_bytes,
+                clock: Some(std::time::Instant::now),
             },
             timeout: v.timeout(),
             max_backoff: v.reconnect_max_backoff(),
