@@ -22,7 +22,7 @@ use crate::types::{ChainId, Height};
 
 /// Default cap on one request frame: a 1 MiB vote extension plus 64 KiB for
 /// the rest of the request.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 1_048_576 + 65_536;
+pub const DEFAULT_MAX_FRAME_BYTES: usize = crate::privval::frame::DEFAULT_MAX_FRAME_BYTES;
 /// Smallest accepted `max_frame_bytes`.
 pub const MIN_MAX_FRAME_BYTES: usize = 16 * 1024;
 /// Largest accepted `max_frame_bytes`.

@@ -1,0 +1,658 @@
+#!/usr/bin/env python3
+"""Real-node end-to-end suite: for each CometBFT release line, a one-validator
+chain whose only signer is tmkms-softsign.
+
+Per line (see e2e/lines.toml): install the node with `go install` (cached),
+`<node> init`, import the node's validator key and state into the signer,
+point `priv_validator_laddr` at it, remove the node's key file, run the chain
+to the target height (with signer kills and node restarts where configured),
+then check through the node's RPC that every commit carries a valid signature
+by our validator, that the signer's state followed the chain and that the
+node's log shows no consensus failure or conflicting votes.
+
+Usage: e2e/run.py            (normally through scripts/e2e.sh)
+Environment:
+  E2E_LINES           space/comma separated line names (default: all in lines.toml)
+  E2E_CACHE           cache root for node binaries (default ~/.cache/tmkms-e2e)
+  E2E_TARGET_HEIGHT   height every run must reach (default 30)
+  E2E_LINE_TIMEOUT    seconds allowed for the runs of one line, installs excluded (default 300)
+  E2E_INSTALL_TIMEOUT seconds allowed for building one node (default 1800)
+  E2E_WORK            work directory (default: a new /tmp/tmkms-e2e.* directory)
+  E2E_KEEP            1 = keep the work directory even when everything passed
+  TMKMS_BIN_DIR       where tmkms-softsign is (default <repo>/target/release)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from verify import (  # noqa: E402
+    canonical_precommit_sign_bytes,
+    ed25519_verify,
+    parse_rfc3339_utc,
+)
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO = E2E_DIR.parent
+
+COMMIT_FLAG = 2  # BlockIDFlagCommit
+# A node's log must never contain these (case-insensitive).
+FORBIDDEN_NODE_LOG = [
+    "CONSENSUS FAILURE",
+    "conflicting",
+    "DuplicateVoteEvidence",
+    "duplicate vote",
+    "panic:",
+]
+# How long the node may take, once restarted, to commit a block signed by us.
+RESUME_LIMIT_S = 10.0
+
+
+class LineTimeout(Exception):
+    pass
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Deadline:
+    at: float
+    what: str
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise LineTimeout(f"time limit for {self.what} exceeded")
+
+
+# --- lines ------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    transport: str
+    disruptions: list[str]
+    app: str = "kvstore"
+
+
+@dataclass
+class Line:
+    name: str
+    package: str
+    module: str
+    version: str
+    binary: str
+    dialect: str
+    vote_extensions: str
+    runs: list[RunSpec]
+    go_env: dict[str, str] = field(default_factory=dict)
+
+
+def load_lines() -> list[Line]:
+    with open(E2E_DIR / "lines.toml", "rb") as f:
+        data = tomllib.load(f)
+    lines = []
+    for t in data["line"]:
+        runs = [RunSpec(**r) for r in t.pop("runs")]
+        for r in runs:
+            if r.transport not in ("tcp", "unix"):
+                raise SystemExit(f"lines.toml: line {t['name']}: unknown transport {r.transport!r}")
+            for d in r.disruptions:
+                if d not in ("kill-signer", "restart-node"):
+                    raise SystemExit(f"lines.toml: line {t['name']}: unknown disruption {d!r}")
+        if t["vote_extensions"] not in ("", "abci", "feature"):
+            raise SystemExit(f"lines.toml: line {t['name']}: vote_extensions must be '', 'abci' or 'feature'")
+        lines.append(Line(runs=runs, **t))
+    return lines
+
+
+# --- installing nodes ---------------------------------------------------------
+
+
+def install_node(line: Line, cache_root: Path, timeout_s: float) -> tuple[Path, str]:
+    """Return the node binary, building it into the cache when absent."""
+    bindir = cache_root / line.version / "bin"
+    exe = bindir / line.binary
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return exe, "cached"
+    bindir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, GOBIN=str(bindir), **line.go_env)
+    started = time.monotonic()
+    log(f"{line.name}: go install {line.package}@{line.version} (first run only)")
+    first = subprocess.run(
+        ["go", "install", f"{line.package}@{line.version}"],
+        env=env, capture_output=True, text=True, timeout=timeout_s, cwd=tempfile.gettempdir(),
+    )
+    if first.returncode == 0 and exe.is_file():
+        return exe, f"go install ({time.monotonic() - started:.0f}s)"
+    # `go install pkg@version` also asks the proxy for the module's version list
+    # (to look for a deprecation notice) and gives up when that list is not
+    # served, even though the version itself is. Build the same version from
+    # its module source instead, as its own main module.
+    log(f"{line.name}: go install failed: {first.stderr.strip().splitlines()[-1:]}; "
+        f"building {line.module}@{line.version} from its module source")
+    dl = subprocess.run(
+        ["go", "mod", "download", "-json", f"{line.module}@{line.version}"],
+        env=env, capture_output=True, text=True, timeout=timeout_s, cwd=tempfile.gettempdir(),
+    )
+    if dl.returncode != 0:
+        raise CheckFailed(f"go install failed:\n{first.stderr}\ngo mod download failed:\n{dl.stdout}{dl.stderr}")
+    moddir = Path(json.loads(dl.stdout)["Dir"])
+    rel = line.package[len(line.module):].lstrip("/") or "."
+    build = subprocess.run(
+        ["go", "build", "-o", str(exe), f"./{rel}"],
+        env=env, capture_output=True, text=True, cwd=moddir,
+        timeout=max(60.0, timeout_s - (time.monotonic() - started)),
+    )
+    if build.returncode != 0:
+        raise CheckFailed(f"go install failed:\n{first.stderr}\ngo build in {moddir} failed:\n{build.stderr}")
+    return exe, f"go build from module source ({time.monotonic() - started:.0f}s)"
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def set_toml_keys(path: Path, settings: dict[tuple[str, str], str]) -> None:
+    """Replace `key = value` lines in the given [section]s ("" = top level).
+    Every key must already exist in the file (the node wrote it)."""
+    out, section, seen = [], "", set()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        m = re.match(r"^\[([^\]]+)\]$", line)
+        if m:
+            section = m.group(1)
+        else:
+            k = re.match(r"^([A-Za-z0-9_\-]+)\s*=", line)
+            if k and (section, k.group(1)) in settings:
+                key = (section, k.group(1))
+                raw = f"{k.group(1)} = {settings[key]}"
+                seen.add(key)
+        out.append(raw)
+    missing = set(settings) - seen
+    if missing:
+        raise CheckFailed(f"{path}: keys not found: {sorted(missing)}")
+    path.write_text("\n".join(out) + "\n")
+
+
+def rpc(port: int, method: str, timeout: float = 2.0, **params) -> dict:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    url = f"http://127.0.0.1:{port}/{method}" + (f"?{query}" if query else "")
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        body = json.load(r)
+    if "error" in body and body["error"]:
+        raise CheckFailed(f"RPC {method} {params}: {body['error']}")
+    return body["result"]
+
+
+def latest_height(port: int) -> int | None:
+    try:
+        return int(rpc(port, "status", timeout=1.0)["sync_info"]["latest_block_height"])
+    except (OSError, urllib.error.URLError, ValueError, KeyError, json.JSONDecodeError):
+        return None
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def read_log(path: Path) -> str:
+    try:
+        return ANSI.sub("", path.read_text(errors="replace"))
+    except FileNotFoundError:
+        return ""
+
+
+def tail(path: Path, n: int = 25) -> str:
+    return "\n".join("    " + l for l in read_log(path).splitlines()[-n:])
+
+
+def percentile(values: list[int], q: float) -> int | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
+
+
+class Proc:
+    """A child process in its own process group, logging to a file."""
+
+    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict | None = None):
+        self.name = name
+        self.logfile = logfile
+        with open(logfile, "a") as f:
+            f.write(f"\n===== e2e: starting {name}: {' '.join(argv)} =====\n")
+            f.flush()
+            self.p = subprocess.Popen(
+                argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env,
+            )
+        self.started = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float = 15.0) -> int | None:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            return self.p.wait(timeout=10)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.p.wait(timeout=10)
+
+
+# --- one chain ----------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    line: str
+    version: str
+    transport: str
+    app: str
+    ok: bool = False
+    error: str = ""
+    height: int = 0
+    signed_by_us: int = 0
+    verified: int = 0
+    restarts: int = 0
+    resume_s: list[float] = field(default_factory=list)
+    signer_state_height: int = 0
+    p50_us: int | None = None
+    p99_us: int | None = None
+    signatures: int = 0
+    replays: int = 0
+    refusals: int = 0
+    seconds: float = 0.0
+    workdir: str = ""
+
+
+class ChainRun:
+    def __init__(self, line: Line, spec: RunSpec, node_bin: Path, signer_bin: Path,
+                 work: Path, target: int, deadline: Deadline, result: RunResult):
+        self.line, self.spec, self.node_bin, self.signer_bin = line, spec, node_bin, signer_bin
+        self.work, self.target, self.deadline, self.r = work, target, deadline, result
+        self.home = work / "node"
+        self.kms = work / "kms"
+        self.node_log = work / "node.log"
+        self.signer_log = work / "signer.log"
+        self.node: Proc | None = None
+        self.signer: Proc | None = None
+        self.rpc_port = free_port()
+        self.p2p_port = free_port()
+
+    # setup
+
+    def setup(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        init = subprocess.run([str(self.node_bin), "init", "--home", str(self.home)],
+                              capture_output=True, text=True, timeout=60)
+        if init.returncode != 0:
+            raise CheckFailed(f"{self.node_bin.name} init failed: {init.stdout}{init.stderr}")
+        cfg = self.home / "config"
+        genesis_path = cfg / "genesis.json"
+        genesis = json.loads(genesis_path.read_text())
+        self.chain_id = genesis["chain_id"]
+        if self.line.vote_extensions:
+            genesis["consensus_params"].setdefault(self.line.vote_extensions, {})[
+                "vote_extensions_enable_height"] = "1"
+            genesis_path.write_text(json.dumps(genesis, indent=2) + "\n")
+
+        if self.spec.transport == "tcp":
+            self.laddr = f"tcp://127.0.0.1:{free_port()}"
+        else:
+            self.laddr = f"unix://{self.work / 'privval.sock'}"
+        set_toml_keys(cfg / "config.toml", {
+            ("", "proxy_app"): f'"{self.spec.app}"',
+            ("", "priv_validator_laddr"): f'"{self.laddr}"',
+            ("rpc", "laddr"): f'"tcp://127.0.0.1:{self.rpc_port}"',
+            ("p2p", "laddr"): f'"tcp://127.0.0.1:{self.p2p_port}"',
+            ("p2p", "seeds"): '""',
+            ("p2p", "persistent_peers"): '""',
+            ("consensus", "timeout_commit"): '"200ms"',
+        })
+
+        key_file = cfg / "priv_validator_key.json"
+        key = json.loads(key_file.read_text())
+        self.address = key["address"].upper()
+        self.pubkey = base64.b64decode(key["pub_key"]["value"])
+        init = subprocess.run(
+            [str(self.signer_bin), "init", "-c", str(self.kms / "tmkms.toml"),
+             "--chain-id", self.chain_id, "--address", self.laddr,
+             "--protocol-version", self.line.dialect,
+             "--import-key", str(key_file),
+             "--import-state", str(self.home / "data" / "priv_validator_state.json")],
+            capture_output=True, text=True, timeout=30,
+        )
+        if init.returncode != 0:
+            raise CheckFailed(f"tmkms-softsign init failed: {init.stdout}{init.stderr}")
+        if self.address not in init.stdout + init.stderr:
+            raise CheckFailed(f"signer reports another validator address than {self.address}:\n{init.stdout}{init.stderr}")
+        # Only our signer may hold the key from here on.
+        key_file.unlink()
+
+    # processes
+
+    def start_signer(self) -> None:
+        env = dict(os.environ, NO_COLOR="1")
+        env.pop("TMKMS_LOG", None)
+        self.signer = Proc("tmkms-softsign", [str(self.signer_bin), "start", "-c", str(self.kms / "tmkms.toml")],
+                           self.signer_log, env=env)
+
+    def start_node(self) -> None:
+        self.node = Proc(self.node_bin.name, [str(self.node_bin), "start", "--home", str(self.home)], self.node_log)
+
+    def stop_all(self) -> None:
+        for p in (self.node, self.signer):
+            if p is not None and p.alive():
+                p.stop()
+
+    def height(self) -> int | None:
+        return latest_height(self.rpc_port)
+
+    def wait_height(self, at_least: int, what: str) -> tuple[int, float]:
+        """Wait until the chain is at `at_least`; return (height, when)."""
+        while True:
+            self.deadline.check()
+            if self.node is not None and not self.node.alive():
+                raise CheckFailed(f"node exited (code {self.node.p.returncode}) while waiting for {what}:\n"
+                                  f"{tail(self.node_log)}")
+            h = self.height()
+            if h is not None and h >= at_least:
+                return h, time.monotonic()
+            time.sleep(0.1)
+
+    # disruptions
+
+    def kill_signer(self) -> None:
+        assert self.signer is not None
+        h, _ = self.wait_height((self.height() or 0) + 1, "a new block before the signer kill")
+        time.sleep(random.uniform(0.0, 0.3))  # land anywhere in the round
+        log(f"  SIGKILL signer at height ~{h}")
+        self.signer.kill9()
+        time.sleep(1.5)
+        stalled = self.height() or h
+        self.start_signer()
+        restarted = time.monotonic()
+        h2, when = self.wait_height(stalled + 3, "the chain to resume after the signer restart")
+        self.r.restarts += 1
+        log(f"  signer restarted; chain at {h2} ({when - restarted:.1f}s after the restart)")
+
+    def restart_node(self) -> None:
+        assert self.node is not None
+        h, _ = self.wait_height((self.height() or 0) + 1, "a new block before the node restart")
+        log(f"  stopping node at height ~{h}")
+        code = self.node.stop(grace=30)
+        if code not in (0, -signal.SIGTERM, 143):
+            log(f"  note: node exited with code {code} on SIGTERM")
+        time.sleep(1.0)
+        self.start_node()
+        started = self.node.started
+        h2, when = self.wait_height(h + 1, "a new block after the node restart")
+        resume = when - started
+        self.r.resume_s.append(round(resume, 1))
+        if resume > RESUME_LIMIT_S:
+            raise CheckFailed(f"after the node restart the first new block took {resume:.1f}s "
+                              f"(limit {RESUME_LIMIT_S}s)")
+        self.r.restarts += 1
+        log(f"  node restarted; block {h2} committed {resume:.1f}s after the node process started")
+
+    # the run
+
+    def run(self) -> None:
+        self.setup()
+        # As an operator would: signer first (it keeps dialing), then the node.
+        self.start_signer()
+        self.start_node()
+        self.wait_height(2, "the first blocks")
+        n = len(self.spec.disruptions)
+        for i, d in enumerate(self.spec.disruptions):
+            # Spread the disruptions over the run.
+            self.wait_height(max(3, self.target * (i + 1) // (n + 2)), f"the height for {d}")
+            if d == "kill-signer":
+                self.kill_signer()
+            else:
+                self.restart_node()
+        final, _ = self.wait_height(self.target, f"height {self.target}")
+        self.check(final)
+
+    def check(self, final: int) -> None:
+        r = self.r
+        r.height = final
+        port = self.rpc_port
+        # The genesis validator set is ours alone, with our key.
+        vals = rpc(port, "validators", height=final)["validators"]
+        if len(vals) != 1 or vals[0]["address"].upper() != self.address \
+                or base64.b64decode(vals[0]["pub_key"]["value"]) != self.pubkey:
+            raise CheckFailed(f"unexpected validator set at {final}: {vals}")
+        if self.line.vote_extensions:
+            params = rpc(port, "consensus_params", height=final)["consensus_params"]
+            enabled = params.get(self.line.vote_extensions, {}).get("vote_extensions_enable_height")
+            if str(enabled) != "1":
+                raise CheckFailed(f"vote extensions not enabled from height 1: consensus_params={params}")
+
+        problems = []
+        for h in range(1, final + 1):
+            commit = rpc(port, "commit", height=h)["signed_header"]["commit"]
+            ours = [s for s in commit["signatures"]
+                    if (s.get("validator_address") or "").upper() == self.address]
+            if len(ours) != 1 or int(ours[0]["block_id_flag"]) != COMMIT_FLAG or not ours[0]["signature"]:
+                problems.append(f"height {h}: no commit signature from {self.address}: {commit['signatures']}")
+                continue
+            r.signed_by_us += 1
+            sig = ours[0]
+            bid = commit["block_id"]
+            sign_bytes = canonical_precommit_sign_bytes(
+                self.chain_id, int(commit["height"]), int(commit["round"]),
+                (bytes.fromhex(bid["hash"]), int(bid["parts"]["total"]), bytes.fromhex(bid["parts"]["hash"])),
+                parse_rfc3339_utc(sig["timestamp"]),
+            )
+            if ed25519_verify(self.pubkey, sign_bytes, base64.b64decode(sig["signature"])):
+                r.verified += 1
+            else:
+                problems.append(f"height {h}: commit signature does not verify")
+            block = rpc(port, "block", height=h)["block"]
+            evidence = (block.get("evidence") or {}).get("evidence") or []
+            if evidence:
+                problems.append(f"height {h}: block carries evidence: {evidence}")
+        if problems:
+            raise CheckFailed("commit checks failed:\n  " + "\n  ".join(problems[:10]))
+
+        state = subprocess.run([str(self.signer_bin), "state", "show", "--json", "-c", str(self.kms / "tmkms.toml")],
+                               capture_output=True, text=True, timeout=30)
+        if state.returncode != 0:
+            raise CheckFailed(f"tmkms-softsign state show failed: {state.stderr}")
+        r.signer_state_height = int(json.loads(state.stdout)["height"])
+        if r.signer_state_height < final:
+            raise CheckFailed(f"signer state at height {r.signer_state_height}, chain at {final}")
+
+    def finish(self) -> None:
+        """Stop everything and check the logs (also after a failed run)."""
+        self.stop_all()
+        r = self.r
+        node_log = read_log(self.node_log)
+        signer_log = read_log(self.signer_log)
+        lat = [int(m.group(1)) for m in re.finditer(r"\bsigned\b.*?latency_us=(\d+)", signer_log)]
+        r.signatures = len(lat)
+        r.p50_us, r.p99_us = percentile(lat, 0.50), percentile(lat, 0.99)
+        r.replays = len(re.findall(r"replayed stored signature", signer_log))
+        r.refusals = len(re.findall(r"refusing to sign", signer_log))
+        bad = [l for l in node_log.splitlines()
+               if any(p.lower() in l.lower() for p in FORBIDDEN_NODE_LOG)]
+        if bad and r.ok:
+            r.ok = False
+            r.error = "node log:\n    " + "\n    ".join(bad[:10])
+        if "panicked" in signer_log and r.ok:
+            r.ok = False
+            r.error = "signer panicked:\n" + tail(self.signer_log)
+        # The node must not have signed with our key: any key file it made for
+        # itself holds another key.
+        key_file = self.home / "config" / "priv_validator_key.json"
+        if key_file.exists():
+            other = json.loads(key_file.read_text())
+            if other["address"].upper() == self.address and r.ok:
+                r.ok = False
+                r.error = "the node holds our validator key again"
+
+
+def run_line(line: Line, node_bin: Path, signer_bin: Path, work: Path, target: int,
+             line_timeout: float) -> list[RunResult]:
+    results = []
+    deadline = Deadline(time.monotonic() + line_timeout, f"line {line.name}")
+    for i, spec in enumerate(line.runs):
+        r = RunResult(line.name, line.version, spec.transport, spec.app)
+        r.workdir = str(work / f"{line.name}-{i}-{spec.transport}")
+        started = time.monotonic()
+        log(f"{line.name} ({line.version}, dialect {line.dialect}, {spec.transport}, app {spec.app}"
+            + (f", {' + '.join(spec.disruptions)}" if spec.disruptions else "") + ")")
+        chain = ChainRun(line, spec, node_bin, signer_bin, Path(r.workdir), target, deadline, r)
+        try:
+            chain.run()
+            r.ok = True
+        except (CheckFailed, LineTimeout, subprocess.TimeoutExpired, OSError, urllib.error.URLError,
+                KeyError, ValueError) as e:
+            r.error = f"{type(e).__name__}: {e}"
+        finally:
+            try:
+                chain.finish()
+            except Exception as e:  # noqa: BLE001 - report, never hide the first error
+                if r.ok:
+                    r.ok, r.error = False, f"while stopping: {type(e).__name__}: {e}"
+        r.seconds = time.monotonic() - started
+        if r.ok:
+            log(f"  OK: height {r.height}, {r.signed_by_us} commits signed by us, "
+                f"{r.verified} verified, signer state at {r.signer_state_height} ({r.seconds:.0f}s)")
+        else:
+            log(f"  FAILED: {r.error}")
+            log(f"  node log tail ({chain.node_log}):\n{tail(chain.node_log)}")
+            log(f"  signer log tail ({chain.signer_log}):\n{tail(chain.signer_log)}")
+        results.append(r)
+    return results
+
+
+def fmt_us(v: int | None) -> str:
+    return "-" if v is None else str(v)
+
+
+def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
+    head = ["line", "version", "transport", "app", "heights", "signed by us", "sigs verified",
+            "restarts", "resume s", "signer p50 us", "signer p99 us", "result"]
+    table = [head]
+    for r in rows:
+        table.append([
+            r.line, r.version, r.transport, r.app, str(r.height), str(r.signed_by_us), str(r.verified),
+            str(r.restarts), ",".join(str(x) for x in r.resume_s) or "-",
+            fmt_us(r.p50_us), fmt_us(r.p99_us), "ok" if r.ok else "FAILED",
+        ])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    print()
+    for j, row in enumerate(table):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    for name, how in install.items():
+        print(f"  node {name}: {how}")
+
+
+def main() -> int:
+    lines = load_lines()
+    wanted = [w for w in re.split(r"[\s,]+", os.environ.get("E2E_LINES", "")) if w]
+    known = [l.name for l in lines]
+    for w in wanted:
+        if w not in known:
+            print(f"e2e: unknown line {w!r} in E2E_LINES; known: {' '.join(known)}", file=sys.stderr)
+            return 2
+    if wanted:
+        lines = [l for l in lines if l.name in wanted]
+    if shutil.which("go") is None:
+        print("e2e: `go` not found on PATH: the real-node suite installs CometBFT with `go install`. "
+              "Install Go (1.22 or newer) and retry.", file=sys.stderr)
+        return 2
+    signer_bin = Path(os.environ.get("TMKMS_BIN_DIR", REPO / "target" / "release")) / "tmkms-softsign"
+    if not signer_bin.is_file():
+        print(f"e2e: {signer_bin} not found: build it with "
+              "`cargo build --release -p tmkms-softsign` (scripts/e2e.sh does)", file=sys.stderr)
+        return 2
+    cache = Path(os.environ.get("E2E_CACHE", Path.home() / ".cache" / "tmkms-e2e"))
+    target = int(os.environ.get("E2E_TARGET_HEIGHT", "30"))
+    line_timeout = float(os.environ.get("E2E_LINE_TIMEOUT", "300"))
+    install_timeout = float(os.environ.get("E2E_INSTALL_TIMEOUT", "1800"))
+    work = Path(os.environ.get("E2E_WORK") or tempfile.mkdtemp(prefix="tmkms-e2e."))
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"lines: {' '.join(l.name for l in lines)}; target height {target}; work dir {work}; node cache {cache}")
+
+    started = time.monotonic()
+    results: list[RunResult] = []
+    install: dict[str, str] = {}
+    for line in lines:
+        try:
+            node_bin, how = install_node(line, cache, install_timeout)
+        except (CheckFailed, subprocess.TimeoutExpired, OSError) as e:
+            install[line.name] = f"INSTALL FAILED: {e}"
+            log(f"{line.name}: install failed: {e}")
+            for spec in line.runs:
+                results.append(RunResult(line.name, line.version, spec.transport, spec.app,
+                                         error=f"install failed: {e}"))
+            continue
+        install[line.name] = f"{line.version} {how} -> {node_bin}"
+        results.extend(run_line(line, node_bin, signer_bin, work, target, line_timeout))
+
+    (work / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
+    print_table(results, install)
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        print(f"  FAILED {r.line} {r.transport}: {r.error.splitlines()[0] if r.error else ''} (logs: {r.workdir})")
+    passed = len(results) - len(failed)
+    log(f"total {time.monotonic() - started:.0f}s")
+    if not failed and os.environ.get("E2E_KEEP") != "1" and "E2E_WORK" not in os.environ:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"  work dir kept: {work}")
+    print(f"e2e: {passed} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
