@@ -13,6 +13,7 @@ node's log shows no consensus failure or conflicting votes.
 Usage: e2e/run.py            (normally through scripts/e2e.sh)
 Environment:
   E2E_LINES           space/comma separated line names (default: all in lines.toml)
+  E2E_EXTRA_DISRUPTIONS  disruptions appended to every run, e.g. "node-outage"
   E2E_CACHE           cache root for node binaries (default ~/.cache/tmkms-e2e)
   E2E_TARGET_HEIGHT   height every run must reach (default 30)
   E2E_LINE_TIMEOUT    seconds allowed for the runs of one line, installs excluded (default 300)
@@ -26,13 +27,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import random
 import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,15 @@ FORBIDDEN_NODE_LOG = [
 ]
 # How long the node may take, once restarted, to commit a block signed by us.
 RESUME_LIMIT_S = 10.0
+# CometBFT's privval listener waits this long for the signer when the node
+# starts (defaultTimeoutAcceptSeconds in privval/socket_listeners.go).
+NODE_ACCEPT_WINDOW_S = 3.0
+# A node outage long enough for the signer's reconnect backoff to reach its cap.
+OUTAGE_MIN_S = 9.0
+DISRUPTIONS = ("kill-signer", "restart-node", "node-outage")
+# tracing's text format: "<time>  INFO [target: ]<message> key=value ...".
+LOG_EVENT = re.compile(r"\b(?:INFO|WARN|ERROR)\s+(?:[\w:]+:\s+)?(?P<msg>[^=]*?)\s+(?P<fields>\w+=.*)$")
+LOG_FIELD = re.compile(r"(\w+)=(\S+)")
 
 
 class LineTimeout(Exception):
@@ -82,9 +92,6 @@ def log(msg: str) -> None:
 class Deadline:
     at: float
     what: str
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
 
     def check(self) -> None:
         if time.monotonic() > self.at:
@@ -124,7 +131,7 @@ def load_lines() -> list[Line]:
             if r.transport not in ("tcp", "unix"):
                 raise SystemExit(f"lines.toml: line {t['name']}: unknown transport {r.transport!r}")
             for d in r.disruptions:
-                if d not in ("kill-signer", "restart-node"):
+                if d not in DISRUPTIONS:
                     raise SystemExit(f"lines.toml: line {t['name']}: unknown disruption {d!r}")
         if t["vote_extensions"] not in ("", "abci", "feature"):
             raise SystemExit(f"lines.toml: line {t['name']}: vote_extensions must be '', 'abci' or 'feature'")
@@ -155,7 +162,8 @@ def install_node(line: Line, cache_root: Path, timeout_s: float) -> tuple[Path, 
     # (to look for a deprecation notice) and gives up when that list is not
     # served, even though the version itself is. Build the same version from
     # its module source instead, as its own main module.
-    log(f"{line.name}: go install failed: {first.stderr.strip().splitlines()[-1:]}; "
+    reason = " | ".join(l.strip() for l in first.stderr.splitlines() if not l.startswith("go: downloading"))
+    log(f"{line.name}: go install failed ({reason[:300]}); "
         f"building {line.module}@{line.version} from its module source")
     dl = subprocess.run(
         ["go", "mod", "download", "-json", f"{line.module}@{line.version}"],
@@ -241,7 +249,7 @@ def percentile(values: list[int], q: float) -> int | None:
     if not values:
         return None
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
+    return s[max(0, math.ceil(q * len(s)) - 1)]  # nearest rank
 
 
 class Proc:
@@ -304,8 +312,10 @@ class RunResult:
     signatures: int = 0
     replays: int = 0
     refusals: int = 0
+    ext_sigs: int = 0
     seconds: float = 0.0
     workdir: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class ChainRun:
@@ -398,6 +408,9 @@ class ChainRun:
             if self.node is not None and not self.node.alive():
                 raise CheckFailed(f"node exited (code {self.node.p.returncode}) while waiting for {what}:\n"
                                   f"{tail(self.node_log)}")
+            if self.signer is not None and not self.signer.alive():
+                raise CheckFailed(f"signer exited (code {self.signer.p.returncode}) while waiting for {what}:\n"
+                                  f"{tail(self.signer_log)}")
             h = self.height()
             if h is not None and h >= at_least:
                 return h, time.monotonic()
@@ -426,6 +439,7 @@ class ChainRun:
         code = self.node.stop(grace=30)
         if code not in (0, -signal.SIGTERM, 143):
             log(f"  note: node exited with code {code} on SIGTERM")
+        self._clear_stale_socket()
         time.sleep(1.0)
         self.start_node()
         started = self.node.started
@@ -437,6 +451,52 @@ class ChainRun:
                               f"(limit {RESUME_LIMIT_S}s)")
         self.r.restarts += 1
         log(f"  node restarted; block {h2} committed {resume:.1f}s after the node process started")
+
+    def node_outage(self) -> None:
+        """Stop the node long enough for the signer's reconnect backoff to reach
+        its cap, then start it just after a failed dial: the node waits
+        only 3 s (CometBFT privval accept timeout) for the signer's first
+        connection and exits if it does not come."""
+        assert self.node is not None
+        h, _ = self.wait_height((self.height() or 0) + 1, "a new block before the node outage")
+        log(f"  stopping node at height ~{h} for a long outage")
+        self.node.stop(grace=30)
+        self._clear_stale_socket()
+        down_since = time.monotonic()
+        dials = read_log(self.signer_log).count("cannot reach node")
+        while True:
+            self.deadline.check()
+            now = read_log(self.signer_log).count("cannot reach node")
+            if now > dials and time.monotonic() - down_since >= OUTAGE_MIN_S:
+                break
+            dials = now
+            time.sleep(0.02)
+        time.sleep(0.3)
+        self.start_node()
+        started = self.node.started
+        try:
+            h2, when = self.wait_height(h + 1, "a new block after the node outage")
+        except CheckFailed as e:
+            if self.node.alive():
+                raise
+            raise CheckFailed(
+                f"the node did not come back after an outage of {time.monotonic() - down_since:.0f}s: it "
+                f"waits {NODE_ACCEPT_WINDOW_S:.0f}s for the signer at start, and the signer did not dial "
+                f"within that window.\n{e}") from None
+        self.r.resume_s.append(round(when - started, 1))
+        self.r.restarts += 1
+        log(f"  node back after the outage; block {h2} committed {when - started:.1f}s after its start")
+
+    def _clear_stale_socket(self) -> None:
+        sock = Path(self.laddr[len("unix://"):]) if self.laddr.startswith("unix://") else None
+        if sock is not None and sock.exists():
+            # The node does not close its privval listener when it shuts down
+            # (node.OnStop only stops a privValidator that is a service, and
+            # RetrySignerClient is not), so the socket file outlives it and the
+            # next start fails with "bind: address already in use". Clear it
+            # as a service manager would (ExecStartPre=rm -f ...).
+            sock.unlink()
+            self.r.notes.append("node left its unix socket behind on exit; removed before restart")
 
     # the run
 
@@ -452,8 +512,10 @@ class ChainRun:
             self.wait_height(max(3, self.target * (i + 1) // (n + 2)), f"the height for {d}")
             if d == "kill-signer":
                 self.kill_signer()
-            else:
+            elif d == "restart-node":
                 self.restart_node()
+            else:
+                self.node_outage()
         final, _ = self.wait_height(self.target, f"height {self.target}")
         self.check(final)
 
@@ -507,17 +569,69 @@ class ChainRun:
         if r.signer_state_height < final:
             raise CheckFailed(f"signer state at height {r.signer_state_height}, chain at {final}")
 
+    def check_signer_log(self, text: str) -> None:
+        """Counts, latency and per-position rules from the signer's info log."""
+        r = self.r
+        signed: dict[str, int] = {}
+        replayed: dict[str, int] = {}
+        latencies: list[int] = []
+        ext_heights: set[int] = set()
+        ext_on_prevote: list[str] = []
+        ext_field_seen = False
+        for line in text.splitlines():
+            m = LOG_EVENT.search(line)
+            if not m:
+                continue
+            msg, fields = m.group("msg"), dict(LOG_FIELD.findall(m.group("fields")))
+            at = fields.get("at", "")
+            if msg == "signed":
+                signed[at] = signed.get(at, 0) + 1
+                if "latency_us" in fields:
+                    latencies.append(int(fields["latency_us"]))
+                if "extension_signed" in fields:
+                    ext_field_seen = True
+                    if fields["extension_signed"] == "true":
+                        if at.endswith("/precommit"):
+                            ext_heights.add(int(at.split("/")[0]))
+                        else:
+                            ext_on_prevote.append(at)
+            elif msg.startswith("replayed"):
+                replayed[at] = replayed.get(at, 0) + 1
+                r.replays += 1
+            elif msg.startswith("refusing"):
+                r.refusals += 1
+        r.signatures = sum(signed.values())
+        r.ext_sigs = len(ext_heights)
+        r.p50_us, r.p99_us = percentile(latencies, 0.50), percentile(latencies, 0.99)
+
+        def fail(why: str) -> None:
+            if r.ok:
+                r.ok, r.error = False, why
+
+        # A vote is never signed afresh twice at one height/round/step, across
+        # all signer restarts (a proposal may be: a new timestamp is re-signed).
+        twice = sorted(at for at, n in signed.items()
+                       if n - replayed.get(at, 0) > 1 and not at.endswith("/proposal"))
+        if twice:
+            fail(f"signer signed a vote afresh twice at: {', '.join(twice[:10])}")
+        if ext_on_prevote:
+            fail(f"signer returned an extension signature on a non-precommit: {ext_on_prevote[:5]}")
+        if not ext_field_seen:
+            r.notes.append("signer log has no extension_signed field; extension checks skipped")
+        elif self.line.vote_extensions:
+            missing = [h for h in range(1, r.height + 1) if h not in ext_heights]
+            if missing:
+                fail(f"no extension-signed precommit from the signer at heights {missing[:10]}")
+        elif ext_heights:
+            fail(f"extension signatures on a line without vote extensions, heights {sorted(ext_heights)[:10]}")
+
     def finish(self) -> None:
         """Stop everything and check the logs (also after a failed run)."""
         self.stop_all()
         r = self.r
         node_log = read_log(self.node_log)
         signer_log = read_log(self.signer_log)
-        lat = [int(m.group(1)) for m in re.finditer(r"\bsigned\b.*?latency_us=(\d+)", signer_log)]
-        r.signatures = len(lat)
-        r.p50_us, r.p99_us = percentile(lat, 0.50), percentile(lat, 0.99)
-        r.replays = len(re.findall(r"replayed stored signature", signer_log))
-        r.refusals = len(re.findall(r"refusing to sign", signer_log))
+        self.check_signer_log(signer_log)
         bad = [l for l in node_log.splitlines()
                if any(p.lower() in l.lower() for p in FORBIDDEN_NODE_LOG)]
         if bad and r.ok:
@@ -577,13 +691,13 @@ def fmt_us(v: int | None) -> str:
 
 def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
     head = ["line", "version", "transport", "app", "heights", "signed by us", "sigs verified",
-            "restarts", "resume s", "signer p50 us", "signer p99 us", "result"]
+            "restarts", "resume s", "signed", "ext sigs", "replayed", "refused", "p50 us", "p99 us", "result"]
     table = [head]
     for r in rows:
         table.append([
             r.line, r.version, r.transport, r.app, str(r.height), str(r.signed_by_us), str(r.verified),
             str(r.restarts), ",".join(str(x) for x in r.resume_s) or "-",
-            fmt_us(r.p50_us), fmt_us(r.p99_us), "ok" if r.ok else "FAILED",
+            str(r.signatures), str(r.ext_sigs), str(r.replays), str(r.refusals), fmt_us(r.p50_us), fmt_us(r.p99_us), "ok" if r.ok else "FAILED",
         ])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     print()
@@ -592,8 +706,16 @@ def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
         if j == 0:
             print("  ".join("-" * w for w in widths))
     print()
+    print("  heights: chain height reached; signed by us: commits 1..height with our COMMIT signature;")
+    print("  sigs verified: of those, Ed25519-verified here; restarts: signer kills + node restarts survived;")
+    print("  resume s: node process start -> first new block; signed/replayed/refused: signer log counts;")
+    print("  ext sigs: heights with an extension-signed precommit (signer log);")
+    print("  p50/p99 us: signer latency_us over every released signature")
     for name, how in install.items():
         print(f"  node {name}: {how}")
+    notes = sorted({f"{r.line} {r.transport}: {n}" for r in rows for n in r.notes})
+    for n in notes:
+        print(f"  note: {n}")
 
 
 def main() -> int:
@@ -606,6 +728,15 @@ def main() -> int:
             return 2
     if wanted:
         lines = [l for l in lines if l.name in wanted]
+    extra = [d for d in re.split(r"[\s,]+", os.environ.get("E2E_EXTRA_DISRUPTIONS", "")) if d]
+    for d in extra:
+        if d not in DISRUPTIONS:
+            print(f"e2e: unknown disruption {d!r} in E2E_EXTRA_DISRUPTIONS; known: {' '.join(DISRUPTIONS)}",
+                  file=sys.stderr)
+            return 2
+    for l in lines:
+        for spec in l.runs:
+            spec.disruptions.extend(extra)
     if shutil.which("go") is None:
         print("e2e: `go` not found on PATH: the real-node suite installs CometBFT with `go install`. "
               "Install Go (1.22 or newer) and retry.", file=sys.stderr)

@@ -33,7 +33,12 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 15;
 /// timeout would drop healthy connections between pings.
 pub const MIN_TIMEOUT_SECS: u64 = 4;
 /// Default upper bound of the reconnection backoff.
-pub const DEFAULT_RECONNECT_MAX_BACKOFF_SECS: u64 = 5;
+pub const DEFAULT_RECONNECT_MAX_BACKOFF_SECS: u64 = 1;
+
+/// A starting node waits only this long for its signer to connect
+/// (CometBFT's `defaultTimeoutAcceptSeconds`) and exits otherwise; a backoff
+/// cap at or above it can make a node restart fail.
+pub const NODE_ACCEPT_WINDOW_SECS: u64 = 3;
 
 /// Default paths written by [`render_template`], relative to the config file.
 pub const DEFAULT_CONSENSUS_KEY_PATH: &str = "secrets/consensus.key";
@@ -794,7 +799,8 @@ protocol_version = {protocol_version}
 # Read/write timeout in seconds, at least {MIN_TIMEOUT_SECS} (the node pings
 # about every 3.3 s). Default: {DEFAULT_TIMEOUT_SECS}.
 timeout_secs = {DEFAULT_TIMEOUT_SECS}
-# Longest wait between reconnection attempts, in seconds. Default: {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}.
+# Longest wait between reconnection attempts, in seconds. Keep it below 3: a
+# starting node waits only 3 s for its signer, then exits. Default: {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}.
 reconnect_max_backoff_secs = {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}
 
 # A second node for the same chain (e.g. a sentry): uncomment and edit. All
@@ -914,7 +920,7 @@ address = "unix:///run/node.sock"
         assert!(!c.danger_allow_sign_bytes);
         assert_eq!(c.validator[0].protocol_version, Dialect::V0_38);
         assert_eq!(c.validator[0].timeout_secs, 15);
-        assert_eq!(c.validator[0].reconnect_max_backoff_secs, 5);
+        assert_eq!(c.validator[0].reconnect_max_backoff_secs, 1);
     }
 
     #[test]

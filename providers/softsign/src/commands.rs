@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tmkms_light::chain::{ChainPolicy, ChainSigner};
-use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::config::{
+    render_template, Address, Config, TemplateParams, NODE_ACCEPT_WINDOW_SECS,
+};
 use tmkms_light::keys::{
     import_key_file, ConsensusKey, IdentityKey, PubkeyFormat, PublicKey, WriteMode,
 };
@@ -100,14 +102,18 @@ pub fn init(args: InitArgs) -> Result<()> {
     // Before anything is written: a bad -b must not leave a half-made home.
     let shown = show_pubkey(&key.public_key(), args.pubkey_format, &args.bech32_prefix)?;
     let key_path = dir.join(&params.consensus_key_path);
+    let id_path = dir.join(&params.id_key_path);
+    let state_path = dir.join(&params.state_file_path);
+    let mut created = CreatedFiles::default();
     key.write(&key_path, WriteMode::CreateNew)?;
+    created.push(&key_path);
     let identity = IdentityKey::generate();
-    identity.write(&dir.join(&params.id_key_path), WriteMode::CreateNew)?;
-    drop(FileStore::create(
-        dir.join(&params.state_file_path),
-        &state,
-    )?);
+    identity.write(&id_path, WriteMode::CreateNew)?;
+    created.push(&id_path);
+    drop(FileStore::create(&state_path, &state)?);
+    created.push(&state_path);
     write_new_file(&args.config, render_template(&params).as_bytes())?;
+    created.keep();
 
     eprintln!("wrote {}", args.config.display());
     eprintln!("consensus key: {}", key_path.display());
@@ -125,6 +131,36 @@ pub fn init(args: InitArgs) -> Result<()> {
     Ok(())
 }
 
+/// Files a failed `init` removes again: what this run created, so that a
+/// retry (after freeing disk space, say) is not refused by a half-made home.
+/// Nothing in them was ever used: the keys signed nothing yet.
+#[derive(Debug, Default)]
+struct CreatedFiles(Vec<PathBuf>);
+
+impl CreatedFiles {
+    fn push(&mut self, path: &Path) {
+        self.0.push(path.to_path_buf());
+    }
+
+    /// `init` succeeded: keep everything.
+    fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for CreatedFiles {
+    fn drop(&mut self) {
+        for path in self.0.iter().rev() {
+            match fs::remove_file(path) {
+                Ok(()) => warn!(path = %path.display(), "removed after the failed init"),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "could not remove after the failed init; remove it before retrying")
+                }
+            }
+        }
+    }
+}
+
 fn write_new_file(path: &Path, contents: &[u8]) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -134,9 +170,15 @@ fn write_new_file(path: &Path, contents: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
+    let written = file
+        .write_all(contents)
         .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()));
+    if written.is_err() {
+        // Created by us and incomplete: leaving it would block a retry.
+        let _ = fs::remove_file(path);
+    }
+    written
 }
 
 pub fn keygen(path: &Path, force: bool) -> Result<()> {
@@ -270,6 +312,15 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
             max_backoff: v.reconnect_max_backoff(),
         })
         .collect();
+    for v in &config.validator {
+        if v.reconnect_max_backoff_secs >= NODE_ACCEPT_WINDOW_SECS {
+            warn!(
+                address = %v.address,
+                reconnect_max_backoff_secs = v.reconnect_max_backoff_secs,
+                "a starting node waits only {NODE_ACCEPT_WINDOW_SECS} s for its signer; with this backoff cap a node restart can fail. Use 1 or 2"
+            );
+        }
+    }
     let shutdown = Arc::new(AtomicBool::new(false));
     run_all(
         chain,
