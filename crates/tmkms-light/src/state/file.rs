@@ -488,7 +488,7 @@ fn sync_dir(dir: &Path) -> Result<(), StateError> {
 fn io_error(path: &Path, what: &str, e: io::Error) -> StateError {
     StateError::Io {
         path: path.display().to_string(),
-        source: io::Error::new(e.kind(), format!("{what}: {e}")),
+        error: io::Error::new(e.kind(), format!("{what}: {e}")),
     }
 }
 

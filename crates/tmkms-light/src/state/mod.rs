@@ -18,12 +18,11 @@ use crate::types::SignState;
 /// the operator knows what to fix.
 #[derive(Debug, Error)]
 pub enum StateError {
-    #[error("state file {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message, so it is deliberately not the
+    // error's `source` (a field of that name would be): error chains
+    // (`{:#}`) would print it twice.
+    #[error("state file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("state file {path} is locked by another process (pid file {lock}); stop the other signer or point state_file_path elsewhere")]
     Locked { path: String, lock: String },
     #[error("state file {path} does not exist; run `init` or `state import`, or start with --allow-empty-state to begin at height 0")]
