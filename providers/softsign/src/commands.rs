@@ -261,7 +261,26 @@ pub fn state_import(
     Ok(())
 }
 
+/// Keep the consensus key out of core dumps and away from same-user
+/// debuggers: no core file, and the process is not dumpable (ptrace and
+/// /proc/<pid>/mem need CAP_SYS_PTRACE).
+fn protect_key_memory() {
+    use nix::sys::resource::{setrlimit, Resource};
+    let no_core = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    if let Err(e) = no_core {
+        warn!(error = %e, "could not disable core dumps; set LimitCORE=0 / ulimit -c 0");
+    }
+    let not_dumpable = nix::sys::prctl::set_dumpable(false);
+    if let Err(e) = not_dumpable {
+        warn!(error = %e, "could not mark the process non-dumpable");
+    }
+    if no_core.is_ok() && not_dumpable.is_ok() {
+        info!("key memory: core dumps disabled, process not dumpable");
+    }
+}
+
 pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    protect_key_memory();
     let config = Config::load(config_path)?;
     let key = ConsensusKey::load(&config.consensus_key_path)?;
     let identity = match (&config.id_key_path, config.uses_tcp()) {
