@@ -29,11 +29,11 @@ for run in $(seq "$RUNS"); do
   addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/bench.out" | head -1)
   "$BIN/tmkms-softsign" init -c "$work/tmkms.toml" --chain-id bench-chain --address "$addr" \
     --protocol-version "$PROTOCOL" >/dev/null 2>&1
-  TMKMS_LOG=warn "$BIN/tmkms-softsign" start -c "$work/tmkms.toml" 2>"$work/signer.log" &
+  TMKMS_LOG=${TMKMS_LOG:-warn} "$BIN/tmkms-softsign" start -c "$work/tmkms.toml" 2>"$work/signer.log" &
   signer=$!
   wait "$sim"
   kill "$signer" 2>/dev/null || true
   wait "$signer" 2>/dev/null || true
   echo "run $run: $(grep -v '^listening' "$work/bench.out" | tr '\n' ' ')"
-  rm -rf "$work"
+  [[ -n "${KEEP:-}" ]] || rm -rf "$work"
 done
