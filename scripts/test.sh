@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it:
 #   ./scripts/test.sh
-# Format and lint checks, then the whole workspace's tests (unit, property,
-# integration against the real binaries, crash and fault injection).
+# 1. format and lint checks;
+# 2. the workspace's tests: unit, property and exhaustive guard checks,
+#    integration tests of the real binaries against the node simulator
+#    (conformance per dialect, SIGKILL crash test, storage/network faults);
+# 3. the real-CometBFT end-to-end suite (scripts/e2e.sh);
+# 4. a fuzzing smoke run of every fuzz target (scripts/fuzz.sh);
+# 5. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
+#
+# Skip slow parts locally with SKIP_E2E=1, SKIP_FUZZ=1, SKIP_AUDIT=1;
+# FUZZ_SECONDS (default 30) is the fuzzing time per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n== %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n== [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
 
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
 
@@ -18,5 +27,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+
+if [[ "${SKIP_E2E:-0}" != 1 ]]; then
+  step "end to end with real CometBFT nodes"
+  ./scripts/e2e.sh
+fi
+
+if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
+  step "fuzzing smoke run (${FUZZ_SECONDS:-30} s per target)"
+  ./scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+fi
+
+if [[ "${SKIP_AUDIT:-0}" != 1 ]]; then
+  step "dependency audit"
+  ./scripts/audit.sh
+fi
 
 step "all tests passed"
