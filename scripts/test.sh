@@ -28,6 +28,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
 
+step "exhaustive guard check (sequence counts)"
+cargo test -q --locked -p tmkms-light --test exhaustive_guard -- --nocapture 2>&1 | grep -E "exhaustive guard check|test result"
+
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
   step "end to end with real CometBFT nodes"
   ./scripts/e2e.sh
