@@ -67,6 +67,24 @@ impl Release {
     }
 }
 
+/// Characters of a requested chain id quoted back in errors and logs. Valid
+/// chain ids are at most 50 bytes; the node sends any string, up to the
+/// frame cap, and the error must stay within the node's 10 KiB read cap.
+const QUOTED_CHAIN_ID_CHARS: usize = 64;
+
+/// A peer-supplied chain id for an error or log line: escaped, and cut
+/// after [`QUOTED_CHAIN_ID_CHARS`] characters.
+fn quoted_chain_id(requested: &str) -> String {
+    let mut chars = requested.chars();
+    let head: String = chars.by_ref().take(QUOTED_CHAIN_ID_CHARS).collect();
+    let rest = chars.count();
+    if rest == 0 {
+        format!("{head:?}")
+    } else {
+        format!("{head:?} (and {rest} more characters)")
+    }
+}
+
 fn remote(code: ErrorCode, description: impl Into<String>) -> RemoteError {
     RemoteError {
         code,
@@ -134,17 +152,17 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         if requested == self.policy.chain_id.as_str() {
             return Ok(());
         }
+        let shown = quoted_chain_id(requested);
         warn!(
             expected = %self.policy.chain_id,
-            requested = %requested.escape_debug(),
+            requested = %shown,
             "refusing request for another chain"
         );
         Err(remote(
             ErrorCode::WrongChainId,
             format!(
-                "this signer serves chain {:?}, not {:?}",
+                "this signer serves chain {:?}, not {shown}",
                 self.policy.chain_id.as_str(),
-                requested
             ),
         ))
     }
@@ -312,5 +330,56 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         }
         debug!(len = value.len(), "signing raw bytes");
         self.sign_or_refuse(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::privval::encode_response;
+    use crate::session::NODE_RESPONSE_CAP;
+    use crate::state::MemoryStore;
+
+    fn signer() -> ChainSigner<ed25519_dalek::SigningKey> {
+        let policy = ChainPolicy {
+            chain_id: ChainId::try_from("test-chain").unwrap(),
+            max_height: None,
+            danger_allow_sign_bytes: false,
+        };
+        ChainSigner::new(
+            policy,
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+            Box::new(MemoryStore::default()),
+            SignState::default(),
+        )
+    }
+
+    /// Found by the `session` fuzz target: a request naming an 11,000-character
+    /// chain id was answered with an 11 KiB error, which a v0.34–v1.0 node
+    /// cannot read (it drops the connection instead).
+    #[test]
+    fn refuses_huge_foreign_chain_id_within_the_node_response_cap() {
+        let chain = signer();
+        for dialect in Dialect::ALL {
+            let response = chain.handle(
+                dialect,
+                Request::PubKey {
+                    chain_id: "\u{10ffff}".repeat(11_000),
+                },
+            );
+            let Response::PubKey(Err(error)) = &response else {
+                unreachable!("expected a refusal, got {response:?}");
+            };
+            assert_eq!(error.code, ErrorCode::WrongChainId);
+            assert!(error.description.contains("and 10936 more characters"));
+            assert!(encode_response(dialect, &response).len() <= NODE_RESPONSE_CAP);
+        }
+    }
+
+    #[test]
+    fn quotes_short_foreign_chain_id_whole() {
+        assert_eq!(quoted_chain_id("other-chain"), "\"other-chain\"");
+        assert_eq!(quoted_chain_id("a\nb"), "\"a\\nb\"");
     }
 }

@@ -548,28 +548,35 @@ impl fmt::Debug for IdentityKey {
 /// key types, public key and address are all checked against the private key.
 pub fn import_key_file(path: &Path) -> Result<ConsensusKey, KeyError> {
     let contents = read_key_file(path)?;
-    let text = key_text(&contents).map_err(format_error(path))?;
-    if looks_like_json(text) {
-        parse_comet_json(text, JsonKind::PrivValidatorKey)
-    } else {
-        parse_base64_key(text)
-    }
-    .map(ConsensusKey)
-    .map_err(format_error(path))
+    parse_consensus_key_file(&contents).map_err(format_error(path))
 }
 
 /// Read an identity key from a key file in our base64 format or from a
 /// CometBFT `node_key.json`, detected by content.
 pub fn import_identity_key_file(path: &Path) -> Result<IdentityKey, KeyError> {
     let contents = read_key_file(path)?;
-    let text = key_text(&contents).map_err(format_error(path))?;
+    parse_identity_key_file(&contents).map_err(format_error(path))
+}
+
+/// The contents of a file [`import_key_file`] reads, parsed without any
+/// file I/O.
+pub fn parse_consensus_key_file(contents: &[u8]) -> Result<ConsensusKey, FormatProblem> {
+    parse_key_contents(contents, JsonKind::PrivValidatorKey).map(ConsensusKey)
+}
+
+/// The contents of a file [`import_identity_key_file`] reads, parsed
+/// without any file I/O.
+pub fn parse_identity_key_file(contents: &[u8]) -> Result<IdentityKey, FormatProblem> {
+    parse_key_contents(contents, JsonKind::NodeKey).map(IdentityKey)
+}
+
+fn parse_key_contents(contents: &[u8], kind: JsonKind) -> Result<Ed25519Secret, FormatProblem> {
+    let text = key_text(contents)?;
     if looks_like_json(text) {
-        parse_comet_json(text, JsonKind::NodeKey)
+        parse_comet_json(text, kind)
     } else {
         parse_base64_key(text)
     }
-    .map(IdentityKey)
-    .map_err(format_error(path))
 }
 
 /// Reads a key file in our format only.

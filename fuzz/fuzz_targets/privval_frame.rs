@@ -1,0 +1,237 @@
+//! `FrameReader` over arbitrary bytes delivered in arbitrary chunks.
+//!
+//! Input layout: byte 0 picks the frame cap, byte 1 the number `n` of chunk
+//! sizes (1..=16) that follow; the rest is the byte stream. The transport
+//! hands out at most `sizes[i % n]` bytes per read (a size of 0 is an
+//! `Interrupted` error, which the reader must retry, followed by a one-byte
+//! read; above 200, as much as fits), so the same stream is reassembled from
+//! many different read patterns.
+//!
+//! Checked against a straightforward reference parse of the whole stream:
+//! the same bodies in the same order, the same way of ending, no body above
+//! the cap, every read buffer at least `MIN_READ_CHUNK` bytes, and the
+//! reader's memory bounded by the cap, not by what the peer declares or
+//! sends (measured by a counting allocator).
+#![no_main]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use libfuzzer_sys::fuzz_target;
+use tmkms_light::privval::frame::{FrameError, FrameReader, MIN_READ_CHUNK};
+
+const CAPS: [usize; 6] = [0, 1, 100, 1024, 5000, 16 * 1024];
+
+/// Counts live heap bytes and their peak, so the target can bound what the
+/// frame reader allocates.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counters only observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            // Old and new block briefly coexist in the worst case.
+            let live = LIVE.fetch_add(new_size, Ordering::Relaxed) + new_size;
+            PEAK.fetch_max(live, Ordering::Relaxed);
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// What the reader may hold at once: its buffer grows to one message plus a
+/// read chunk, and `Vec` may round a growth up to twice the old capacity.
+fn memory_bound(cap: usize) -> usize {
+    2 * (cap + 10 + 2 * MIN_READ_CHUNK) + 8 * MIN_READ_CHUNK
+}
+
+/// Hands out the stream in chunks of the given sizes.
+struct Chunked<'a> {
+    data: &'a [u8],
+    sizes: &'a [u8],
+    reads: usize,
+    interrupted: bool,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        assert!(
+            buf.len() >= MIN_READ_CHUNK,
+            "read into {} bytes, below MIN_READ_CHUNK",
+            buf.len()
+        );
+        let size = self.sizes[self.reads % self.sizes.len()];
+        self.reads += 1;
+        // Interrupted at most once in a row, like a signal during a read.
+        if size == 0 && !self.interrupted && !self.data.is_empty() {
+            self.interrupted = true;
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        self.interrupted = false;
+        // Sizes above 200 mean "as much as fits", to reach large bodies fast.
+        let want = match size {
+            0 => 1,
+            1..=200 => usize::from(size),
+            _ => usize::MAX,
+        };
+        let n = want.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// How the reference parse ends.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    Closed,
+    Truncated { got: usize, expected: usize },
+    BadLengthPrefix,
+    TooLarge { declared: u64 },
+}
+
+fn end_of(e: &FrameError) -> End {
+    match e {
+        FrameError::Closed => End::Closed,
+        FrameError::Truncated { got, expected } => End::Truncated {
+            got: *got,
+            expected: *expected,
+        },
+        FrameError::BadLengthPrefix => End::BadLengthPrefix,
+        FrameError::TooLarge { declared, .. } => End::TooLarge {
+            declared: *declared,
+        },
+        FrameError::Io(e) => panic!("unexpected transport error {e}"),
+    }
+}
+
+/// The messages of `stream` and how it ends, per the framing rules: a
+/// protobuf uvarint length (at most 10 bytes, the tenth at most 1) and body.
+fn reference(mut stream: &[u8], cap: usize) -> (Vec<&[u8]>, End) {
+    let mut bodies = Vec::new();
+    loop {
+        if stream.is_empty() {
+            return (bodies, End::Closed);
+        }
+        let mut len: u64 = 0;
+        let mut prefix = None;
+        for (i, &b) in stream.iter().take(10).enumerate() {
+            if i == 9 && b & 0x7f > 1 {
+                return (bodies, End::BadLengthPrefix);
+            }
+            len |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                prefix = Some(i + 1);
+                break;
+            }
+        }
+        let Some(prefix) = prefix else {
+            if stream.len() >= 10 {
+                return (bodies, End::BadLengthPrefix);
+            }
+            return (
+                bodies,
+                End::Truncated {
+                    got: stream.len(),
+                    expected: 10,
+                },
+            );
+        };
+        if len > cap as u64 {
+            return (bodies, End::TooLarge { declared: len });
+        }
+        let len = len as usize;
+        let rest = &stream[prefix..];
+        if rest.len() < len {
+            return (
+                bodies,
+                End::Truncated {
+                    got: rest.len(),
+                    expected: len,
+                },
+            );
+        }
+        bodies.push(&rest[..len]);
+        stream = &rest[len..];
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let [cap_ix, n, rest @ ..] = data else { return };
+    let cap = CAPS[usize::from(*cap_ix) % CAPS.len()];
+    let n = usize::from(*n % 16) + 1;
+    if rest.len() < n {
+        return;
+    }
+    let (sizes, stream) = rest.split_at(n);
+
+    let (expected, expected_end) = reference(stream, cap);
+    let mut transport = Chunked {
+        data: stream,
+        sizes,
+        reads: 0,
+        interrupted: false,
+    };
+    let baseline = LIVE.load(Ordering::Relaxed);
+    PEAK.store(baseline, Ordering::Relaxed);
+    let check_memory = || {
+        let used = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+        assert!(
+            used <= memory_bound(cap),
+            "frame reader used {used} bytes with a cap of {cap}"
+        );
+    };
+    let mut reader = FrameReader::new(cap);
+    let mut got = 0usize;
+    // Every message consumes at least its one-byte prefix.
+    for _ in 0..=stream.len() {
+        match reader.next_message(&mut transport) {
+            Ok(body) => {
+                assert!(
+                    body.len() <= cap,
+                    "body of {} bytes above cap {cap}",
+                    body.len()
+                );
+                assert_eq!(
+                    Some(&body),
+                    expected.get(got),
+                    "message {got} differs from the reference parse"
+                );
+                got += 1;
+                if got % 2 == 0 {
+                    reader.shrink();
+                }
+            }
+            Err(e) => {
+                check_memory();
+                assert_eq!(got, expected.len(), "ended early with {e}");
+                assert_eq!(end_of(&e), expected_end);
+                return;
+            }
+        }
+    }
+    panic!("reader did not end after {} messages", got);
+});
