@@ -33,7 +33,9 @@ cargo test -q --locked -p tmkms-light --test exhaustive_guard -- --nocapture 2>&
 
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
   step "end to end with real CometBFT nodes"
-  ./scripts/e2e.sh
+  # Reuse the signer the workspace tests just built (dev profile, optimised)
+  # instead of a second, release build.
+  E2E_SKIP_BUILD=1 TMKMS_BIN_DIR="$PWD/target/debug" ./scripts/e2e.sh
 fi
 
 if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
