@@ -221,7 +221,7 @@ fuzz_target!(|data: &[u8]| {
                     "message {got} differs from the reference parse"
                 );
                 got += 1;
-                if got % 2 == 0 {
+                if got.is_multiple_of(2) {
                     reader.shrink();
                 }
             }
