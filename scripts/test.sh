@@ -29,7 +29,10 @@ step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
 
 step "exhaustive guard check (sequence counts)"
-cargo test -q --locked -p tmkms-light --test exhaustive_guard -- --nocapture 2>&1 | grep -E "exhaustive guard check|test result"
+# Re-run the binary the workspace tests built (a `cargo test -p` here would
+# rebuild dependencies with other features) to print its counts.
+guard_bin=$(find target/debug/deps -maxdepth 1 -type f -executable -name 'exhaustive_guard-*' -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
+"$guard_bin" --nocapture 2>&1 | grep -E "exhaustive guard check|test result"
 
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
   step "end to end with real CometBFT nodes"
