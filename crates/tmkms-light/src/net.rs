@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tendermint_p2p::secret_connection::{PublicKey as P2pPublicKey, SecretConnection, Version};
 use thiserror::Error;
@@ -16,6 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::chain::ChainSigner;
 use crate::config::Address;
+use crate::keys::PublicKey;
 use crate::session::{serve, SessionConfig, SessionError};
 use crate::signer::ConsensusSigner;
 
@@ -43,14 +43,6 @@ pub enum NetError {
     },
     #[error("a tcp:// address needs id_key_path to be set")]
     MissingIdentity,
-}
-
-/// Node id (peer id) of an Ed25519 public key: first 20 bytes of SHA-256.
-pub fn peer_id(public_key: &[u8; 32]) -> [u8; 20] {
-    let digest = Sha256::digest(public_key);
-    let mut id = [0u8; 20];
-    id.copy_from_slice(digest.get(..20).unwrap_or(&[0u8; 20]));
-    id
 }
 
 /// Dial `address` once; for tcp:// run the SecretConnection handshake with
@@ -96,7 +88,7 @@ pub fn connect(
                     }
                 })?;
             let P2pPublicKey::Ed25519(remote) = conn.remote_pubkey();
-            let actual = peer_id(remote.as_bytes());
+            let actual = PublicKey(*remote.as_bytes()).peer_id();
             match pinned {
                 Some(expected) if !bool::from(expected.ct_eq(&actual)) => {
                     return Err(NetError::PeerIdMismatch {

@@ -24,14 +24,7 @@ const CHAIN: &str = "fault-chain";
 fn build_shim(dir: &Path) -> std::path::PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fault_shim.c");
     let out = dir.join("fault_shim.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .expect("a C compiler (cc) is needed to build the fault-injection shim");
-    assert!(status.success(), "building the fault shim failed");
+    common::build_preload_shim(&src, &out);
     out
 }
 

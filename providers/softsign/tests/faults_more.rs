@@ -652,14 +652,7 @@ fn build_clock_shim(dir: &Path) -> PathBuf {
     let src = dir.join("clock_shim.c");
     fs::write(&src, CLOCK_SHIM).unwrap();
     let out = dir.join("clock_shim.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .arg("-ldl")
-        .status()
-        .expect("a C compiler (cc) is needed to build the clock shim");
-    assert!(status.success(), "building the clock shim failed");
+    common::build_preload_shim(&src, &out);
     out
 }
 

@@ -200,3 +200,16 @@ impl Drop for Guard {
         kill(&mut self.0);
     }
 }
+
+/// Compile a C file into a shared object for LD_PRELOAD fault injection, with
+/// the system C compiler.
+pub fn build_preload_shim(src: &Path, out: &Path) {
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(out)
+        .arg(src)
+        .arg("-ldl")
+        .status()
+        .expect("a C compiler (cc) is needed to build the fault-injection shims");
+    assert!(status.success(), "building {} failed", src.display());
+}
