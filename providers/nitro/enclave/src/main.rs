@@ -1,0 +1,3 @@
+//! tmkms-light Nitro enclave application
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! tmkms-light Nitro host helper
+
+fn main() {}

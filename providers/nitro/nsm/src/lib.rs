@@ -1,0 +1,1 @@
+//! Nitro Security Module boundary, mock NSM and attestation document verification

@@ -1,0 +1,1 @@
+//! Endpoints and streams over vsock, Unix and TCP; proxying and process supervision

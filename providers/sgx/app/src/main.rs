@@ -1,0 +1,3 @@
+//! tmkms-light SGX enclave application
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! SGX hardware boundary (EREPORT/EGETKEY), host simulation, sealing and cloud backup
