@@ -20,18 +20,31 @@
 //! | 8 | 1 | format version, [`FORMAT_VERSION`] |
 //! | 9 | 1 | step (0 none, 1 propose, 2 prevote, 3 precommit) |
 //! | 10 | 1 | has signature (0 or 1) |
-//! | 11 | 1 | reserved, zero |
+//! | 11 | 1 | flags: bit 0 = authentication tag present; other bits zero |
 //! | 12 | 4 | round (at most `i32::MAX`) |
 //! | 16 | 8 | sequence number |
 //! | 24 | 8 | height (at most `i64::MAX`) |
 //! | 32 | 64 | signature, all zero when absent |
 //! | 96 | 2 | sign bytes length (at most [`MAX_SIGN_BYTES`]) |
 //! | 98 | 320 | sign bytes, zero after the length |
-//! | 418 | 62 | zero padding (room for later versions) |
+//! | 418 | 30 | zero padding (room for later versions) |
+//! | 448 | 32 | authentication tag, all zero when absent |
 //! | 480 | 32 | SHA-256 of bytes 0..480 |
+//!
+//! # Authentication tag
+//!
+//! The checksum only detects accidents. An enclave keeps its state on an
+//! untrusted host, so it also writes a tag: HMAC-SHA-256 over bytes 0..448
+//! (the flags byte included) under a key only the enclave can derive
+//! ([`StateTagKey`]). The host stores and returns tagged records like any
+//! other; the enclave refuses one whose tag does not verify. Records written
+//! by host tools (`init`, `state import`) carry no tag.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use thiserror::Error;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::types::{Height, Position, Round, SignState, Signature, Step, SIGNATURE_LEN};
 
@@ -54,6 +67,62 @@ pub const FORMAT_VERSION: u8 = 1;
 const CHECKSUM_LEN: usize = 32;
 /// Everything before this offset is covered by the checksum.
 const CHECKSUM_OFFSET: usize = SLOT_LEN - CHECKSUM_LEN;
+/// Length of the authentication tag.
+pub const TAG_LEN: usize = 32;
+/// Everything before this offset is covered by the tag.
+const TAG_OFFSET: usize = CHECKSUM_OFFSET - TAG_LEN;
+/// Offset of the flags byte.
+const FLAGS_OFFSET: usize = 11;
+/// Flag: the record carries an authentication tag.
+const FLAG_TAGGED: u8 = 1;
+
+/// Key of the records' authentication tags. Derived inside the enclave from
+/// the consensus key and the chain id, so the host, which never sees the
+/// key, cannot make a valid tag, and a record of one chain does not verify
+/// for another.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct StateTagKey([u8; 32]);
+
+impl StateTagKey {
+    /// Derive the key for `chain_id` from the consensus key's secret seed.
+    pub fn derive(consensus_seed: &[u8; 32], chain_id: &str) -> Self {
+        let mut mac = hmac_with(consensus_seed);
+        mac.update(b"tmkms-light state record tag v1\0");
+        mac.update(chain_id.as_bytes());
+        Self(mac.finalize().into_bytes().into())
+    }
+
+    fn tag(&self, covered: &[u8]) -> [u8; TAG_LEN] {
+        let mut mac = hmac_with(&self.0);
+        mac.update(covered);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for StateTagKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateTagKey(<redacted>)")
+    }
+}
+
+fn hmac_with(key: &[u8]) -> Hmac<Sha256> {
+    match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
+/// How a slot's authentication tag compares to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagCheck {
+    /// The record carries a tag made with the key.
+    Valid,
+    /// The record carries no tag (written by a host tool).
+    Absent,
+    /// The record carries a tag that this key did not make: forged,
+    /// modified, or written for another key or chain.
+    Invalid,
+}
 
 /// Why a slot does not hold a valid record.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -116,6 +185,45 @@ pub fn encode_slot(seq: u64, state: &SignState) -> Result<[u8; SLOT_LEN], Record
     Ok(out)
 }
 
+/// Encode `state` like [`encode_slot`], with an authentication tag made with
+/// `key`.
+pub fn encode_tagged_slot(
+    seq: u64,
+    state: &SignState,
+    key: &StateTagKey,
+) -> Result<[u8; SLOT_LEN], RecordError> {
+    // Only reachable if the layout constants were inconsistent.
+    let layout = || RecordError::Length { len: SLOT_LEN };
+    let mut out = encode_slot(seq, state)?;
+    *out.get_mut(FLAGS_OFFSET).ok_or_else(layout)? = FLAG_TAGGED;
+    let tag = key.tag(out.get(..TAG_OFFSET).ok_or_else(layout)?);
+    out.get_mut(TAG_OFFSET..CHECKSUM_OFFSET)
+        .ok_or_else(layout)?
+        .copy_from_slice(&tag);
+    let digest = Sha256::digest(out.get(..CHECKSUM_OFFSET).ok_or_else(layout)?);
+    out.get_mut(CHECKSUM_OFFSET..)
+        .ok_or_else(layout)?
+        .copy_from_slice(&digest);
+    Ok(out)
+}
+
+/// Check the authentication tag of a slot that [`decode_slot`] accepted.
+pub fn check_tag(bytes: &[u8], key: &StateTagKey) -> TagCheck {
+    let flags = bytes.get(FLAGS_OFFSET).copied().unwrap_or(0);
+    let (Some(covered), Some(tag)) = (bytes.get(..TAG_OFFSET), bytes.get(TAG_OFFSET..CHECKSUM_OFFSET))
+    else {
+        return TagCheck::Invalid;
+    };
+    if flags & FLAG_TAGGED == 0 {
+        return TagCheck::Absent;
+    }
+    if bool::from(key.tag(covered).ct_eq(tag)) {
+        TagCheck::Valid
+    } else {
+        TagCheck::Invalid
+    }
+}
+
 /// Decode one slot into its sequence number and state.
 ///
 /// Never panics; every malformed input is an error.
@@ -127,7 +235,7 @@ pub fn decode_slot(bytes: &[u8]) -> Result<(u64, SignState), RecordError> {
     if r.array::<8>()? != MAGIC {
         return Err(RecordError::BadMagic);
     }
-    let [version, step, has_signature, reserved] = r.array::<4>()?;
+    let [version, step, has_signature, flags] = r.array::<4>()?;
     if version != FORMAT_VERSION {
         return Err(RecordError::UnsupportedVersion(version));
     }
@@ -140,8 +248,8 @@ pub fn decode_slot(bytes: &[u8]) -> Result<(u64, SignState), RecordError> {
 
     // The checksum matched, so what follows was written by an encoder; the
     // checks below still reject records no encoder of this version writes.
-    if reserved != 0 {
-        return Err(RecordError::NonZeroPadding { field: "reserved" });
+    if flags & !FLAG_TAGGED != 0 {
+        return Err(RecordError::NonZeroPadding { field: "flags" });
     }
     let step = Step::try_from(step).map_err(|_| RecordError::FieldOutOfRange {
         field: "step",
@@ -180,9 +288,15 @@ pub fn decode_slot(bytes: &[u8]) -> Result<(u64, SignState), RecordError> {
         return Err(RecordError::SignBytesTooLong { len: sign_len });
     }
     let sign_bytes = r.take(sign_len)?.to_vec();
-    let padding = r.take(CHECKSUM_OFFSET.saturating_sub(r.pos))?;
+    let padding = r.take(TAG_OFFSET.saturating_sub(r.pos))?;
     if padding.iter().any(|&b| b != 0) {
         return Err(RecordError::NonZeroPadding { field: "padding" });
+    }
+    let tag = r.take(TAG_LEN)?;
+    if flags & FLAG_TAGGED == 0 && tag.iter().any(|&b| b != 0) {
+        return Err(RecordError::NonZeroPadding {
+            field: "absent tag",
+        });
     }
 
     Ok((
@@ -243,7 +357,7 @@ impl<'a> Writer<'a> {
         // Only reachable if the layout constants above were inconsistent.
         let overflow = RecordError::Length { len: SLOT_LEN };
         let end = self.pos.checked_add(bytes.len()).ok_or(overflow.clone())?;
-        if end > CHECKSUM_OFFSET {
+        if end > TAG_OFFSET {
             return Err(overflow);
         }
         self.out
@@ -353,6 +467,48 @@ mod tests {
         assert_eq!(decode_slot(&[0u8; SLOT_LEN]), Err(RecordError::BadMagic));
     }
 
+    fn tag_key(chain: &str) -> StateTagKey {
+        StateTagKey::derive(&[42u8; 32], chain)
+    }
+
+    #[test]
+    fn tagged_records_round_trip_and_verify_only_under_their_key() {
+        let key = tag_key("chain-a");
+        let slot = encode_tagged_slot(7, &sample(), &key).unwrap();
+        assert_eq!(slot[11], 1, "flags byte marks the tag");
+        assert_ne!(slot[448..480], [0u8; 32]);
+        assert_eq!(decode_slot(&slot).unwrap(), (7, sample()));
+        assert_eq!(check_tag(&slot, &key), TagCheck::Valid);
+        assert_eq!(check_tag(&slot, &tag_key("chain-b")), TagCheck::Invalid);
+        let other_seed = StateTagKey::derive(&[43u8; 32], "chain-a");
+        assert_eq!(check_tag(&slot, &other_seed), TagCheck::Invalid);
+        let untagged = encode_slot(7, &sample()).unwrap();
+        assert_eq!(check_tag(&untagged, &key), TagCheck::Absent);
+    }
+
+    #[test]
+    fn every_resealed_bit_flip_of_a_tagged_record_fails_its_tag_or_decoding() {
+        // A host that recomputes the checksum still cannot change any bit
+        // the tag covers (0..448) or the tag itself without detection.
+        let key = tag_key("chain-a");
+        let good = encode_tagged_slot(7, &sample(), &key).unwrap();
+        for byte in 0..CHECKSUM_OFFSET {
+            for bit in 0..8 {
+                let mut slot = good;
+                slot[byte] ^= 1 << bit;
+                reseal(&mut slot);
+                let accepted =
+                    decode_slot(&slot).is_ok() && check_tag(&slot, &key) == TagCheck::Valid;
+                assert!(!accepted, "flip of bit {bit} in byte {byte} went unnoticed");
+            }
+        }
+    }
+
+    #[test]
+    fn tag_key_debug_is_redacted() {
+        assert_eq!(format!("{:?}", tag_key("c")), "StateTagKey(<redacted>)");
+    }
+
     #[test]
     fn rejects_unknown_version() {
         let mut slot = encode_slot(5, &sample()).unwrap();
@@ -364,7 +520,7 @@ mod tests {
     #[test]
     fn rejects_out_of_range_fields_even_with_a_valid_checksum() {
         let good = encode_slot(5, &sample()).unwrap();
-        let cases: [(usize, &[u8], RecordError); 7] = [
+        let cases: [(usize, &[u8], RecordError); 8] = [
             (
                 9,
                 &[4],
@@ -381,7 +537,7 @@ mod tests {
                     value: 2,
                 },
             ),
-            (11, &[1], RecordError::NonZeroPadding { field: "reserved" }),
+            (11, &[2], RecordError::NonZeroPadding { field: "flags" }),
             (
                 12,
                 &0x8000_0000u32.to_le_bytes(),
@@ -405,7 +561,14 @@ mod tests {
                     len: MAX_SIGN_BYTES + 1,
                 },
             ),
-            (479, &[1], RecordError::NonZeroPadding { field: "padding" }),
+            (447, &[1], RecordError::NonZeroPadding { field: "padding" }),
+            (
+                479,
+                &[1],
+                RecordError::NonZeroPadding {
+                    field: "absent tag",
+                },
+            ),
         ];
         for (offset, patch, expected) in cases {
             let mut slot = good;
