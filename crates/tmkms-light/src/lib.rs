@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 pub mod guard;
 pub mod keys;
+pub mod link;
 pub mod net;
 pub mod privval;
 pub mod session;

@@ -255,6 +255,44 @@ impl FileStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The raw bytes of both slots, read from the file now, for an enclave
+    /// that verifies records itself. A slot that cannot be read is `None`.
+    pub fn raw_slots(&self) -> [Option<[u8; SLOT_LEN]>; 2] {
+        [Slot::Zero, Slot::One].map(|slot| {
+            let mut buf = [0u8; SLOT_LEN];
+            self.file.read_exact_at(&mut buf, slot.offset()).ok()?;
+            Some(buf)
+        })
+    }
+
+    /// Durably write a record encoded (and authenticated) by an enclave,
+    /// with the sequence number it chose, into the slot that does not hold
+    /// the newest durable record. The record must decode and its sequence
+    /// number must be above the newest one in the file, so the alternating
+    /// slot discipline and crash atomicity are the same as for
+    /// [`StateStore::persist`]. Returns the record's sequence number.
+    pub fn write_record(&mut self, record: &[u8; SLOT_LEN]) -> Result<u64, StateError> {
+        let (seq, _) = decode_slot(record)?;
+        if seq <= self.durable.seq {
+            return Err(corrupt(
+                &self.path,
+                &format!(
+                    "refusing a record with sequence {seq}: the file already holds sequence {}",
+                    self.durable.seq
+                ),
+            ));
+        }
+        let target = self.durable.slot.other();
+        self.file
+            .write_all_at(record, target.offset())
+            .map_err(|e| io_error(&self.path, "writing the state record", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(&self.path, "fdatasync", e))?;
+        self.durable = Durable { slot: target, seq };
+        Ok(seq)
+    }
 }
 
 impl StateStore for FileStore {

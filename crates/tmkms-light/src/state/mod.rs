@@ -9,6 +9,7 @@
 pub mod file;
 pub mod import;
 pub mod record;
+pub mod remote;
 
 use thiserror::Error;
 
@@ -41,6 +42,10 @@ pub enum StateError {
     Import { path: String, reason: String },
     #[error("state record rejected: {0}")]
     Record(#[from] record::RecordError),
+    #[error("state record in slot {slot} does not authenticate: it was forged or modified, or written under another key or chain id; the enclave will not use it. Restore the state file from a trusted copy, or `state import` a height you know is safe")]
+    Forged { slot: usize },
+    #[error("state record in slot {slot} is damaged ({reason}); not falling back to the other slot, which could be a rollback. If this follows a power loss during a write, `state import` a height you know is safe")]
+    Damaged { slot: usize, reason: String },
     #[error("state store unavailable: {0}")]
     Unavailable(String),
 }

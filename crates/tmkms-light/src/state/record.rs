@@ -210,8 +210,10 @@ pub fn encode_tagged_slot(
 /// Check the authentication tag of a slot that [`decode_slot`] accepted.
 pub fn check_tag(bytes: &[u8], key: &StateTagKey) -> TagCheck {
     let flags = bytes.get(FLAGS_OFFSET).copied().unwrap_or(0);
-    let (Some(covered), Some(tag)) = (bytes.get(..TAG_OFFSET), bytes.get(TAG_OFFSET..CHECKSUM_OFFSET))
-    else {
+    let (Some(covered), Some(tag)) = (
+        bytes.get(..TAG_OFFSET),
+        bytes.get(TAG_OFFSET..CHECKSUM_OFFSET),
+    ) else {
         return TagCheck::Invalid;
     };
     if flags & FLAG_TAGGED == 0 {
