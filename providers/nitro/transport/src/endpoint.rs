@@ -48,7 +48,10 @@ impl Endpoint {
     /// The endpoint of vsock `port` on a parent instance whose CID is `parent_cid`
     /// (use [`NITRO_PARENT_CID`] on Nitro).
     pub fn parent_vsock(parent_cid: u32, port: u32) -> Self {
-        Self::Vsock { cid: parent_cid, port }
+        Self::Vsock {
+            cid: parent_cid,
+            port,
+        }
     }
 }
 
@@ -95,10 +98,14 @@ impl FromStr for Endpoint {
             Ok(Self::Vsock { cid, port })
         } else if let Some(path) = s.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(bad("a unix endpoint needs an absolute path (three slashes)"));
+                return Err(bad(
+                    "a unix endpoint needs an absolute path (three slashes)",
+                ));
             }
             if path.len() < 2 || path.ends_with('/') {
-                return Err(bad("a unix endpoint needs a socket file name, not a directory"));
+                return Err(bad(
+                    "a unix endpoint needs a socket file name, not a directory",
+                ));
             }
             Ok(Self::Unix { path: path.into() })
         } else if let Some(rest) = s.strip_prefix("tcp://") {
@@ -161,7 +168,12 @@ impl<'de> serde::Deserialize<'de> for Endpoint {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -234,7 +246,10 @@ mod tests {
         }
         let c: C = serde_json::from_str(r#"{"e":"vsock://3:5000"}"#).unwrap();
         assert_eq!(c.e, Endpoint::Vsock { cid: 3, port: 5000 });
-        assert_eq!(serde_json::to_string(&c).unwrap(), r#"{"e":"vsock://3:5000"}"#);
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"e":"vsock://3:5000"}"#
+        );
         let err = serde_json::from_str::<C>(r#"{"e":"vsock:/3"}"#)
             .unwrap_err()
             .to_string();

@@ -144,7 +144,9 @@ impl Endpoint {
     /// (stale files are replaced only when nothing answers; the file is 0600 and removed on drop).
     pub fn bind(&self) -> io::Result<Listener> {
         let inner = match self {
-            Self::Tcp { host, port } => ListenerKind::Tcp(TcpListener::bind((host.as_str(), *port))?),
+            Self::Tcp { host, port } => {
+                ListenerKind::Tcp(TcpListener::bind((host.as_str(), *port))?)
+            }
             Self::Unix { path } => ListenerKind::Unix(UnixSocketListener::bind(path)?),
             #[cfg(target_os = "linux")]
             Self::Vsock { cid, port } => {
@@ -239,7 +241,10 @@ impl Listener {
             #[cfg(target_os = "linux")]
             ListenerKind::Vsock(l) => {
                 let (s, a) = l.accept()?;
-                (Stream::Vsock(s), format!("vsock://{}:{}", a.cid(), a.port()))
+                (
+                    Stream::Vsock(s),
+                    format!("vsock://{}:{}", a.cid(), a.port()),
+                )
             }
         })
     }
@@ -294,7 +299,12 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -339,7 +349,10 @@ mod tests {
         };
         let (bound, peer) = round_trip(&ep);
         assert_eq!(bound, ep);
-        assert!(peer.contains(&format!("pid {}", std::process::id())), "{peer}");
+        assert!(
+            peer.contains(&format!("pid {}", std::process::id())),
+            "{peer}"
+        );
     }
 
     #[test]
@@ -351,14 +364,21 @@ mod tests {
         .bind()
         .unwrap();
         let t = Instant::now();
-        assert!(l.accept_timeout(Duration::from_millis(150)).unwrap().is_none());
+        assert!(l
+            .accept_timeout(Duration::from_millis(150))
+            .unwrap()
+            .is_none());
         let waited = t.elapsed();
         assert!(waited >= Duration::from_millis(140) && waited < Duration::from_secs(2));
     }
 
     #[test]
     fn connect_refused_is_an_error() {
-        let l = "tcp://127.0.0.1:0".parse::<Endpoint>().unwrap().bind().unwrap();
+        let l = "tcp://127.0.0.1:0"
+            .parse::<Endpoint>()
+            .unwrap()
+            .bind()
+            .unwrap();
         let ep = l.local_endpoint().unwrap();
         drop(l);
         assert!(ep.connect(Duration::from_secs(1)).is_err());
@@ -385,8 +405,14 @@ mod tests {
         match ep.bind() {
             Ok(l) => {
                 let local = l.local_endpoint().unwrap();
-                assert!(matches!(local, Endpoint::Vsock { port, .. } if port != u32::MAX), "{local}");
-                assert!(l.accept_timeout(Duration::from_millis(50)).unwrap().is_none());
+                assert!(
+                    matches!(local, Endpoint::Vsock { port, .. } if port != u32::MAX),
+                    "{local}"
+                );
+                assert!(l
+                    .accept_timeout(Duration::from_millis(50))
+                    .unwrap()
+                    .is_none());
             }
             Err(e) => eprintln!("vsock bind unavailable here ({e}); skipped"),
         }

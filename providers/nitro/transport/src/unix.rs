@@ -122,7 +122,12 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
 
@@ -151,7 +156,10 @@ mod tests {
         let live = UnixSocketListener::bind(&path).unwrap();
         let err = UnixSocketListener::bind(&path).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        assert!(err.to_string().contains("another process is listening"), "{err}");
+        assert!(
+            err.to_string().contains("another process is listening"),
+            "{err}"
+        );
         // The failed attempt did not remove the live socket.
         UnixStream::connect(&path).unwrap();
         drop(live);
