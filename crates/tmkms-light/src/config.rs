@@ -46,7 +46,7 @@ pub const DEFAULT_ID_KEY_PATH: &str = "secrets/id.key";
 pub const DEFAULT_STATE_FILE_PATH: &str = "state/consensus.state";
 
 /// The validated configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub chain_id: ChainId,
     /// Absolute (relative paths in the file are resolved against its directory).
@@ -63,6 +63,10 @@ pub struct Config {
     pub danger_allow_sign_bytes: bool,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
+    /// The `[sgx]` section, read by the SGX runner (which validates it).
+    pub sgx: Option<toml::Table>,
+    /// The `[nitro]` section, read by the Nitro helper (which validates it).
+    pub nitro: Option<toml::Table>,
 }
 
 /// One node connection (`[[validator]]`).
@@ -439,6 +443,8 @@ struct RawConfig {
     max_frame_bytes: Option<Spanned<i64>>,
     danger_allow_sign_bytes: Option<bool>,
     validator: Option<Vec<RawValidator>>,
+    sgx: Option<toml::Table>,
+    nitro: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -595,6 +601,8 @@ impl Validator<'_> {
             max_frame_bytes,
             danger_allow_sign_bytes: raw.danger_allow_sign_bytes.unwrap_or(false),
             validator,
+            sgx: raw.sgx,
+            nitro: raw.nitro,
         })
     }
 

@@ -19,11 +19,18 @@
 //! parse errors describe the expected shape instead of quoting the input).
 
 use std::fmt;
+#[cfg(unix)]
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
+#[cfg(unix)]
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::engine::general_purpose::STANDARD;
@@ -157,6 +164,7 @@ pub enum FormatProblem {
     ConsensusKeyNotIdentityKey,
 }
 
+#[cfg(unix)]
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> KeyError + 'a {
     move |error| KeyError::Io {
         action,
@@ -165,6 +173,7 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
+#[cfg(unix)]
 fn format_error(path: &Path) -> impl FnOnce(FormatProblem) -> KeyError + '_ {
     move |problem| KeyError::Format {
         path: path.to_path_buf(),
@@ -209,6 +218,7 @@ impl Ed25519Secret {
         ed25519_dalek::Signer::sign(&self.0, message).to_bytes()
     }
 
+    #[cfg(unix)]
     /// The key file contents: base64 of the seed and a newline. The buffer
     /// is allocated once at its final size, so no unzeroized copy is left
     /// behind by a reallocation.
@@ -446,12 +456,14 @@ impl ConsensusKey {
         self.0.sign(message)
     }
 
+    #[cfg(unix)]
     /// Read a key file in our format (see the module docs). Use
     /// [`import_key_file`] to also accept CometBFT's JSON.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         load_key_file(path).map(Self)
     }
 
+    #[cfg(unix)]
     /// Write the key file (mode 0600; missing parent directories 0700).
     pub fn write(&self, path: &Path, mode: WriteMode) -> Result<(), KeyError> {
         write_secret_file(path, self.0.key_file_contents().as_bytes(), mode)
@@ -518,12 +530,14 @@ impl IdentityKey {
         ed25519_consensus::SigningKey::from(*seed)
     }
 
+    #[cfg(unix)]
     /// Read a key file in our format (see the module docs). Use
     /// [`import_identity_key_file`] to also accept CometBFT's node_key.json.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         load_key_file(path).map(Self)
     }
 
+    #[cfg(unix)]
     /// Write the key file (mode 0600; missing parent directories 0700).
     pub fn write(&self, path: &Path, mode: WriteMode) -> Result<(), KeyError> {
         write_secret_file(path, self.0.key_file_contents().as_bytes(), mode)
@@ -543,6 +557,7 @@ impl fmt::Debug for IdentityKey {
 // Import
 // ---------------------------------------------------------------------------
 
+#[cfg(unix)]
 /// Read a consensus key from a key file in our (= tmkms's) base64 format or
 /// from a CometBFT `priv_validator_key.json`, detected by content. The JSON's
 /// key types, public key and address are all checked against the private key.
@@ -551,6 +566,7 @@ pub fn import_key_file(path: &Path) -> Result<ConsensusKey, KeyError> {
     parse_consensus_key_file(&contents).map_err(format_error(path))
 }
 
+#[cfg(unix)]
 /// Read an identity key from a key file in our base64 format or from a
 /// CometBFT `node_key.json`, detected by content.
 pub fn import_identity_key_file(path: &Path) -> Result<IdentityKey, KeyError> {
@@ -579,6 +595,7 @@ fn parse_key_contents(contents: &[u8], kind: JsonKind) -> Result<Ed25519Secret, 
     }
 }
 
+#[cfg(unix)]
 /// Reads a key file in our format only.
 fn load_key_file(path: &Path) -> Result<Ed25519Secret, KeyError> {
     let contents = read_key_file(path)?;
@@ -776,6 +793,7 @@ fn parse_comet_json(text: &str, kind: JsonKind) -> Result<Ed25519Secret, FormatP
 // File I/O
 // ---------------------------------------------------------------------------
 
+#[cfg(unix)]
 /// Reads a small secret file into a zeroizing buffer that never reallocates.
 fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     // Checked before opening so that a FIFO or device does not block us.
@@ -820,6 +838,7 @@ pub fn is_mode_too_open(mode: u32) -> bool {
     mode & 0o077 != 0
 }
 
+#[cfg(unix)]
 fn warn_if_loose(path: &Path, mode: u32) {
     if is_mode_too_open(mode) {
         tracing::warn!(
@@ -831,6 +850,7 @@ fn warn_if_loose(path: &Path, mode: u32) {
     }
 }
 
+#[cfg(unix)]
 /// The directory a path lives in (`.` for a bare file name).
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -839,12 +859,14 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+#[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<(), KeyError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_error("sync directory", dir))
 }
 
+#[cfg(unix)]
 /// Creates the missing directories leading to `dir`, each with mode 0700,
 /// and makes each creation durable.
 fn create_private_dirs(dir: &Path) -> Result<(), KeyError> {
@@ -882,6 +904,7 @@ fn create_private_dirs(dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
+#[cfg(unix)]
 /// A temporary file next to the destination, removed on drop unless it was
 /// renamed away.
 struct TempFile {
@@ -889,6 +912,7 @@ struct TempFile {
     file: File,
 }
 
+#[cfg(unix)]
 impl TempFile {
     fn create(dir: &Path, name: &std::ffi::OsStr) -> Result<Self, KeyError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -915,6 +939,7 @@ impl TempFile {
     }
 }
 
+#[cfg(unix)]
 impl Drop for TempFile {
     fn drop(&mut self) {
         // Already gone after a rename; nothing else to do on failure.
@@ -922,6 +947,7 @@ impl Drop for TempFile {
     }
 }
 
+#[cfg(unix)]
 /// Writes `contents` to `path` so that after a crash the path holds either
 /// nothing (or the old file) or the complete new file.
 fn write_secret_file(path: &Path, contents: &[u8], mode: WriteMode) -> Result<(), KeyError> {

@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod enclave;
 pub mod guard;
 pub mod keys;
 pub mod link;

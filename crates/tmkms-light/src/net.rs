@@ -3,7 +3,6 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,9 +44,96 @@ pub enum NetError {
     MissingIdentity,
 }
 
-/// Dial `address` once; for tcp:// run the SecretConnection handshake with
-/// `identity` and check the pinned peer id, if any.
+/// A raw byte stream to the node, before SecretConnection.
+pub trait RawStream: Read + Write + Send + Sync {}
+impl<T: Read + Write + Send + Sync> RawStream for T {}
+
+/// How the signer opens the byte stream to the node's socket: a process
+/// dials it itself ([`DirectDialer`]); an enclave asks its host for it.
+/// SecretConnection and peer-id checks happen above this, in [`connect_via`],
+/// so for an enclave they run inside the enclave.
+pub trait Dialer: Send + Sync {
+    fn open(&self, address: &Address, timeout: Duration) -> Result<Box<dyn RawStream>, NetError>;
+}
+
+/// Dials TCP and Unix sockets from this process, with read/write timeouts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectDialer;
+
+impl Dialer for DirectDialer {
+    fn open(&self, address: &Address, timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
+        match address {
+            Address::Tcp { host, port, .. } => {
+                let endpoint = format!("{host}:{port}");
+                let target = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|_| NetError::Resolve(endpoint.clone()))?
+                    .next()
+                    .ok_or_else(|| NetError::Resolve(endpoint.clone()))?;
+                let socket = TcpStream::connect_timeout(&target, timeout).map_err(|source| {
+                    NetError::Connect {
+                        addr: endpoint.clone(),
+                        source,
+                    }
+                })?;
+                let setup = |s: &TcpStream| -> io::Result<()> {
+                    s.set_nodelay(true)?;
+                    s.set_read_timeout(Some(timeout))?;
+                    s.set_write_timeout(Some(timeout))
+                };
+                setup(&socket).map_err(|source| NetError::Connect {
+                    addr: endpoint,
+                    source,
+                })?;
+                Ok(Box::new(socket))
+            }
+            Address::Unix { path } => open_unix(path, timeout),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn open_unix(path: &std::path::Path, timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
+    let endpoint = path.display().to_string();
+    let socket =
+        std::os::unix::net::UnixStream::connect(path).map_err(|source| NetError::Connect {
+            addr: endpoint.clone(),
+            source,
+        })?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| socket.set_write_timeout(Some(timeout)))
+        .map_err(|source| NetError::Connect {
+            addr: endpoint,
+            source,
+        })?;
+    Ok(Box::new(socket))
+}
+
+#[cfg(not(unix))]
+fn open_unix(path: &std::path::Path, _timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
+    Err(NetError::Connect {
+        addr: path.display().to_string(),
+        source: io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no Unix sockets on this target; the host must provide the stream",
+        ),
+    })
+}
+
+/// Dial `address` once from this process; see [`connect_via`].
 pub fn connect(
+    address: &Address,
+    identity: Option<&ed25519_consensus::SigningKey>,
+    timeout: Duration,
+) -> Result<Box<dyn Stream>, NetError> {
+    connect_via(&DirectDialer, address, identity, timeout)
+}
+
+/// Open `address` with `dialer`; for tcp:// run the SecretConnection
+/// handshake with `identity` and check the pinned peer id, if any.
+pub fn connect_via(
+    dialer: &dyn Dialer,
     address: &Address,
     identity: Option<&ed25519_consensus::SigningKey>,
     timeout: Duration,
@@ -60,26 +146,7 @@ pub fn connect(
         } => {
             let endpoint = format!("{host}:{port}");
             let identity = identity.ok_or(NetError::MissingIdentity)?;
-            let target = (host.as_str(), *port)
-                .to_socket_addrs()
-                .map_err(|_| NetError::Resolve(endpoint.clone()))?
-                .next()
-                .ok_or_else(|| NetError::Resolve(endpoint.clone()))?;
-            let socket = TcpStream::connect_timeout(&target, timeout).map_err(|source| {
-                NetError::Connect {
-                    addr: endpoint.clone(),
-                    source,
-                }
-            })?;
-            let setup = |s: &TcpStream| -> io::Result<()> {
-                s.set_nodelay(true)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))
-            };
-            setup(&socket).map_err(|source| NetError::Connect {
-                addr: endpoint.clone(),
-                source,
-            })?;
+            let socket = dialer.open(address, timeout)?;
             let conn =
                 SecretConnection::new(socket, identity.clone(), Version::V0_34).map_err(|e| {
                     NetError::Handshake {
@@ -107,22 +174,15 @@ pub fn connect(
             Ok(Box::new(conn))
         }
         Address::Unix { path } => {
-            let endpoint = path.display().to_string();
-            let socket = UnixStream::connect(path).map_err(|source| NetError::Connect {
-                addr: endpoint.clone(),
-                source,
-            })?;
-            socket
-                .set_read_timeout(Some(timeout))
-                .and_then(|()| socket.set_write_timeout(Some(timeout)))
-                .map_err(|source| NetError::Connect {
-                    addr: endpoint.clone(),
-                    source,
-                })?;
-            info!(addr = %endpoint, "connected (unix socket, plaintext)");
-            Ok(Box::new(socket))
+            let socket = dialer.open(address, timeout)?;
+            info!(addr = %path.display(), "connected (unix socket, plaintext)");
+            Ok(socket_as_stream(socket))
         }
     }
+}
+
+fn socket_as_stream(socket: Box<dyn RawStream>) -> Box<dyn Stream> {
+    Box::new(socket)
 }
 
 /// Reconnection schedule: exponential from 100 ms up to a cap, reset after a
@@ -168,6 +228,7 @@ pub struct Connection {
 /// back off, dial again. Never returns early on errors; every failure is
 /// logged with what to check.
 pub fn run_connection<K: ConsensusSigner>(
+    dialer: &dyn Dialer,
     chain: &ChainSigner<K>,
     connection: &Connection,
     identity: Option<&ed25519_consensus::SigningKey>,
@@ -175,7 +236,7 @@ pub fn run_connection<K: ConsensusSigner>(
 ) {
     let mut backoff = Backoff::new(connection.max_backoff);
     while !shutdown.load(Ordering::Relaxed) {
-        match connect(&connection.address, identity, connection.timeout) {
+        match connect_via(dialer, &connection.address, identity, connection.timeout) {
             Ok(mut stream) => {
                 let started = Instant::now();
                 let (answered, end) = serve(&mut stream, chain, connection.session);
@@ -216,6 +277,7 @@ fn sleep_unless_shutdown(total: Duration, shutdown: &AtomicBool) {
 /// Run every configured connection of one chain on its own thread until
 /// `shutdown` is set.
 pub fn run_all<K: ConsensusSigner + 'static>(
+    dialer: Arc<dyn Dialer>,
     chain: Arc<ChainSigner<K>>,
     connections: Vec<Connection>,
     identity: Option<ed25519_consensus::SigningKey>,
@@ -224,11 +286,14 @@ pub fn run_all<K: ConsensusSigner + 'static>(
     let mut handles = Vec::new();
     for (i, connection) in connections.into_iter().enumerate() {
         let chain = Arc::clone(&chain);
+        let dialer = Arc::clone(&dialer);
         let identity = identity.clone();
         let shutdown = Arc::clone(&shutdown);
         let handle = std::thread::Builder::new()
             .name(format!("validator-{i}"))
-            .spawn(move || run_connection(&chain, &connection, identity.as_ref(), &shutdown))?;
+            .spawn(move || {
+                run_connection(&*dialer, &chain, &connection, identity.as_ref(), &shutdown)
+            })?;
         handles.push(handle);
     }
     for handle in handles {

@@ -15,7 +15,7 @@ use tmkms_light::config::{
 use tmkms_light::keys::{
     import_key_file, ConsensusKey, IdentityKey, PubkeyFormat, PublicKey, WriteMode,
 };
-use tmkms_light::net::{run_all, Connection};
+use tmkms_light::net::{run_all, Connection, DirectDialer};
 use tmkms_light::privval::Dialect;
 use tmkms_light::session::SessionConfig;
 use tmkms_light::state::file::FileStore;
@@ -342,6 +342,7 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     run_all(
+        std::sync::Arc::new(DirectDialer),
         chain,
         connections,
         identity.map(|i| i.to_p2p_signing_key()),

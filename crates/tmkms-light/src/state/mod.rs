@@ -6,6 +6,7 @@
 //! [`persist_durably`], and releasing a signature requires one, so "sign before
 //! the state is durable" does not compile.
 
+#[cfg(unix)]
 pub mod file;
 pub mod import;
 pub mod record;

@@ -1,3 +1,165 @@
-//! tmkms-light SGX enclave application
+//! `tmkms-light-sgx-app`: the enclave. Started by `tmkms-light-sgx-runner`,
+//! never by hand: it connects back to the runner, takes one request on the
+//! `init` stream and answers it; for `start` it signs until the runner goes
+//! away.
 
-fn main() {}
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tmkms_light::enclave::{run_signer, SignerParts};
+use tmkms_light::link::{recv_json, send_json};
+use tmkms_light_sgx_app::commands::{handle, unseal_keys};
+use tmkms_light_sgx_app::host::{Host, HostDialer};
+use tmkms_light_sgx_app::protocol::{
+    Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_STATE,
+};
+use tmkms_light_sgx_seal::SgxHardware;
+use tracing::{error, info};
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let (hw, host) = platform::open()?;
+    let mut control = host
+        .open(STREAM_INIT)
+        .map_err(|e| format!("cannot open the init stream to the runner: {e}"))?;
+    let request: Request = recv_json(&mut control, MAX_CONTROL_MESSAGE)
+        .map_err(|e| format!("reading the runner's request: {e}"))?;
+    let Request::Start {
+        settings,
+        sealed_consensus_key,
+        sealed_identity_key,
+    } = request
+    else {
+        let response = handle(&*hw, request);
+        return send_json(&mut control, &response)
+            .map_err(|e| format!("answering the runner: {e}"));
+    };
+
+    let (key, identity) =
+        match unseal_keys(&*hw, &sealed_consensus_key, sealed_identity_key.as_deref()) {
+            Ok(keys) => keys,
+            Err(e) => {
+                let message = e.to_string();
+                let _ = send_json(
+                    &mut control,
+                    &Response::Error {
+                        message: message.clone(),
+                    },
+                );
+                return Err(message);
+            }
+        };
+    send_json(
+        &mut control,
+        &Response::Started {
+            consensus_public_key: key.public_key().as_bytes().to_vec(),
+        },
+    )
+    .map_err(|e| format!("answering the runner: {e}"))?;
+
+    // The init stream stays open while the runner lives. When it closes the
+    // runner is gone (killed, crashed, stopped): stop at once rather than
+    // keep node connections that can no longer persist state.
+    std::thread::Builder::new()
+        .name("runner-watch".into())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            loop {
+                match control.read(&mut byte) {
+                    Ok(0) | Err(_) => {
+                        info!("the runner closed the init stream; exiting");
+                        std::process::exit(3);
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the runner watch thread: {e}"))?;
+
+    let state_link = host
+        .open(STREAM_STATE)
+        .map_err(|e| format!("cannot open the state stream to the runner: {e}"))?;
+    let parts = SignerParts {
+        settings,
+        key,
+        identity,
+        state_link,
+        dialer: Arc::new(HostDialer::new(Arc::clone(&host))),
+        // Used for latency figures in logs only.
+        clock: Some(std::time::Instant::now),
+    };
+    run_signer(parts, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())
+}
+
+#[cfg(target_env = "sgx")]
+mod platform {
+    use super::*;
+    use tmkms_light_sgx_app::host::UsercallHost;
+    use tmkms_light_sgx_seal::EnclaveHardware;
+
+    pub fn open() -> Result<(Arc<dyn SgxHardware>, Arc<dyn Host>), String> {
+        Ok((Arc::new(EnclaveHardware::new()), Arc::new(UsercallHost)))
+    }
+}
+
+/// The host simulation: the runner names its socket and the simulated
+/// hardware's inputs in the environment.
+#[cfg(not(target_env = "sgx"))]
+mod platform {
+    use super::*;
+    use tmkms_light_sgx_app::host::SocketHost;
+    use tmkms_light_sgx_seal::{EnclaveIdentity, SimulatedCpu, SimulatedHardware};
+    use zeroize::Zeroizing;
+
+    /// The runner's Unix socket.
+    pub const ENV_HOST_SOCKET: &str = "TMKMS_SGX_HOST_SOCKET";
+    /// The signed SIGSTRUCT (`.sig`) of the enclave to impersonate.
+    pub const ENV_SIGSTRUCT: &str = "TMKMS_SGX_SIM_SIGSTRUCT";
+    /// File holding the simulated CPU's TEST secret (64 hex digits).
+    pub const ENV_CPU_SECRET: &str = "TMKMS_SGX_SIM_CPU_SECRET";
+    /// The simulated CPU's security version.
+    pub const SIM_CPUSVN: [u8; 16] = [1; 16];
+
+    fn var(name: &str) -> Result<String, String> {
+        std::env::var(name).map_err(|_| {
+            format!("{name} is not set: this program is started by tmkms-light-sgx-runner")
+        })
+    }
+
+    pub fn open() -> Result<(Arc<dyn SgxHardware>, Arc<dyn Host>), String> {
+        let sigstruct_path = var(ENV_SIGSTRUCT)?;
+        let sigstruct = std::fs::read(&sigstruct_path)
+            .map_err(|e| format!("reading SIGSTRUCT {sigstruct_path}: {e}"))?;
+        let identity = EnclaveIdentity::from_sigstruct(&sigstruct)
+            .map_err(|e| format!("SIGSTRUCT {sigstruct_path}: {e}"))?;
+        let secret_path = var(ENV_CPU_SECRET)?;
+        let text = Zeroizing::new(
+            std::fs::read_to_string(&secret_path)
+                .map_err(|e| format!("reading the simulated CPU secret {secret_path}: {e}"))?,
+        );
+        let mut secret = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), &mut *secret)
+            .map_err(|_| format!("simulated CPU secret {secret_path} must hold 64 hex digits"))?;
+        let hw = SimulatedHardware::new(identity, SimulatedCpu::new(*secret, SIM_CPUSVN));
+        let host = SocketHost::new(var(ENV_HOST_SOCKET)?);
+        Ok((Arc::new(hw), Arc::new(host)))
+    }
+}
