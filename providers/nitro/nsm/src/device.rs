@@ -1,0 +1,125 @@
+//! The real Nitro Security Module, reached through `/dev/nsm` inside a Nitro Enclave.
+
+use crate::error::NsmError;
+use crate::request::{AttestationRequest, Nsm};
+
+/// Path of the NSM device inside an enclave.
+pub const NSM_DEVICE_PATH: &str = "/dev/nsm";
+
+/// The NSM device of the running enclave.
+///
+/// Requests are serialized through a mutex: the driver takes one request per ioctl and there
+/// is no benefit in racing them.
+#[derive(Debug)]
+pub struct DeviceNsm {
+    #[cfg(target_os = "linux")]
+    fd: std::sync::Mutex<i32>,
+}
+
+#[cfg(target_os = "linux")]
+impl DeviceNsm {
+    /// Opens the NSM. Fails with [`NsmError::DeviceUnavailable`] outside a Nitro Enclave.
+    pub fn open() -> Result<Self, NsmError> {
+        // Probe first: `nsm_init` only returns -1, the probe tells the operator why.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(NSM_DEVICE_PATH)
+            .map_err(|e| NsmError::DeviceUnavailable {
+                path: NSM_DEVICE_PATH,
+                reason: e.to_string(),
+            })?;
+        let fd = aws_nitro_enclaves_nsm_api::driver::nsm_init();
+        if fd < 0 {
+            return Err(NsmError::DeviceUnavailable {
+                path: NSM_DEVICE_PATH,
+                reason: "the NSM driver could not open the device".into(),
+            });
+        }
+        Ok(Self {
+            fd: std::sync::Mutex::new(fd),
+        })
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl DeviceNsm {
+    /// Opens the NSM. Always fails here: Nitro Enclaves run Linux.
+    pub fn open() -> Result<Self, NsmError> {
+        Err(NsmError::DeviceUnavailable {
+            path: NSM_DEVICE_PATH,
+            reason: "Nitro Enclaves run Linux; this build is for another OS".into(),
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Nsm for DeviceNsm {
+    fn attestation(&self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
+        use aws_nitro_enclaves_nsm_api::api::{Request, Response};
+        use serde_bytes::ByteBuf;
+
+        request.validate()?;
+        let fd = self
+            .fd
+            .lock()
+            .map_err(|_| NsmError::Device("the NSM handle was poisoned by a panic".into()))?;
+        let response = aws_nitro_enclaves_nsm_api::driver::nsm_process_request(
+            *fd,
+            Request::Attestation {
+                user_data: request.user_data.clone().map(ByteBuf::from),
+                nonce: request.nonce.clone().map(ByteBuf::from),
+                public_key: request.public_key.clone().map(ByteBuf::from),
+            },
+        );
+        match response {
+            Response::Attestation { document } => Ok(document),
+            Response::Error(code) => Err(NsmError::Device(format!("{code:?}"))),
+            other => Err(NsmError::UnexpectedResponse(format!("{other:?}"))),
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Nsm for DeviceNsm {
+    fn attestation(&self, _request: &AttestationRequest) -> Result<Vec<u8>, NsmError> {
+        Err(NsmError::DeviceUnavailable {
+            path: NSM_DEVICE_PATH,
+            reason: "Nitro Enclaves run Linux; this build is for another OS".into(),
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for DeviceNsm {
+    fn drop(&mut self) {
+        if let Ok(fd) = self.fd.get_mut() {
+            aws_nitro_enclaves_nsm_api::driver::nsm_exit(*fd);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_fails_clearly_without_the_device() {
+        if std::path::Path::new(NSM_DEVICE_PATH).exists() {
+            return; // running inside an enclave: nothing to test here
+        }
+        let err = DeviceNsm::open().unwrap_err();
+        assert!(matches!(err, NsmError::DeviceUnavailable { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/dev/nsm") && msg.contains("Nitro Enclave"),
+            "{msg}"
+        );
+    }
+}

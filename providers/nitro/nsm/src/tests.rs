@@ -1,0 +1,730 @@
+//! Acceptance tests: mock documents verify, tampered or foreign ones are refused, hostile
+//! bytes never panic, and a real AWS document verifies against the pinned root.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ciborium::Value;
+use coset::{iana, Algorithm, RegisteredLabelWithPrivate};
+
+use crate::cose::{sign_es384, sign_with_alg};
+use crate::payload::Payload;
+use crate::*;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn pcr(fill: u8) -> [u8; PCR_LEN] {
+    [fill; PCR_LEN]
+}
+
+fn request() -> AttestationRequest {
+    AttestationRequest::new()
+        .with_user_data(b"user data: sha256 of a handshake".to_vec())
+        .with_nonce([7u8; 32])
+        .with_public_key(b"0\x82 a DER public key stands here".to_vec())
+}
+
+/// A mock with fixed times so that validity tests are exact.
+const T0: u64 = 1_800_000_000;
+
+fn fixed_mock() -> MockNsm {
+    MockNsm::with_config(MockNsmConfig {
+        not_before_unix_secs: T0,
+        timestamp_ms: Some(T0 * 1000 + 5),
+        ..MockNsmConfig::default()
+    })
+    .unwrap()
+}
+
+/// Re-signs a (possibly doctored) payload with the mock's real leaf key, so that only the
+/// doctored part can be what a verifier refuses.
+fn resign(mock: &MockNsm, payload: &Payload) -> Vec<u8> {
+    sign_es384(payload.encode().unwrap(), mock.leaf_key()).unwrap()
+}
+
+fn resign_value(mock: &MockNsm, value: &Value) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ciborium::ser::into_writer(value, &mut bytes).unwrap();
+    sign_es384(bytes, mock.leaf_key()).unwrap()
+}
+
+fn payload_value(mock: &MockNsm) -> Vec<(Value, Value)> {
+    let bytes = mock.payload(&request()).encode().unwrap();
+    match ciborium::de::from_reader::<Value, _>(bytes.as_slice()).unwrap() {
+        Value::Map(m) => m,
+        _ => panic!("payload is a map"),
+    }
+}
+
+fn set_field(map: &mut Vec<(Value, Value)>, key: &str, value: Value) {
+    for (k, v) in map.iter_mut() {
+        if *k == Value::Text(key.into()) {
+            *v = value;
+            return;
+        }
+    }
+    map.push((Value::Text(key.into()), value));
+}
+
+fn payload_err(e: VerifyError, needle: &str) {
+    match &e {
+        VerifyError::Payload(msg) => assert!(msg.contains(needle), "{msg}"),
+        other => panic!("expected a payload error containing {needle:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn mock_document_verifies_and_carries_the_request() {
+    let mock = MockNsm::with_config(
+        MockNsmConfig::default()
+            .with_pcr(0, pcr(0xa0))
+            .with_pcr(1, pcr(0xa1))
+            .with_pcr(2, pcr(0xa2))
+            .with_pcr(8, pcr(0xa8)),
+    )
+    .unwrap();
+    let before_ms = u128::from(now()) * 1000;
+    let doc_bytes = mock.attestation(&request()).unwrap();
+    let doc = verify(&doc_bytes, mock.root_certificate_der(), now()).unwrap();
+
+    let req = request();
+    assert_eq!(doc.user_data(), req.user_data.as_deref());
+    assert_eq!(doc.nonce(), req.nonce.as_deref());
+    assert_eq!(doc.public_key(), req.public_key.as_deref());
+    assert_eq!(doc.pcrs().len(), 16);
+    assert_eq!(doc.pcr(0), Some(&pcr(0xa0)[..]));
+    assert_eq!(doc.pcr(1), Some(&pcr(0xa1)[..]));
+    assert_eq!(doc.pcr(2), Some(&pcr(0xa2)[..]));
+    assert_eq!(doc.pcr(8), Some(&pcr(0xa8)[..]));
+    assert_eq!(doc.pcr(3), Some(&[0u8; 48][..]));
+    assert_eq!(doc.pcr(16), None);
+    assert_eq!(doc.module_id(), MockNsmConfig::default().module_id);
+    assert!(u128::from(doc.timestamp_ms()) >= before_ms);
+    assert_eq!(doc.certificate(), mock.leaf_certificate_der());
+    assert_eq!(
+        doc.cabundle(),
+        &[
+            mock.root_certificate_der().to_vec(),
+            mock.intermediate_certificate_der().to_vec()
+        ]
+    );
+}
+
+#[test]
+fn empty_request_gives_a_document_without_optional_fields() {
+    let mock = MockNsm::new().unwrap();
+    let doc_bytes = mock.attestation(&AttestationRequest::new()).unwrap();
+    let doc = verify(&doc_bytes, mock.root_certificate_der(), now()).unwrap();
+    assert_eq!(
+        (doc.user_data(), doc.nonce(), doc.public_key()),
+        (None, None, None)
+    );
+}
+
+#[test]
+fn mock_envelope_is_the_aws_one() {
+    let mock = fixed_mock();
+    let doc = mock.attestation(&request()).unwrap();
+    // Untagged array(4), protected bstr(4) = {1: -35}, unprotected {}, payload bstr(2-byte len).
+    assert_eq!(&doc[..8], &[0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0x59]);
+    // The signature is the final bstr(96).
+    assert_eq!(&doc[doc.len() - 98..doc.len() - 96], &[0x58, 0x60]);
+    // Certificates are P-384 / ECDSA-SHA384 like AWS's and fit the format's 1024-byte cap.
+    for der in [
+        mock.root_certificate_der(),
+        mock.intermediate_certificate_der(),
+        mock.leaf_certificate_der(),
+    ] {
+        assert!(der.len() <= 1024);
+    }
+}
+
+#[test]
+fn tagged_document_also_verifies() {
+    let mock = fixed_mock();
+    let mut doc = vec![0xd2];
+    doc.extend(mock.attestation(&request()).unwrap());
+    verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap();
+}
+
+#[test]
+fn mock_document_is_refused_against_the_aws_root() {
+    let mock = MockNsm::new().unwrap();
+    let doc = mock.attestation(&request()).unwrap();
+    let err = verify(&doc, &aws_root_der(), now()).unwrap_err();
+    assert!(matches!(err, VerifyError::UntrustedRoot(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("does not lead to the trusted root"), "{msg}");
+    assert!(msg.contains("aws.nitro-enclaves"), "{msg}");
+}
+
+#[test]
+fn document_is_refused_against_another_mocks_root() {
+    let a = fixed_mock();
+    let b = fixed_mock();
+    let doc = a.attestation(&request()).unwrap();
+    let err = verify(&doc, b.root_certificate_der(), T0 + 10).unwrap_err();
+    assert!(matches!(err, VerifyError::UntrustedRoot(_)), "{err:?}");
+}
+
+#[test]
+fn garbage_trusted_root_is_reported_as_such() {
+    let mock = fixed_mock();
+    let doc = mock.attestation(&request()).unwrap();
+    let err = verify(&doc, b"not a certificate", T0 + 10).unwrap_err();
+    assert!(matches!(err, VerifyError::TrustedRoot(_)), "{err:?}");
+    assert!(matches!(
+        verify(&doc, &[], T0 + 10),
+        Err(VerifyError::TrustedRoot(_))
+    ));
+}
+
+#[test]
+fn bundle_issued_by_the_trusted_root_verifies_without_the_root_inside() {
+    // "cabundle[0] is signed by the trusted root" rather than equal to it.
+    let mock = fixed_mock();
+    let mut payload = mock.payload(&request());
+    payload.cabundle.remove(0);
+    let doc = resign(&mock, &payload);
+    verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap();
+}
+
+#[test]
+fn flipped_payload_byte_breaks_the_document_signature() {
+    let mock = fixed_mock();
+    let mut doc = mock.attestation(&request()).unwrap();
+    let nonce_at = doc.windows(32).position(|w| w == [7u8; 32]).unwrap();
+    doc[nonce_at + 3] ^= 0x01;
+    assert_eq!(
+        verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap_err(),
+        VerifyError::DocumentSignature
+    );
+}
+
+#[test]
+fn flipped_signature_byte_breaks_the_document_signature() {
+    let mock = fixed_mock();
+    for at in [1usize, 20, 48, 60, 96] {
+        let mut doc = mock.attestation(&request()).unwrap();
+        let len = doc.len();
+        doc[len - at] ^= 0x80;
+        assert_eq!(
+            verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap_err(),
+            VerifyError::DocumentSignature,
+            "flip at len-{at}"
+        );
+    }
+}
+
+#[test]
+fn altered_certificates_break_the_chain() {
+    let mock = fixed_mock();
+    // Last byte of a DER certificate is the last byte of its signature's s.
+    let mut payload = mock.payload(&request());
+    *payload.certificate.last_mut().unwrap() ^= 0x01;
+    let err = verify(
+        &resign(&mock, &payload),
+        mock.root_certificate_der(),
+        T0 + 10,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::ChainSignature { which, .. } if which == "leaf certificate"),
+        "{err:?}"
+    );
+
+    let mut payload = mock.payload(&request());
+    *payload.cabundle[1].last_mut().unwrap() ^= 0x01;
+    let err = verify(
+        &resign(&mock, &payload),
+        mock.root_certificate_der(),
+        T0 + 10,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::ChainSignature { which, .. } if which == "cabundle[1]"),
+        "{err:?}"
+    );
+
+    // A byte of the leaf's subject name: still DER, but the issuer's signature no longer matches.
+    let mut payload = mock.payload(&request());
+    let cn = payload
+        .certificate
+        .windows(4)
+        .position(|w| w == b"TEST")
+        .unwrap();
+    payload.certificate[cn] = b'B';
+    let err = verify(
+        &resign(&mock, &payload),
+        mock.root_certificate_der(),
+        T0 + 10,
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::ChainSignature { .. }), "{err:?}");
+
+    // Truncated certificate: not DER any more.
+    let mut payload = mock.payload(&request());
+    payload.certificate.truncate(100);
+    let err = verify(
+        &resign(&mock, &payload),
+        mock.root_certificate_der(),
+        T0 + 10,
+    )
+    .unwrap_err();
+    assert!(matches!(err, VerifyError::Certificate { .. }), "{err:?}");
+}
+
+#[test]
+fn swapped_leaf_is_refused_even_when_the_document_is_signed_by_it() {
+    let a = fixed_mock();
+    let b = fixed_mock();
+    let mut payload = a.payload(&request());
+    payload.certificate = b.leaf_certificate_der().to_vec();
+    // Signed by b's leaf key, so the COSE signature itself would be fine.
+    let doc = sign_es384(payload.encode().unwrap(), b.leaf_key()).unwrap();
+    let err = verify(&doc, a.root_certificate_der(), T0 + 10).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::ChainSignature { which, issuer } if which == "leaf certificate" && issuer == "cabundle[1]"),
+        "{err:?}"
+    );
+    // And a's chain with a's leaf but signed by b's key fails at the document signature.
+    let doc = sign_es384(a.payload(&request()).encode().unwrap(), b.leaf_key()).unwrap();
+    assert_eq!(
+        verify(&doc, a.root_certificate_der(), T0 + 10).unwrap_err(),
+        VerifyError::DocumentSignature
+    );
+}
+
+#[test]
+fn other_algorithms_are_refused() {
+    let mock = fixed_mock();
+    let payload = mock.payload(&request()).encode().unwrap();
+    for alg in [
+        iana::Algorithm::ES256,
+        iana::Algorithm::ES512,
+        iana::Algorithm::EdDSA,
+        iana::Algorithm::PS384,
+    ] {
+        let doc =
+            sign_with_alg(payload.clone(), Algorithm::Assigned(alg), mock.leaf_key()).unwrap();
+        let err = verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::UnsupportedAlgorithm(_)),
+            "{alg:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("only ES384"));
+    }
+    let doc = sign_with_alg(
+        payload,
+        RegisteredLabelWithPrivate::PrivateUse(-65600),
+        mock.leaf_key(),
+    )
+    .unwrap();
+    assert!(matches!(
+        verify(&doc, mock.root_certificate_der(), T0 + 10),
+        Err(VerifyError::UnsupportedAlgorithm(_))
+    ));
+}
+
+#[test]
+fn validity_is_checked_at_the_given_time() {
+    let mock = fixed_mock();
+    let doc = mock.attestation(&request()).unwrap();
+    let root = mock.root_certificate_der();
+    let leaf_end = T0 + MockNsmConfig::default().leaf_lifetime_secs;
+    verify(&doc, root, T0).unwrap();
+    verify(&doc, root, leaf_end).unwrap();
+
+    let err = verify(&doc, root, leaf_end + 1).unwrap_err();
+    assert_eq!(
+        err,
+        VerifyError::Validity {
+            which: "leaf certificate".into(),
+            now: leaf_end + 1,
+            not_before: T0,
+            not_after: leaf_end,
+        }
+    );
+    assert!(err.to_string().contains("check the clock"));
+
+    let err = verify(&doc, root, T0 - 1).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Validity { which, .. } if which == "cabundle[0]"),
+        "{err:?}"
+    );
+    let ca_end = T0 + MockNsmConfig::default().ca_lifetime_secs;
+    let err = verify(&doc, root, ca_end + 1).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Validity { which, .. } if which == "cabundle[0]"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn payload_rules_are_enforced() {
+    let mock = fixed_mock();
+    let root = mock.root_certificate_der().to_vec();
+    let check = |map: Vec<(Value, Value)>, needle: &str| {
+        let doc = resign_value(&mock, &Value::Map(map));
+        payload_err(verify(&doc, &root, T0 + 10).unwrap_err(), needle);
+    };
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "digest", Value::Text("SHA256".into()));
+    check(m, "only `SHA384`");
+
+    let mut m = payload_value(&mock);
+    m.retain(|(k, _)| *k != Value::Text("module_id".into()));
+    check(m, "`module_id` is missing");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "module_id", Value::Text(String::new()));
+    check(m, "non-empty");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "timestamp", Value::Integer(0.into()));
+    check(m, "positive");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "timestamp", Value::Text("yesterday".into()));
+    check(m, "`timestamp` must be an integer");
+
+    let mut m = payload_value(&mock);
+    set_field(
+        &mut m,
+        "pcrs",
+        Value::Map(vec![(Value::Integer(0.into()), Value::Bytes(vec![0; 47]))]),
+    );
+    check(m, "32, 48 or 64");
+
+    let mut m = payload_value(&mock);
+    set_field(
+        &mut m,
+        "pcrs",
+        Value::Map(vec![(Value::Integer(32.into()), Value::Bytes(vec![0; 48]))]),
+    );
+    check(m, "outside 0..32");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "pcrs", Value::Map(vec![]));
+    check(m, "`pcrs` has 0 entries");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "cabundle", Value::Array(vec![]));
+    check(m, "`cabundle` has 0");
+
+    let mut m = payload_value(&mock);
+    set_field(
+        &mut m,
+        "cabundle",
+        Value::Array(vec![Value::Bytes(vec![0; 1025])]),
+    );
+    check(m, "cabundle[0]");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "user_data", Value::Bytes(vec![0; 513]));
+    check(m, "`user_data` is 513 bytes");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "public_key", Value::Bytes(vec![]));
+    check(m, "`public_key` is 0 bytes");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "nonce", Value::Integer(1.into()));
+    check(m, "`nonce` must be a byte string");
+
+    let mut m = payload_value(&mock);
+    set_field(&mut m, "extra", Value::Bytes(vec![1]));
+    check(m, "unknown field `extra`");
+
+    let mut m = payload_value(&mock);
+    m.push((Value::Text("nonce".into()), Value::Null));
+    check(m, "appears twice");
+
+    let mut m = payload_value(&mock);
+    m.push((Value::Integer(1.into()), Value::Null));
+    check(m, "not a text string");
+
+    let doc = resign_value(&mock, &Value::Array(vec![]));
+    payload_err(verify(&doc, &root, T0 + 10).unwrap_err(), "not a CBOR map");
+}
+
+#[test]
+fn indefinite_length_payload_is_accepted() {
+    // Some NSM versions emit the payload map with indefinite length (0xbf ... 0xff).
+    let mock = fixed_mock();
+    let definite = mock.payload(&request()).encode().unwrap();
+    assert_eq!(definite[0], 0xa9); // map(9)
+    let mut indefinite = vec![0xbf];
+    indefinite.extend_from_slice(&definite[1..]);
+    indefinite.push(0xff);
+    let doc = sign_es384(indefinite, mock.leaf_key()).unwrap();
+    let doc = verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap();
+    assert_eq!(doc.nonce(), Some(&[7u8; 32][..]));
+}
+
+#[test]
+fn request_limits_match_the_nsm() {
+    let mock = fixed_mock();
+    let ok = AttestationRequest::new()
+        .with_user_data(vec![1; MAX_USER_DATA_LEN])
+        .with_nonce(vec![2; MAX_NONCE_LEN])
+        .with_public_key(vec![3; MAX_PUBLIC_KEY_LEN]);
+    let doc = mock.attestation(&ok).unwrap();
+    let verified = verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap();
+    assert_eq!(verified.public_key().unwrap().len(), MAX_PUBLIC_KEY_LEN);
+
+    let too_long = AttestationRequest::new().with_user_data(vec![1; MAX_USER_DATA_LEN + 1]);
+    let err = mock.attestation(&too_long).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NsmError::FieldTooLong {
+                field: "user_data",
+                len: 513,
+                max: 512
+            }
+        ),
+        "{err:?}"
+    );
+    let too_long = AttestationRequest::new().with_nonce(vec![1; MAX_NONCE_LEN + 1]);
+    assert!(matches!(
+        mock.attestation(&too_long),
+        Err(NsmError::FieldTooLong { field: "nonce", .. })
+    ));
+    let too_long = AttestationRequest::new().with_public_key(vec![1; MAX_PUBLIC_KEY_LEN + 1]);
+    assert!(matches!(
+        mock.attestation(&too_long),
+        Err(NsmError::FieldTooLong {
+            field: "public_key",
+            ..
+        })
+    ));
+    let empty_key = AttestationRequest::new().with_public_key(Vec::new());
+    assert!(matches!(
+        mock.attestation(&empty_key),
+        Err(NsmError::EmptyPublicKey)
+    ));
+}
+
+#[test]
+fn mock_rejects_out_of_range_pcr_index() {
+    let err = MockNsm::with_config(MockNsmConfig::default().with_pcr(32, pcr(1))).unwrap_err();
+    assert!(matches!(err, NsmError::Mock(_)), "{err:?}");
+}
+
+#[test]
+fn mock_debug_does_not_show_the_key() {
+    let mock = fixed_mock();
+    let dbg = format!("{mock:?}");
+    assert!(dbg.contains("<redacted>"), "{dbg}");
+}
+
+#[test]
+fn garbage_and_oversized_input_is_refused() {
+    let root = aws_root_der();
+    for input in [
+        &b""[..],
+        b"\x84",
+        b"\xd2",
+        b"\xd2\xd2\xd2",
+        b"\xff\xff\xff\xff",
+    ] {
+        assert!(
+            matches!(verify(input, &root, now()), Err(VerifyError::Cose(_))),
+            "{input:?}"
+        );
+    }
+    // Well-formed COSE_Sign1 with an empty protected header: no algorithm.
+    assert!(matches!(
+        verify(b"\x84\x40\xa0\xf6\x40", &root, now()),
+        Err(VerifyError::UnsupportedAlgorithm(_))
+    ));
+    let big = vec![0u8; MAX_DOCUMENT_LEN + 1];
+    assert!(matches!(
+        verify(&big, &root, now()),
+        Err(VerifyError::TooLarge { .. })
+    ));
+    // Deep nesting must not blow the stack.
+    let deep = vec![0x81u8; 10_000];
+    assert!(verify(&deep, &root, now()).is_err());
+}
+
+#[test]
+fn every_truncation_and_many_single_byte_flips_are_refused() {
+    let mock = fixed_mock();
+    let root = mock.root_certificate_der().to_vec();
+    let doc = mock.attestation(&request()).unwrap();
+    verify(&doc, &root, T0 + 10).unwrap();
+    for len in 0..doc.len() {
+        assert!(
+            verify(&doc[..len], &root, T0 + 10).is_err(),
+            "truncated to {len}"
+        );
+    }
+    let mut extended = doc.clone();
+    extended.push(0);
+    assert!(verify(&extended, &root, T0 + 10).is_err());
+    // Every byte of the framing and the signature, and every 5th byte of the payload.
+    let n = doc.len();
+    let positions = (0..n).filter(|i| *i < 16 || *i >= n - 100 || i % 5 == 0);
+    let mut flips = 0;
+    for i in positions {
+        for mask in [0x01u8, 0x80] {
+            let mut bad = doc.clone();
+            bad[i] ^= mask;
+            assert!(
+                verify(&bad, &root, T0 + 10).is_err(),
+                "flip {mask:#04x} at {i} accepted"
+            );
+            flips += 1;
+        }
+    }
+    assert!(flips > 500, "{flips}");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_bytes_never_verify_nor_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let root = aws_root_der();
+            prop_assert!(verify(&bytes, &root, 1_700_000_000).is_err());
+        }
+
+        #[test]
+        fn random_cose_shaped_bytes_never_verify_nor_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes = vec![0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0];
+            bytes.extend(body);
+            let root = aws_root_der();
+            prop_assert!(verify(&bytes, &root, 1_700_000_000).is_err());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn mutated_mock_documents_never_verify_nor_panic(
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6),
+        ) {
+            let mock = fixed_mock();
+            let mut doc = mock.attestation(&request()).unwrap();
+            for (at, mask) in edits {
+                let i = at.index(doc.len());
+                doc[i] ^= mask;
+            }
+            prop_assert!(verify(&doc, mock.root_certificate_der(), T0 + 10).is_err());
+        }
+    }
+}
+
+/// A document from a real enclave in us-east-1 (2024-09-17), as published in public verifier
+/// test suites: four-certificate bundle starting with the G1 root, user_data, nonce, a
+/// placeholder public_key, PCR3/PCR4 set.
+fn real_aws_document() -> Vec<u8> {
+    let b64 = include_str!("testdata/aws_nitro_us-east-1_2024-09-17.b64");
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .unwrap()
+}
+
+#[test]
+fn real_aws_document_verifies_against_the_pinned_root_at_its_time() {
+    let bytes = real_aws_document();
+    // Leaf valid 2024-09-17 00:47:56 .. 03:47:59 UTC; the document was made inside it.
+    let at = 1_726_534_100;
+    let doc = verify(&bytes, &aws_root_der(), at).unwrap();
+    assert_eq!(doc.module_id(), "i-0bbf1bfe232b8c2ce-enc0191fc27458c1d41");
+    assert_eq!(doc.timestamp_ms(), 0x0191_fd73_54cf);
+    assert_eq!(doc.pcrs().len(), 16);
+    assert!(doc.pcrs().values().all(|v| v.len() == 48));
+    assert_ne!(doc.pcr(3), Some(&[0u8; 48][..]));
+    assert_eq!(doc.public_key(), Some(&b"dummy"[..]));
+    assert_eq!(doc.nonce().map(<[u8]>::len), Some(20));
+    assert_eq!(doc.cabundle().len(), 4);
+    assert_eq!(doc.cabundle()[0], aws_root_der());
+
+    let text = describe(&doc);
+    assert!(
+        text.contains("i-0bbf1bfe232b8c2ce-enc0191fc27458c1d41"),
+        "{text}"
+    );
+    assert!(text.contains("2024-09-17T"), "{text}");
+    assert!(
+        text.contains(&format!("PCR3  {}", hex::encode(doc.pcr(3).unwrap()))),
+        "{text}"
+    );
+    assert!(text.contains("all-zero:  0,1,2,5,"), "{text}");
+}
+
+#[test]
+fn real_aws_document_is_refused_later_and_against_a_mock_root() {
+    let bytes = real_aws_document();
+    let err = verify(&bytes, &aws_root_der(), 1_726_534_100 + 4 * 3600).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Validity { which, .. } if which == "leaf certificate"),
+        "{err:?}"
+    );
+    let mock = fixed_mock();
+    let err = verify(&bytes, mock.root_certificate_der(), 1_726_534_100).unwrap_err();
+    assert!(matches!(err, VerifyError::UntrustedRoot(_)), "{err:?}");
+    let mut tampered = bytes.clone();
+    let nonce_end = tampered.len() - 98 - 1;
+    tampered[nonce_end] ^= 0x01;
+    assert_eq!(
+        verify(&tampered, &aws_root_der(), 1_726_534_100).unwrap_err(),
+        VerifyError::DocumentSignature
+    );
+}
+
+#[test]
+fn describe_lists_pcrs_and_digests() {
+    let mock = MockNsm::with_config(MockNsmConfig::default().with_pcr(0, pcr(0xab))).unwrap();
+    let doc = verify(
+        &mock.attestation(&request()).unwrap(),
+        mock.root_certificate_der(),
+        now(),
+    )
+    .unwrap();
+    let text = describe(&doc);
+    assert!(
+        text.contains(&format!("PCR0  {}", "ab".repeat(48))),
+        "{text}"
+    );
+    assert!(!text.contains("PCR1 "), "{text}");
+    assert!(
+        text.contains("all-zero:  1,2,3,4,5,6,7,8,9,10,11,12,13,14,15"),
+        "{text}"
+    );
+    use sha2::{Digest, Sha256};
+    let ud = request().user_data.unwrap();
+    assert!(
+        text.contains(&format!(
+            "user_data:   {} bytes, sha256 {}",
+            ud.len(),
+            hex::encode(Sha256::digest(&ud))
+        )),
+        "{text}"
+    );
+    assert!(text.contains("public_key:  "), "{text}");
+}
