@@ -140,6 +140,9 @@ fn parse_sigstruct(bytes: &[u8]) -> Result<Sigstruct, SigstructError> {
     if sig.header != sgx_isa::SIGSTRUCT_HEADER1 || sig.header2 != sgx_isa::SIGSTRUCT_HEADER2 {
         return Err(SigstructError::BadHeader);
     }
+    if sig._reserved4.iter().any(|b| *b != 0) {
+        return Err(SigstructError::BadHeader);
+    }
     if sig.exponent != SIGSTRUCT_EXPONENT {
         return Err(SigstructError::BadExponent {
             exponent: sig.exponent,

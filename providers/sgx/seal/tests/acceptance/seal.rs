@@ -1,0 +1,278 @@
+use proptest::prelude::*;
+use tmkms_light_sgx_seal::testing::{other_test_signing_key, test_signing_key, TEST_CPUSVN};
+use tmkms_light_sgx_seal::{
+    inspect, seal, unseal, unseal_seed, SealError, SimulatedCpu, SimulatedHardware,
+    LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
+};
+
+use super::{enclave, enclave_on};
+
+const SEED: [u8; 32] = [0x42; 32];
+const LABEL: &str = LABEL_CONSENSUS_KEY;
+const L: usize = LABEL_CONSENSUS_KEY.len();
+
+fn sealed_by(hw: &SimulatedHardware) -> Vec<u8> {
+    seal(hw, LABEL, &SEED).unwrap()
+}
+
+#[test]
+fn round_trips_and_records_the_key_request() {
+    let hw = enclave(test_signing_key(), 2, false, 1);
+    let blob = sealed_by(&hw);
+    assert_eq!(*unseal_seed(&hw, LABEL, &blob).unwrap(), SEED);
+    assert_eq!(blob.len(), 103 + L + 32 + 16);
+    assert_eq!(&blob[..8], b"TMKLSEAL");
+    let header = inspect(&blob).unwrap();
+    assert_eq!(header.label, LABEL);
+    assert_eq!(
+        (header.version, header.isvsvn, header.cpusvn),
+        (1, 2, TEST_CPUSVN)
+    );
+    assert!(!header.debug);
+    assert_eq!(header.secret_len, 32);
+    // Random key id and nonce: sealing twice gives different blobs.
+    assert_ne!(sealed_by(&hw), blob);
+    // Longer secrets (the cloud-wrap key is ~1.2 KiB) round-trip too.
+    let big = vec![7u8; 1300];
+    assert_eq!(
+        *unseal(&hw, "x", &seal(&hw, "x", &big).unwrap()).unwrap(),
+        big
+    );
+}
+
+#[test]
+fn an_upgraded_enclave_unseals_an_older_one_does_not() {
+    let v2 = enclave(test_signing_key(), 2, false, 1);
+    let v3 = enclave(test_signing_key(), 3, false, 1);
+    assert_eq!(*unseal_seed(&v3, LABEL, &sealed_by(&v2)).unwrap(), SEED);
+    let err = unseal_seed(&v2, LABEL, &sealed_by(&v3)).unwrap_err();
+    assert!(
+        matches!(err, SealError::SealedByNewerEnclave { sealed: 3, own: 2 }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("newer enclave (ISVSVN 3 > this enclave's 2)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn another_signer_or_cpu_cannot_unseal() {
+    let blob = sealed_by(&enclave(test_signing_key(), 1, false, 1));
+    for other in [
+        enclave(other_test_signing_key(), 1, false, 1),
+        enclave(test_signing_key(), 1, false, 2),
+    ] {
+        let err = unseal(&other, LABEL, &blob).unwrap_err();
+        assert!(matches!(err, SealError::AuthenticationFailed), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "authentication failed: sealed by another enclave signer, on another CPU, or modified"
+        );
+    }
+}
+
+#[test]
+fn debug_and_production_enclaves_cannot_open_each_others_seals() {
+    let prod = enclave(test_signing_key(), 1, false, 1);
+    let debug = enclave(test_signing_key(), 1, true, 1);
+    let err = unseal(&prod, LABEL, &sealed_by(&debug)).unwrap_err();
+    assert!(matches!(
+        err,
+        SealError::DebugMismatch {
+            sealed_debug: true,
+            own_debug: false
+        }
+    ));
+    assert!(err
+        .to_string()
+        .contains("sealed by a DEBUG enclave but this enclave is a production"));
+    let err = unseal(&debug, LABEL, &sealed_by(&prod)).unwrap_err();
+    assert!(matches!(
+        err,
+        SealError::DebugMismatch {
+            sealed_debug: false,
+            own_debug: true
+        }
+    ));
+    // The binding is cryptographic: rewriting the informational DEBUG flag
+    // in the header only trades the message for an authentication failure.
+    let mut forged = sealed_by(&debug);
+    forged[82] &= !0x02;
+    assert!(matches!(
+        unseal(&prod, LABEL, &forged),
+        Err(SealError::AuthenticationFailed)
+    ));
+}
+
+#[test]
+fn cpusvn_upgrade_unseals_downgrade_does_not() {
+    let secret = [5u8; 32];
+    let mut newer = TEST_CPUSVN;
+    newer[0] += 1;
+    let old_cpu = enclave_on(
+        test_signing_key(),
+        1,
+        false,
+        SimulatedCpu::new(secret, TEST_CPUSVN),
+    );
+    let new_cpu = enclave_on(
+        test_signing_key(),
+        1,
+        false,
+        SimulatedCpu::new(secret, newer),
+    );
+    assert_eq!(
+        *unseal_seed(&new_cpu, LABEL, &sealed_by(&old_cpu)).unwrap(),
+        SEED
+    );
+    let err = unseal_seed(&old_cpu, LABEL, &sealed_by(&new_cpu)).unwrap_err();
+    assert!(matches!(err, SealError::SealedOnNewerCpu(_)), "{err:?}");
+}
+
+#[test]
+fn labels_are_checked_and_bound() {
+    let hw = enclave(test_signing_key(), 1, false, 1);
+    let blob = sealed_by(&hw);
+    let err = unseal(&hw, LABEL_IDENTITY_KEY, &blob).unwrap_err();
+    assert!(matches!(err, SealError::LabelMismatch { .. }));
+    assert!(
+        err.to_string()
+            .contains("holds \"consensus-key\", expected \"identity-key\""),
+        "{err}"
+    );
+    assert!(matches!(
+        seal(&hw, "", &SEED),
+        Err(SealError::InvalidLabel { .. })
+    ));
+    assert!(matches!(
+        seal(&hw, "a b", &SEED),
+        Err(SealError::InvalidLabel { .. })
+    ));
+    assert!(matches!(
+        seal(&hw, LABEL, &[]),
+        Err(SealError::SecretLength { len: 0 })
+    ));
+    // A same-length label swapped in the header fails authentication.
+    let mut forged = blob;
+    forged[103] = b'C';
+    assert!(matches!(
+        unseal(&hw, "Consensus-key", &forged),
+        Err(SealError::AuthenticationFailed)
+    ));
+    // A non-seed secret is not a seed.
+    let short = seal(&hw, LABEL, &[1, 2, 3]).unwrap();
+    assert!(matches!(
+        unseal_seed(&hw, LABEL, &short),
+        Err(SealError::Format(_))
+    ));
+}
+
+/// Which error a one-bit flip at `offset` must produce.
+fn expected_kind(offset: usize) -> &'static str {
+    match offset {
+        0..=7 => "Format",             // magic
+        8..=9 => "UnsupportedVersion", // version
+        10..=11 => "Format",           // key policy
+        12 => "SealedByNewerEnclave", // ISVSVN 1 -> 0 would be AuthenticationFailed; ^0x80 raises it
+        13 => "SealedByNewerEnclave",
+        14..=29 => "SealedOnNewerCpu", // CPUSVN raised above the CPU's
+        30..=49 => "Format",           // attribute mask, MISCMASK
+        50..=81 => "AuthenticationFailed", // key id
+        82..=89 => "AuthenticationFailed", // sealer attributes (DEBUG bit aside)
+        90..=101 => "AuthenticationFailed", // nonce
+        102 => "Format",               // label length
+        o if o < 103 + L => "Format",  // label (no longer printable ASCII)
+        _ => "AuthenticationFailed",   // ciphertext and tag
+    }
+}
+
+#[test]
+fn every_single_byte_flip_fails_with_the_regions_error() {
+    let hw = enclave(test_signing_key(), 1, false, 1);
+    let blob = sealed_by(&hw);
+    for offset in 0..blob.len() {
+        let mut t = blob.clone();
+        t[offset] ^= 0x80;
+        let err = unseal(&hw, LABEL, &t).expect_err(&format!("flip at {offset} accepted"));
+        let kind = format!("{err:?}");
+        let kind = kind.split([' ', '{', '(']).next().unwrap();
+        assert_eq!(kind, expected_kind(offset), "offset {offset}: {err}");
+    }
+    // The DEBUG bit of the informational sealer attributes gives its own message.
+    let mut t = blob.clone();
+    t[82] ^= 0x02;
+    assert!(matches!(
+        unseal(&hw, LABEL, &t),
+        Err(SealError::DebugMismatch { .. })
+    ));
+    // A printable change of the label names both labels.
+    let mut t = blob.clone();
+    t[103] ^= 0x01;
+    assert!(matches!(
+        unseal(&hw, LABEL, &t),
+        Err(SealError::LabelMismatch { .. })
+    ));
+    // Lowering ISVSVN / CPUSVN (still derivable) fails authentication.
+    let mut t = blob.clone();
+    t[12] = 0;
+    assert!(matches!(
+        unseal(&hw, LABEL, &t),
+        Err(SealError::AuthenticationFailed)
+    ));
+    let mut t = blob;
+    t[14] -= 1;
+    assert!(matches!(
+        unseal(&hw, LABEL, &t),
+        Err(SealError::AuthenticationFailed)
+    ));
+}
+
+#[test]
+fn truncated_or_extended_blobs_fail() {
+    let hw = enclave(test_signing_key(), 1, false, 1);
+    let blob = sealed_by(&hw);
+    for len in 0..blob.len() {
+        assert!(
+            unseal(&hw, LABEL, &blob[..len]).is_err(),
+            "truncated to {len}"
+        );
+    }
+    let mut longer = blob;
+    longer.push(0);
+    assert!(matches!(
+        unseal(&hw, LABEL, &longer),
+        Err(SealError::AuthenticationFailed)
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_single_byte_change_fails(offset in any::<prop::sample::Index>(), xor in 1u8..=255) {
+        let hw = shared_hw();
+        let blob = shared_blob();
+        let mut t = blob.to_vec();
+        let i = offset.index(t.len());
+        t[i] ^= xor;
+        prop_assert!(unseal(hw, LABEL, &t).is_err());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_unseal_or_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        prop_assert!(unseal(shared_hw(), LABEL, &bytes).is_err());
+        let _ = inspect(&bytes);
+    }
+}
+
+fn shared_hw() -> &'static SimulatedHardware {
+    static HW: std::sync::OnceLock<SimulatedHardware> = std::sync::OnceLock::new();
+    HW.get_or_init(|| enclave(test_signing_key(), 1, false, 1))
+}
+
+fn shared_blob() -> &'static [u8] {
+    static BLOB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BLOB.get_or_init(|| sealed_by(shared_hw()))
+}
