@@ -728,3 +728,110 @@ fn describe_lists_pcrs_and_digests() {
     );
     assert!(text.contains("public_key:  "), "{text}");
 }
+
+mod constraints {
+    use std::time::Duration;
+
+    use der::Encode;
+    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use x509_cert::name::Name;
+    use x509_cert::serial_number::SerialNumber;
+    use x509_cert::spki::SubjectPublicKeyInfoOwned;
+    use x509_cert::time::Validity;
+
+    use super::*;
+    use crate::chain::{verify_chain, Cert};
+
+    #[test]
+    fn leaf_cannot_act_as_ca_and_ca_cannot_sign_documents() {
+        let mock = fixed_mock();
+        let leaf = Cert::parse("leaf", mock.leaf_certificate_der()).unwrap();
+        let err = leaf.check_ca(0).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("cA=false")),
+            "{err:?}"
+        );
+        let root = Cert::parse("root", mock.root_certificate_der()).unwrap();
+        let err = root.check_leaf().unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("must not be a CA")),
+            "{err:?}"
+        );
+        leaf.check_leaf().unwrap();
+        root.check_ca(5).unwrap();
+    }
+
+    #[test]
+    fn path_length_constraint_is_enforced() {
+        let mock = fixed_mock();
+        // The mock's intermediate allows no CA below it.
+        let intermediate =
+            Cert::parse("intermediate", mock.intermediate_certificate_der()).unwrap();
+        intermediate.check_ca(0).unwrap();
+        let err = intermediate.check_ca(1).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("path length")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn p256_sha256_issuers_are_accepted() {
+        let now = SystemTime::now();
+        let validity = Validity::from_now(Duration::from_secs(3600)).unwrap();
+        let root_key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let inter_key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let leaf_key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let root_name: Name = "CN=p256 root".parse().unwrap();
+        let inter_name: Name = "CN=p384 intermediate".parse().unwrap();
+        let root = CertificateBuilder::new(
+            Profile::Root,
+            SerialNumber::from(1u8),
+            validity,
+            root_name.clone(),
+            SubjectPublicKeyInfoOwned::from_key(*root_key.verifying_key()).unwrap(),
+            &root_key,
+        )
+        .unwrap()
+        .build::<p256::ecdsa::DerSignature>()
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let inter = CertificateBuilder::new(
+            Profile::SubCA {
+                issuer: root_name,
+                path_len_constraint: None,
+            },
+            SerialNumber::from(2u8),
+            validity,
+            inter_name.clone(),
+            SubjectPublicKeyInfoOwned::from_key(*inter_key.verifying_key()).unwrap(),
+            &root_key,
+        )
+        .unwrap()
+        .build::<p256::ecdsa::DerSignature>()
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let leaf = CertificateBuilder::new(
+            Profile::Leaf {
+                issuer: inter_name,
+                enable_key_agreement: false,
+                enable_key_encipherment: false,
+            },
+            SerialNumber::from(3u8),
+            validity,
+            "CN=leaf".parse().unwrap(),
+            SubjectPublicKeyInfoOwned::from_key(*leaf_key.verifying_key()).unwrap(),
+            &inter_key,
+        )
+        .unwrap()
+        .build::<p384::ecdsa::DerSignature>()
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let t = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 10;
+        let key = verify_chain(&leaf, &[root.clone(), inter], &root, t).unwrap();
+        assert_eq!(key, *leaf_key.verifying_key());
+    }
+}
