@@ -950,7 +950,7 @@ impl Drop for TempFile {
 #[cfg(unix)]
 /// Writes `contents` to `path` so that after a crash the path holds either
 /// nothing (or the old file) or the complete new file.
-fn write_secret_file(path: &Path, contents: &[u8], mode: WriteMode) -> Result<(), KeyError> {
+pub fn write_secret_file(path: &Path, contents: &[u8], mode: WriteMode) -> Result<(), KeyError> {
     let name = path.file_name().ok_or_else(|| KeyError::NoFileName {
         path: path.to_path_buf(),
     })?;

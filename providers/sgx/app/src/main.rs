@@ -129,12 +129,10 @@ mod platform {
     use tmkms_light_sgx_seal::{EnclaveIdentity, SimulatedCpu, SimulatedHardware};
     use zeroize::Zeroizing;
 
-    /// The runner's Unix socket.
-    pub const ENV_HOST_SOCKET: &str = "TMKMS_SGX_HOST_SOCKET";
-    /// The signed SIGSTRUCT (`.sig`) of the enclave to impersonate.
-    pub const ENV_SIGSTRUCT: &str = "TMKMS_SGX_SIM_SIGSTRUCT";
-    /// File holding the simulated CPU's TEST secret (64 hex digits).
-    pub const ENV_CPU_SECRET: &str = "TMKMS_SGX_SIM_CPU_SECRET";
+    use tmkms_light_sgx_app::protocol::sim_env::{
+        CPU_SECRET as ENV_CPU_SECRET, HOST_SOCKET as ENV_HOST_SOCKET, SIGSTRUCT as ENV_SIGSTRUCT,
+    };
+
     /// The simulated CPU's security version.
     pub const SIM_CPUSVN: [u8; 16] = [1; 16];
 

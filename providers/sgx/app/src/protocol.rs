@@ -17,6 +17,16 @@ pub const STREAM_STATE: &str = "state";
 /// Prefix of a node stream name; the rest is the socket path.
 pub const STREAM_NODE_PREFIX: &str = "node:";
 
+/// Environment of the host-simulation enclave process, set by the runner.
+pub mod sim_env {
+    /// The runner's Unix socket.
+    pub const HOST_SOCKET: &str = "TMKMS_SGX_HOST_SOCKET";
+    /// The signed SIGSTRUCT (`.sig`) of the enclave to impersonate.
+    pub const SIGSTRUCT: &str = "TMKMS_SGX_SIM_SIGSTRUCT";
+    /// File holding the simulated CPU's TEST secret (64 hex digits).
+    pub const CPU_SECRET: &str = "TMKMS_SGX_SIM_CPU_SECRET";
+}
+
 /// Largest control message (sealed blobs, RSA keys, reports and backups are
 /// a few KiB).
 pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024;

@@ -1,0 +1,455 @@
+//! The runner's commands. Keys are generated, sealed, backed up, recovered
+//! and used only inside the enclave; the runner moves sealed blobs, backups
+//! and state records between files and the enclave.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::enclave::EnclaveSettings;
+use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
+use tmkms_light::privval::Dialect;
+use tmkms_light::state::file::FileStore;
+use tmkms_light::state::StateError;
+use tmkms_light::types::{ChainId, SignState};
+use tmkms_light_sgx_app::protocol::{KeySet, Request, Response, WrappedBackupKey};
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use crate::launcher::{Enclave, Plumbing};
+use crate::settings::{render_section, Mode, SgxSettings};
+
+/// Default paths `init` writes, relative to the config file.
+pub const SEALED_CONSENSUS_KEY_PATH: &str = "secrets/consensus-key.sealed";
+pub const SEALED_ID_KEY_PATH: &str = "secrets/id-key.sealed";
+/// File names of the backups in a `-k` directory.
+pub const CONSENSUS_BACKUP_FILE: &str = "consensus-key.backup";
+pub const IDENTITY_BACKUP_FILE: &str = "id-key.backup";
+
+/// Largest sealed blob or backup file read.
+const MAX_BLOB_FILE: u64 = 64 * 1024;
+
+fn read_blob(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{what} {}", path.display()))?;
+    if meta.len() > MAX_BLOB_FILE {
+        bail!(
+            "{what} {} is {} bytes; expected at most {MAX_BLOB_FILE} — wrong file?",
+            path.display(),
+            meta.len()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+fn write_new_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    let mode = if force {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::CreateNew
+    };
+    write_secret_file(path, bytes, mode).with_context(|| format!("writing {}", path.display()))
+}
+
+fn show_key(bytes: Option<&[u8]>, format: PubkeyFormat, hrp: &str) -> Result<String> {
+    let bytes = bytes.context("the enclave did not return the public key")?;
+    let key = PublicKey(
+        bytes
+            .try_into()
+            .context("the enclave returned a public key of the wrong length")?,
+    );
+    key.format(format, hrp)
+        .with_context(|| format!("-b {hrp:?} is not a valid bech32 prefix"))
+}
+
+/// Backup inputs: `-w`, `-e`, `-k` together or not at all.
+#[derive(Debug, Clone)]
+pub struct BackupArgs {
+    pub sealed_wrap_key: Option<PathBuf>,
+    pub payload: Option<PathBuf>,
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl BackupArgs {
+    fn resolve(&self) -> Result<Option<(WrappedBackupKey, PathBuf)>> {
+        match (&self.sealed_wrap_key, &self.payload, &self.backup_dir) {
+            (None, None, None) => Ok(None),
+            (Some(w), Some(e), Some(k)) => Ok(Some((
+                WrappedBackupKey {
+                    sealed_wrap_key: read_blob(w, "sealed cloud-wrap key (-w)")?,
+                    payload: read_blob(e, "wrapped backup key (-e)")?,
+                },
+                k.clone(),
+            ))),
+            _ => bail!(
+                "cloud backup needs all of -w (sealed wrap key from cloud-wrap), -e (the backup key your KMS wrapped for it) and -k (backup directory)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct InitArgs {
+    pub config: PathBuf,
+    pub chain_id: String,
+    pub address: String,
+    pub protocol_version: Dialect,
+    pub mode: Mode,
+    pub enclave: Option<PathBuf>,
+    pub sigstruct: PathBuf,
+    pub pubkey_format: PubkeyFormat,
+    pub bech32_prefix: String,
+    pub backup: BackupArgs,
+}
+
+/// The host build of the enclave next to this binary (simulation default).
+fn sibling_enclave() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("tmkms-light-sgx-app")))
+        .unwrap_or_else(|| PathBuf::from("tmkms-light-sgx-app"))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
+}
+
+pub fn init(args: InitArgs) -> Result<()> {
+    if !args.config.exists() {
+        let chain_id = ChainId::try_from(args.chain_id.as_str())
+            .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
+        let address = Address::from_str(&args.address)
+            .with_context(|| format!("--address {:?}", args.address))?;
+        let mut params = TemplateParams::new(chain_id, address, args.protocol_version);
+        params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
+        params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
+        let enclave = match (&args.enclave, args.mode) {
+            (Some(path), _) => absolute(path)?,
+            (None, Mode::Simulation) => sibling_enclave(),
+            (None, Mode::Hardware) => {
+                bail!("--enclave <app.sgxs> is required with --mode hardware")
+            }
+        };
+        let text = render_template(&params)
+            + &render_section(args.mode, &enclave, &absolute(&args.sigstruct)?);
+        if let Some(dir) = args.config.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&args.config, text)
+            .with_context(|| format!("writing {}", args.config.display()))?;
+        eprintln!("wrote {}", args.config.display());
+    } else {
+        eprintln!("using the existing {}", args.config.display());
+    }
+    let config = Config::load(&args.config)?;
+    let settings = SgxSettings::from_section(config.sgx.as_ref(), &args.config)?;
+    if config.consensus_key_path.exists() {
+        bail!(
+            "{} already exists; init never replaces a key (use recover, or move it away first)",
+            config.consensus_key_path.display()
+        );
+    }
+    if settings.mode == Mode::Simulation {
+        ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
+    }
+    let backup = args.backup.resolve()?;
+
+    let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
+    let response = enclave.request(&Request::Generate {
+        backup: backup.as_ref().map(|(wrapped, _)| wrapped.clone()),
+    });
+    let _ = enclave.stop();
+    let Response::Keys(keys) = response? else {
+        bail!("the enclave answered Generate with something else");
+    };
+    let shown = show_key(
+        keys.consensus_public_key.as_deref(),
+        args.pubkey_format,
+        &args.bech32_prefix,
+    )?;
+    store_keys(&config, &keys, false)?;
+    if let Some((_, dir)) = &backup {
+        for (name, blob) in [
+            (CONSENSUS_BACKUP_FILE, &keys.consensus_backup),
+            (IDENTITY_BACKUP_FILE, &keys.identity_backup),
+        ] {
+            let blob = blob.as_deref().context("the enclave returned no backup")?;
+            write_new_secret(&dir.join(name), blob, false)?;
+            eprintln!("backup: {}", dir.join(name).display());
+        }
+    }
+    if !config.state_file_path.exists() {
+        drop(FileStore::create(
+            &config.state_file_path,
+            &SignState::default(),
+        )?);
+        eprintln!("state: {} at height 0", config.state_file_path.display());
+    }
+    println!("{shown}");
+    Ok(())
+}
+
+fn store_keys(config: &Config, keys: &KeySet, force: bool) -> Result<()> {
+    if let Some(sealed) = &keys.sealed_consensus_key {
+        write_new_secret(&config.consensus_key_path, sealed, force)?;
+        eprintln!(
+            "sealed consensus key: {}",
+            config.consensus_key_path.display()
+        );
+    }
+    if let Some(sealed) = &keys.sealed_identity_key {
+        let path = config
+            .id_key_path
+            .clone()
+            .unwrap_or_else(|| config_dir_of(&config.consensus_key_path).join("id-key.sealed"));
+        write_new_secret(&path, sealed, force)?;
+        eprintln!("sealed identity key: {}", path.display());
+    }
+    Ok(())
+}
+
+fn config_dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// The simulated CPU's TEST secret: created once, 0600.
+fn ensure_sim_cpu_secret(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut *secret);
+    let text = Zeroizing::new(hex::encode(*secret) + "\n");
+    write_new_secret(path, text.as_bytes(), false)?;
+    warn!(path = %path.display(), "created a TEST secret for the SGX simulation; keys sealed with it are NOT protected by hardware");
+    Ok(())
+}
+
+fn load(config_path: &Path) -> Result<(Config, SgxSettings)> {
+    let config = Config::load(config_path)?;
+    let settings = SgxSettings::from_section(config.sgx.as_ref(), config_path)?;
+    Ok((config, settings))
+}
+
+#[derive(Debug)]
+pub struct CloudWrapArgs {
+    pub config: PathBuf,
+    pub sealed_wrap_key: PathBuf,
+    pub public_key: PathBuf,
+    pub dcap: Option<PathBuf>,
+}
+
+pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
+    let (_, settings) = load(&args.config)?;
+    if args.dcap.is_some() && settings.mode == Mode::Simulation {
+        bail!("-d (DCAP quote) needs SGX hardware and the DCAP quoting library; the simulation has no quoting enclave. Run without -d to get the public key and the (simulated) REPORT");
+    }
+    let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
+    let response = enclave.request(&Request::CloudWrap { target_info: None });
+    let _ = enclave.stop();
+    let Response::CloudWrap {
+        sealed_wrap_key,
+        public_key_der,
+        public_key_pem,
+        report,
+    } = response?
+    else {
+        bail!("the enclave answered CloudWrap with something else");
+    };
+    write_new_secret(&args.sealed_wrap_key, &sealed_wrap_key, false)?;
+    std::fs::write(&args.public_key, public_key_pem.as_bytes())
+        .with_context(|| format!("writing {}", args.public_key.display()))?;
+    let der_path = args.public_key.with_extension("der");
+    std::fs::write(&der_path, &public_key_der)
+        .with_context(|| format!("writing {}", der_path.display()))?;
+    let report_path = args.sealed_wrap_key.with_extension("report");
+    std::fs::write(&report_path, &report)
+        .with_context(|| format!("writing {}", report_path.display()))?;
+    eprintln!("sealed wrap key: {}", args.sealed_wrap_key.display());
+    eprintln!(
+        "public key: {} (DER: {}); import it into your KMS as an RSA_AES_KEY_WRAP_SHA_256 wrapping key",
+        args.public_key.display(),
+        der_path.display()
+    );
+    eprintln!(
+        "enclave report (binds SHA-256 of the DER public key): {}",
+        report_path.display()
+    );
+    print!("{public_key_pem}");
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct RecoverArgs {
+    pub config: PathBuf,
+    pub backup: BackupArgs,
+    pub consensus: bool,
+    pub identity: bool,
+    pub force: bool,
+    pub pubkey_format: PubkeyFormat,
+    pub bech32_prefix: String,
+}
+
+pub fn recover(args: RecoverArgs) -> Result<()> {
+    let (config, settings) = load(&args.config)?;
+    let (wrapped, dir) = args
+        .backup
+        .resolve()?
+        .context("recover needs -w, -e and -k")?;
+    let (want_consensus, want_identity) = match (args.consensus, args.identity) {
+        (false, false) => (true, dir.join(IDENTITY_BACKUP_FILE).exists()),
+        chosen => chosen,
+    };
+    let read_backup = |wanted: bool, name: &str| -> Result<Option<Vec<u8>>> {
+        wanted
+            .then(|| read_blob(&dir.join(name), "backup"))
+            .transpose()
+    };
+    let consensus_backup = read_backup(want_consensus, CONSENSUS_BACKUP_FILE)?;
+    let identity_backup = read_backup(want_identity, IDENTITY_BACKUP_FILE)?;
+    if !args.force {
+        if want_consensus && config.consensus_key_path.exists() {
+            bail!(
+                "{} exists; pass --force to replace it with the recovered key",
+                config.consensus_key_path.display()
+            );
+        }
+        if let (true, Some(path)) = (want_identity, &config.id_key_path) {
+            if path.exists() {
+                bail!(
+                    "{} exists; pass --force to replace it with the recovered key",
+                    path.display()
+                );
+            }
+        }
+    }
+    if settings.mode == Mode::Simulation {
+        ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
+    }
+    let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
+    let response = enclave.request(&Request::Recover {
+        backup: wrapped,
+        consensus_backup,
+        identity_backup,
+    });
+    let _ = enclave.stop();
+    let Response::Keys(keys) = response? else {
+        bail!("the enclave answered Recover with something else");
+    };
+    store_keys(&config, &keys, args.force)?;
+    if keys.consensus_public_key.is_some() {
+        println!(
+            "{}",
+            show_key(
+                keys.consensus_public_key.as_deref(),
+                args.pubkey_format,
+                &args.bech32_prefix
+            )?
+        );
+    }
+    if let Some(identity) = keys.identity_public_key.as_deref() {
+        let key = PublicKey(identity.try_into().context("identity key length")?);
+        println!("identity peer id: {}", key.peer_id_hex());
+    }
+    Ok(())
+}
+
+pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
+    let (config, settings) = load(config_path)?;
+    let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
+    let sealed_identity_key = match &config.id_key_path {
+        Some(path) if path.exists() => Some(read_blob(path, "sealed identity key")?),
+        _ => None,
+    };
+    let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
+    let response = enclave.request(&Request::PublicKeys {
+        sealed_consensus_key,
+        sealed_identity_key,
+    });
+    let _ = enclave.stop();
+    let Response::Keys(keys) = response? else {
+        bail!("the enclave answered PublicKeys with something else");
+    };
+    println!(
+        "{}",
+        show_key(keys.consensus_public_key.as_deref(), format, hrp)?
+    );
+    if let Some(identity) = keys.identity_public_key.as_deref() {
+        let key = PublicKey(identity.try_into().context("identity key length")?);
+        eprintln!("identity peer id: {}", key.peer_id_hex());
+    }
+    Ok(())
+}
+
+pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    let (config, settings) = load(config_path)?;
+    let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
+    let sealed_identity_key = match (&config.id_key_path, config.uses_tcp()) {
+        (Some(path), true) => Some(read_blob(path, "sealed identity key")?),
+        _ => None,
+    };
+    let store = match FileStore::open(&config.state_file_path) {
+        Ok(store) => store,
+        Err(StateError::Missing { .. }) if allow_empty_state => {
+            warn!(path = %config.state_file_path.display(), "no state file: creating one at height 0 (--allow-empty-state)");
+            FileStore::create(&config.state_file_path, &SignState::default())?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let node_sockets = config
+        .validator
+        .iter()
+        .filter_map(|v| match &v.address {
+            Address::Unix { path } => Some(path.clone()),
+            Address::Tcp { .. } => None,
+        })
+        .collect();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))
+            .context("installing the signal handler")?;
+    }
+    let mut enclave = Enclave::launch(
+        &settings,
+        Plumbing {
+            state: Some(store),
+            node_sockets,
+        },
+    )?;
+    let response = enclave.request(&Request::Start {
+        settings: EnclaveSettings::from_config(&config),
+        sealed_consensus_key,
+        sealed_identity_key,
+    });
+    let response = match response {
+        Ok(response) => response,
+        Err(e) => {
+            let _ = enclave.stop();
+            return Err(e.into());
+        }
+    };
+    if let Response::Started {
+        consensus_public_key,
+    } = &response
+    {
+        info!(
+            pubkey = %PublicKey(consensus_public_key.as_slice().try_into().unwrap_or([0; 32])).to_base64(),
+            chain_id = %config.chain_id,
+            "enclave started; signing"
+        );
+    }
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            info!("stopping on signal");
+            enclave.stop().context("stopping the enclave")?;
+            return Ok(());
+        }
+        if let Some(status) = enclave.try_wait().context("watching the enclave")? {
+            bail!("the enclave exited ({status}); see its log lines above");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,263 @@
+//! Starting the enclave and serving the streams it opens.
+//!
+//! Simulation: the host build of the enclave runs as a child process and
+//! connects back to a Unix socket in a private (0700) directory, naming each
+//! stream in its first frame. The runner answers `init` (the control
+//! stream), `state` (the enclave's write-ahead state, served from the
+//! durable file store) and `node:<path>` (a configured `unix://` node socket,
+//! spliced byte for byte). A real enclave opens the same streams through EDP
+//! usercalls.
+
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tmkms_light::link::{read_announcement, recv_json, send_json, LinkError};
+use tmkms_light::state::file::FileStore;
+use tmkms_light::state::remote::serve_state;
+use tmkms_light_sgx_app::protocol::{
+    sim_env, Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE,
+};
+use tracing::{debug, error, info, warn};
+
+use crate::settings::{Mode, SgxSettings};
+
+/// How long a starting enclave may take to connect back.
+const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    #[error("mode = \"hardware\" needs an SGX CPU with the SGX driver and AESM service, and a runner built with SGX loading support; this runner cannot load enclaves on this machine. For tests and demos set mode = \"simulation\" in [sgx]")]
+    HardwareUnavailable,
+    #[error("cannot start the enclave {path}: {source}")]
+    Spawn {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("enclave I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("the enclave exited before connecting back ({0}); see its log lines above")]
+    ExitedEarly(ExitStatus),
+    #[error("the enclave did not connect back within {0:?}")]
+    NoConnection(Duration),
+    #[error("enclave control stream: {0}")]
+    Link(#[from] LinkError),
+    #[error("{0}")]
+    Enclave(String),
+}
+
+/// What the streams of one enclave may reach.
+#[derive(Debug, Default)]
+pub struct Plumbing {
+    /// The state file, for `start`.
+    pub state: Option<FileStore>,
+    /// `unix://` node sockets the enclave may open.
+    pub node_sockets: Vec<PathBuf>,
+}
+
+/// A running enclave and its control stream.
+#[derive(Debug)]
+pub struct Enclave {
+    child: Child,
+    control: UnixStream,
+    // Keeps the socket directory until the enclave is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl Enclave {
+    pub fn launch(settings: &SgxSettings, plumbing: Plumbing) -> Result<Self, LaunchError> {
+        match settings.mode {
+            Mode::Hardware => Err(LaunchError::HardwareUnavailable),
+            Mode::Simulation => launch_simulation(settings, plumbing),
+        }
+    }
+
+    /// Send one request and read the answer; an `Error` answer is an error.
+    pub fn request(&mut self, request: &Request) -> Result<Response, LaunchError> {
+        send_json(&mut self.control, request)?;
+        match recv_json(&mut self.control, MAX_CONTROL_MESSAGE)? {
+            Response::Error { message } => Err(LaunchError::Enclave(message)),
+            response => Ok(response),
+        }
+    }
+
+    /// The enclave's exit status, if it exited.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Wait up to `timeout` for the enclave to exit by itself.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stop the enclave: close its control stream (it exits on its own), then
+    /// kill it if it lingers.
+    pub fn stop(mut self) -> io::Result<()> {
+        let _ = self.control.shutdown(std::net::Shutdown::Both);
+        if self.wait_timeout(Duration::from_secs(2))?.is_none() {
+            self.child.kill()?;
+            self.child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Enclave, LaunchError> {
+    let dir = tempfile::Builder::new().prefix("tmkms-sgx-").tempdir()?;
+    let socket = dir.path().join("host.sock");
+    let listener = UnixListener::bind(&socket)?;
+    let child = Command::new(&settings.enclave_path)
+        .env(sim_env::HOST_SOCKET, &socket)
+        .env(sim_env::SIGSTRUCT, &settings.sigstruct_path)
+        .env(sim_env::CPU_SECRET, &settings.sim_cpu_secret_path)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|source| LaunchError::Spawn {
+            path: settings.enclave_path.display().to_string(),
+            source,
+        })?;
+    let mut enclave_child = child;
+    info!(
+        pid = enclave_child.id(),
+        "enclave process started (SGX host simulation)"
+    );
+
+    let (init_tx, init_rx) = mpsc::channel();
+    let plumbing = Arc::new(Streams {
+        state: Mutex::new(plumbing.state),
+        node_sockets: plumbing.node_sockets,
+        init: Mutex::new(Some(init_tx)),
+    });
+    thread::Builder::new()
+        .name("enclave-streams".into())
+        .spawn(move || accept_streams(&listener, &plumbing))?;
+
+    let deadline = Instant::now() + CONNECT_BACK_TIMEOUT;
+    let control = loop {
+        match init_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(stream) => break stream,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(LaunchError::NoConnection(CONNECT_BACK_TIMEOUT))
+            }
+        }
+        if let Some(status) = enclave_child.try_wait()? {
+            return Err(LaunchError::ExitedEarly(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = enclave_child.kill();
+            let _ = enclave_child.wait();
+            return Err(LaunchError::NoConnection(CONNECT_BACK_TIMEOUT));
+        }
+    };
+    Ok(Enclave {
+        child: enclave_child,
+        control,
+        _dir: dir,
+    })
+}
+
+struct Streams {
+    state: Mutex<Option<FileStore>>,
+    node_sockets: Vec<PathBuf>,
+    /// Taken by the first `init` connection; there is only one.
+    init: Mutex<Option<mpsc::Sender<UnixStream>>>,
+}
+
+fn accept_streams(listener: &UnixListener, streams: &Arc<Streams>) {
+    for conn in listener.incoming() {
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!(error = %e, "accepting an enclave stream failed");
+                continue;
+            }
+        };
+        let streams = Arc::clone(streams);
+        let spawned = thread::Builder::new()
+            .name("enclave-stream".into())
+            .spawn(move || {
+                let name = match read_announcement(&mut conn) {
+                    Ok(name) => name,
+                    Err(e) => {
+                        warn!(error = %e, "enclave stream without a valid name; closing it");
+                        return;
+                    }
+                };
+                serve_stream(&name, conn, &streams);
+            });
+        if let Err(e) = spawned {
+            error!(error = %e, "cannot start a thread for an enclave stream");
+        }
+    }
+}
+
+fn serve_stream(name: &str, mut conn: UnixStream, streams: &Streams) {
+    if name == STREAM_INIT {
+        let sender = streams.init.lock().ok().and_then(|mut s| s.take());
+        match sender {
+            Some(sender) => {
+                let _ = sender.send(conn);
+            }
+            None => warn!("the enclave opened a second init stream; closing it"),
+        }
+    } else if name == STREAM_STATE {
+        // One state stream at a time: the lock is held while it is served.
+        let Ok(mut guard) = streams.state.lock() else {
+            return;
+        };
+        let Some(store) = guard.as_mut() else {
+            warn!("the enclave asked for state, but this command has none; closing the stream");
+            return;
+        };
+        match serve_state(&mut conn, store) {
+            Ok(()) => debug!("enclave closed the state stream"),
+            Err(e) => warn!(error = %e, "state stream ended"),
+        }
+    } else if let Some(path) = name.strip_prefix(STREAM_NODE_PREFIX) {
+        let path = PathBuf::from(path);
+        if !streams.node_sockets.contains(&path) {
+            warn!(path = %path.display(), "the enclave asked for a node socket that is not configured; refusing");
+            return;
+        }
+        match UnixStream::connect(&path) {
+            Ok(node) => splice(conn, node),
+            Err(e) => debug!(path = %path.display(), error = %e, "node socket not reachable"),
+        }
+    } else {
+        warn!(name, "the enclave opened an unknown stream; closing it");
+    }
+}
+
+/// Copy bytes both ways until either side closes.
+fn splice(enclave: UnixStream, node: UnixStream) {
+    let (Ok(enclave_rx), Ok(node_tx)) = (enclave.try_clone(), node.try_clone()) else {
+        return;
+    };
+    let upstream = thread::spawn(move || copy_then_close(enclave_rx, node_tx));
+    copy_then_close(node, enclave);
+    let _ = upstream.join();
+}
+
+fn copy_then_close(mut from: UnixStream, mut to: UnixStream) {
+    let _ = io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
+}
