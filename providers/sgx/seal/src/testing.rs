@@ -66,7 +66,13 @@ pub fn sign_test_sigstruct(
         return Err(SigstructError::BadModulus);
     }
     if signing_key.e() != &BigUint::from(SIGSTRUCT_EXPONENT) {
-        return Err(SigstructError::BadExponent { exponent: 0 });
+        let e = signing_key.e().to_bytes_le();
+        let exponent = match <[u8; 4]>::try_from(e.as_slice()) {
+            Ok(four) => u32::from_le_bytes(four),
+            Err(_) if e.len() < 4 => e.iter().rev().fold(0, |acc, b| (acc << 8) | u32::from(*b)),
+            Err(_) => u32::MAX,
+        };
+        return Err(SigstructError::BadExponent { exponent });
     }
     let mut flags = AttributesFlags::MODE64BIT;
     if debug {

@@ -5,7 +5,7 @@ use tmkms_light_sgx_seal::testing::{
 };
 use tmkms_light_sgx_seal::{EnclaveIdentity, SigstructError, SIGSTRUCT_LEN};
 
-use rsa::traits::PublicKeyParts;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 
 const HASH: [u8; 32] = [0x11; 32];
 
@@ -103,5 +103,21 @@ fn refuses_to_sign_with_a_non_sigstruct_key() {
     assert!(matches!(
         sign_test_sigstruct(&key, HASH, 1, 1, false),
         Err(SigstructError::BadModulus)
+    ));
+    // The same primes with another public exponent (65537 unless it shares a
+    // factor with p-1 or q-1) make a 3072-bit key that is refused too.
+    let signer = test_signing_key();
+    let (e, wrong_e) = [65537u32, 17, 5, 7]
+        .into_iter()
+        .find_map(|e| {
+            let primes = signer.primes();
+            rsa::RsaPrivateKey::from_p_q(primes[0].clone(), primes[1].clone(), e.into())
+                .ok()
+                .map(|k| (e, k))
+        })
+        .unwrap();
+    assert!(matches!(
+        sign_test_sigstruct(&wrong_e, HASH, 1, 1, false),
+        Err(SigstructError::BadExponent { exponent }) if exponent == e
     ));
 }
