@@ -35,6 +35,9 @@ fn main() -> ExitCode {
     }
 }
 
+/// The hardware and the runner, as this build reaches them.
+type Platform = (Arc<dyn SgxHardware>, Arc<dyn Host>);
+
 fn run() -> Result<(), String> {
     let (hw, host) = platform::open()?;
     let mut control = host
@@ -115,7 +118,7 @@ mod platform {
     use tmkms_light_sgx_app::host::UsercallHost;
     use tmkms_light_sgx_seal::EnclaveHardware;
 
-    pub fn open() -> Result<(Arc<dyn SgxHardware>, Arc<dyn Host>), String> {
+    pub fn open() -> Result<Platform, String> {
         Ok((Arc::new(EnclaveHardware::new()), Arc::new(UsercallHost)))
     }
 }
@@ -142,7 +145,7 @@ mod platform {
         })
     }
 
-    pub fn open() -> Result<(Arc<dyn SgxHardware>, Arc<dyn Host>), String> {
+    pub fn open() -> Result<Platform, String> {
         let sigstruct_path = var(ENV_SIGSTRUCT)?;
         let sigstruct = std::fs::read(&sigstruct_path)
             .map_err(|e| format!("reading SIGSTRUCT {sigstruct_path}: {e}"))?;

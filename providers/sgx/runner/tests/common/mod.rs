@@ -32,7 +32,8 @@ pub enum Signer {
 
 /// A SIGSTRUCT file for the test enclave, signed by `signer` at `isvsvn`.
 pub fn sigstruct(dir: &Path, signer: Signer, isvsvn: u16, debug: bool) -> PathBuf {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<((Signer, u16, bool), Vec<u8>)>>> = OnceLock::new();
+    type Signed = Vec<((Signer, u16, bool), Vec<u8>)>;
+    static CACHE: OnceLock<std::sync::Mutex<Signed>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (signer, isvsvn, debug);
     let bytes = {
