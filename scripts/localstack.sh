@@ -21,8 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # LocalStack declares Python >= 3.10 but uses PEP 695 syntax (3.12+). The
-# `runtime` extra brings the gateway that host mode needs. The other pins are the combination measured to work in host mode: newer cbor2,
-# pyOpenSSL and cryptography releases break its KMS or gateway code.
+# `runtime` extra brings the gateway that host mode needs. The other pins are
+# the combination measured to work in host mode: newer cbor2, pyOpenSSL and
+# cryptography releases break its KMS or gateway code.
 LOCALSTACK_VERSION=2026.3.0
 PINS=(
   "localstack-core[runtime]==${LOCALSTACK_VERSION}"
@@ -41,7 +42,8 @@ PID_FILE="$RUN_DIR/localstack.pid"
 LOG_FILE="$RUN_DIR/localstack.log"
 
 t0=$(date +%s.%N)
-elapsed() { awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+span() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+elapsed() { span "$t0" "$(date +%s.%N)"; }
 say() { printf 'localstack: %s\n' "$*"; }
 die() { printf 'localstack: FAILED: %s\n' "$*" >&2; exit 2; }
 
@@ -58,6 +60,11 @@ find_python() {
   local root="" p
   if command -v pyenv >/dev/null 2>&1; then
     root=$(pyenv root)
+  elif [[ -d "${PYENV_ROOT:-$HOME/.pyenv}/versions" ]]; then
+    # pyenv installed but not on PATH (non-interactive CI shells).
+    root="${PYENV_ROOT:-$HOME/.pyenv}"
+  fi
+  if [[ -n "$root" ]]; then
     for p in $(ls -d "$root"/versions/3.13* "$root"/versions/3.12* 2>/dev/null | sort -rV); do
       [[ -x "$p/bin/python3" ]] && python_ok "$p/bin/python3" && { echo "$p/bin/python3"; return; }
     done
@@ -65,9 +72,11 @@ find_python() {
   for p in python3.13 python3.12 python3; do
     command -v "$p" >/dev/null 2>&1 && python_ok "$(command -v "$p")" && { command -v "$p"; return; }
   done
-  if [[ -n "$root" ]]; then
+  if [[ -n "$root" && -x "$root/bin/pyenv" ]] || command -v pyenv >/dev/null 2>&1; then
+    local pyenv_bin
+    pyenv_bin=$(command -v pyenv || echo "$root/bin/pyenv")
     say "no Python >= 3.12 found; installing 3.12 with pyenv (takes minutes)" >&2
-    pyenv install -s 3.12 >&2 || die "'pyenv install 3.12' failed (it needs a C compiler and libssl/libffi/zlib headers)"
+    "$pyenv_bin" install -s 3.12 >&2 || die "'pyenv install 3.12' failed (it needs a C compiler and libssl/libffi/zlib headers)"
     for p in $(ls -d "$root"/versions/3.12* 2>/dev/null | sort -rV); do
       python_ok "$p/bin/python3" && { echo "$p/bin/python3"; return; }
     done
@@ -137,7 +146,22 @@ cmd_start() {
     fi
     sleep 0.2
   done
-  say "ready (pid $pid) at http://127.0.0.1:$PORT; start took $(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')s [total $(elapsed)s]; log $LOG_FILE"
+  local t_ready
+  t_ready=$(date +%s.%N)
+  say "ready (pid $pid) at http://127.0.0.1:$PORT; start took $(span "$t_start" "$t_ready")s; log $LOG_FILE"
+  # LocalStack loads the KMS provider on the first request (seconds on a busy
+  # machine); pay that here rather than in the first test's timeout.
+  "$VENV/bin/python" - "$PORT" <<'PY' || die "LocalStack is up but KMS ListKeys failed (log: $LOG_FILE)"
+import sys, urllib.request
+req = urllib.request.Request(
+    f"http://127.0.0.1:{sys.argv[1]}/", data=b"{}", method="POST",
+    headers={"X-Amz-Target": "TrentService.ListKeys",
+             "Content-Type": "application/x-amz-json-1.1",
+             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0"})
+with urllib.request.urlopen(req, timeout=120) as r:
+    assert r.status == 200, r.status
+PY
+  say "KMS answered ListKeys (warm-up $(span "$t_ready" "$(date +%s.%N)")s) [total $(elapsed)s]"
 }
 
 cmd_stop() {

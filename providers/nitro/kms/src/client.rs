@@ -741,6 +741,36 @@ mod tests {
     }
 
     #[test]
+    fn https_endpoints_speak_tls_with_sni() {
+        // A "server" that answers in plain HTTP: the client must have sent a
+        // TLS ClientHello naming the host, and must fail cleanly on the reply.
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let w = written.clone();
+        let connector: Connector = Box::new(move || {
+            Ok(Box::new(Canned {
+                written: w.clone(),
+                response: Cursor::new(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec()),
+            }) as Stream)
+        });
+        let config = KmsConfig::for_region("eu-west-1");
+        let mut c = KmsClient::new(config, Credentials::new("a", "b", None), connector).unwrap();
+        let err = c.encrypt("k", b"x", None).unwrap_err();
+        assert!(matches!(err, KmsError::Http { .. }), "{err}");
+        let hello = written.lock().unwrap().clone();
+        assert_eq!(hello[0], 0x16, "a TLS handshake record");
+        assert!(
+            hello
+                .windows(27)
+                .any(|w| w == b"kms.eu-west-1.amazonaws.com"),
+            "SNI"
+        );
+        assert!(
+            !hello.windows(4).any(|w| w == b"POST"),
+            "no plaintext HTTP before the handshake"
+        );
+    }
+
+    #[test]
     fn debug_does_not_show_secrets() {
         let (c, _) = client("200 OK", "{}", Some("tok-secret"));
         let s = format!("{c:?}");
