@@ -1,3 +1,231 @@
-//! tmkms-light Nitro enclave application
+//! `tmkms-nitro-enclave`: the signer inside an AWS Nitro enclave. It
+//! listens for the helper's control connection; `init` and `start` requests
+//! arrive there (see the library docs). Started by `nitro-cli run-enclave`
+//! from the EIF in production, directly as a process in tests.
 
-fn main() {}
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use clap::Parser;
+use tmkms_light::enclave::{run_signer, SignerParts};
+use tmkms_light::link::{recv_json, send_json};
+use tmkms_nitro_enclave::host::{HelperDialer, HelperHost};
+use tmkms_nitro_enclave::keys;
+use tmkms_nitro_enclave::protocol::{Request, Response, MAX_CONTROL_MESSAGE, STREAM_STATE};
+use tmkms_nitro_nsm::{DeviceNsm, MockNsm, Nsm};
+use tmkms_nitro_transport::logstream::{LogSink, LogSinkConfig};
+use tmkms_nitro_transport::{Endpoint, Stream};
+use tracing::{error, info, warn};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tmkms-nitro-enclave",
+    version,
+    about = "tmkms-light signer inside an AWS Nitro enclave"
+)]
+struct Args {
+    /// Where the helper connects (vsock://any:5050 inside an enclave).
+    #[arg(long, default_value = "vsock://any:5050")]
+    listen: Endpoint,
+    /// TESTS ONLY: a mock NSM signing attestation documents with a throwaway test chain.
+    #[arg(long)]
+    mock_nsm: bool,
+    /// TESTS ONLY: write the mock NSM's root certificate (DER) here.
+    #[arg(long, requires = "mock_nsm")]
+    mock_nsm_root_out: Option<PathBuf>,
+}
+
+/// Log lines go to stderr (the console of a debug enclave) until `start`
+/// connects the helper's log stream; then all lines go there.
+static LOG_SINK: OnceLock<LogSink> = OnceLock::new();
+
+struct LogOutput;
+
+enum LogWriter {
+    Sink(LogSink),
+    Stderr(io::Stderr),
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            LogWriter::Sink(sink) => sink.write(buf),
+            LogWriter::Stderr(stderr) => stderr.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            LogWriter::Sink(sink) => sink.flush(),
+            LogWriter::Stderr(stderr) => stderr.flush(),
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogOutput {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        match LOG_SINK.get() {
+            Some(sink) => LogWriter::Sink(sink.clone()),
+            None => LogWriter::Stderr(io::stderr()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(LogOutput)
+        .with_ansi(false)
+        .init();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            if let Some(sink) = LOG_SINK.get() {
+                sink.drain(std::time::Duration::from_secs(2));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_nsm(args: &Args) -> Result<Box<dyn Nsm>, String> {
+    if !args.mock_nsm {
+        return DeviceNsm::open()
+            .map(|nsm| Box::new(nsm) as Box<dyn Nsm>)
+            .map_err(|e| e.to_string());
+    }
+    warn!("MOCK NSM: attestation documents are signed by a throwaway TEST chain that AWS KMS rejects; tests only");
+    let mock = MockNsm::new().map_err(|e| e.to_string())?;
+    if let Some(path) = &args.mock_nsm_root_out {
+        std::fs::write(path, mock.root_certificate_der())
+            .map_err(|e| format!("writing the mock NSM root to {}: {e}", path.display()))?;
+    }
+    Ok(Box::new(mock))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let nsm = open_nsm(args)?;
+    let listener = args
+        .listen
+        .bind()
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    info!(listen = %args.listen, "waiting for the helper");
+    loop {
+        let (mut control, peer) = listener
+            .accept()
+            .map_err(|e| format!("accepting the helper's connection: {e}"))?;
+        info!(%peer, "helper connected");
+        let request: Request = match recv_json(&mut control, MAX_CONTROL_MESSAGE) {
+            Ok(request) => request,
+            Err(e) => {
+                warn!(error = %e, "unreadable request; closing the connection");
+                continue;
+            }
+        };
+        match request {
+            Request::Init { kms } => {
+                let response = keys::init(&*nsm, &kms).unwrap_or_else(|e| Response::Error {
+                    message: e.to_string(),
+                });
+                if let Response::Error { message } = &response {
+                    warn!(error = %message, "init failed");
+                } else {
+                    info!("keys generated and encrypted with KMS");
+                }
+                if let Err(e) = send_json(&mut control, &response) {
+                    warn!(error = %e, "could not answer the helper");
+                }
+            }
+            Request::Start {
+                kms,
+                settings,
+                encrypted_consensus_key,
+                encrypted_identity_key,
+                host,
+                logs,
+            } => {
+                if LOG_SINK.get().is_none() {
+                    let sink = LogSink::connect(logs, LogSinkConfig::default())
+                        .map_err(|e| format!("cannot start the log stream: {e}"))?;
+                    let _ = LOG_SINK.set(sink);
+                }
+                let keys = keys::decrypt_keys(
+                    &*nsm,
+                    &kms,
+                    &encrypted_consensus_key,
+                    encrypted_identity_key.as_deref(),
+                );
+                let (key, identity) = match keys {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        let message = format!("cannot decrypt the keys: {e}");
+                        let _ = send_json(
+                            &mut control,
+                            &Response::Error {
+                                message: message.clone(),
+                            },
+                        );
+                        warn!("{message}");
+                        continue;
+                    }
+                };
+                send_json(
+                    &mut control,
+                    &Response::Started {
+                        consensus_public_key: key.public_key().as_bytes().to_vec(),
+                    },
+                )
+                .map_err(|e| format!("answering the helper: {e}"))?;
+                watch_helper(control)?;
+                let host = HelperHost::new(host);
+                let state_link = host
+                    .open(STREAM_STATE)
+                    .map_err(|e| format!("cannot open the state stream to the helper: {e}"))?;
+                let parts = SignerParts {
+                    settings,
+                    key,
+                    identity,
+                    state_link,
+                    dialer: Arc::new(HelperDialer::new(host)),
+                    clock: Some(std::time::Instant::now),
+                };
+                return run_signer(parts, Arc::new(AtomicBool::new(false)))
+                    .map_err(|e| e.to_string());
+            }
+        }
+    }
+}
+
+/// The control connection stays open while the helper lives. When it
+/// closes, the helper is gone: exit rather than keep node connections that
+/// can no longer persist state (the helper or launch-all starts us again).
+fn watch_helper(mut control: Stream) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("helper-watch".into())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            loop {
+                match control.read(&mut byte) {
+                    Ok(0) | Err(_) => {
+                        info!("the helper closed the control connection; exiting");
+                        if let Some(sink) = LOG_SINK.get() {
+                            sink.drain(std::time::Duration::from_secs(1));
+                        }
+                        std::process::exit(3);
+                    }
+                    Ok(_) => {}
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the helper watch thread: {e}"))
+}
