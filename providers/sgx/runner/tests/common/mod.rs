@@ -14,6 +14,7 @@ use tmkms_light::types::SignState;
 use tmkms_light_sgx_seal::testing::{
     other_test_signing_key, sign_test_sigstruct, test_signing_key, TEST_ENCLAVEHASH, TEST_ISVPRODID,
 };
+use tmkms_light_sgx_seal::{unseal_seed, EnclaveIdentity, SimulatedCpu, SimulatedHardware};
 use tmkms_node_sim::{Dialect, NodeListener, SignerConn};
 
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_tmkms-light-sgx-runner");
@@ -63,6 +64,14 @@ pub fn sigstruct(dir: &Path, signer: Signer, isvsvn: u16, debug: bool) -> PathBu
     path
 }
 
+/// The CPUSVN of the simulated CPU in the enclave app's host build.
+pub const SIM_CPUSVN: [u8; 16] = [1; 16];
+
+fn toml_string(text: &str) -> String {
+    let table: toml::Table = toml::from_str(&format!("v = {text}")).unwrap();
+    table.get("v").unwrap().as_str().unwrap().to_owned()
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(RUNNER)
         .args(args)
@@ -95,8 +104,29 @@ impl Sgx {
         dialect: &str,
         extra: &[&str],
     ) -> Sgx {
+        Self::init_as(
+            dir,
+            (Signer::A, 1, false),
+            chain_id,
+            address,
+            dialect,
+            extra,
+        )
+        .0
+    }
+
+    /// `init` with the enclave identity `(signer, isvsvn, debug)`; also
+    /// returns the runner's output.
+    pub fn init_as(
+        dir: tempfile::TempDir,
+        (signer, isvsvn, debug): (Signer, u16, bool),
+        chain_id: &str,
+        address: &str,
+        dialect: &str,
+        extra: &[&str],
+    ) -> (Sgx, Output) {
         let config = dir.path().join("tmkms.toml");
-        let sig = sigstruct(dir.path(), Signer::A, 1, false);
+        let sig = sigstruct(dir.path(), signer, isvsvn, debug);
         let app = app_path();
         let mut args = vec![
             "init",
@@ -116,8 +146,82 @@ impl Sgx {
             sig.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        run_ok(&args);
-        Sgx { dir, config }
+        let out = run_ok(&args);
+        (Sgx { dir, config }, out)
+    }
+
+    pub fn config_str(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    /// Point `[sgx] sigstruct_path` at another SIGSTRUCT (an upgraded or
+    /// foreign enclave); returns its path.
+    pub fn use_sigstruct(&self, signer: Signer, isvsvn: u16, debug: bool) -> PathBuf {
+        let sig = sigstruct(self.dir.path(), signer, isvsvn, debug);
+        self.set_sgx_field("sigstruct_path", sig.to_str().unwrap());
+        sig
+    }
+
+    /// Replace the `field = …` line of the `[sgx]` section.
+    pub fn set_sgx_field(&self, field: &str, value: &str) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let prefix = format!("{field} = ");
+        let mut found = false;
+        let lines: Vec<String> = text
+            .lines()
+            .map(|line| {
+                if line.starts_with(&prefix) {
+                    found = true;
+                    format!("{prefix}{}", toml::Value::String(value.to_owned()))
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert!(found, "no {field} line in the config:\n{text}");
+        fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// The SIGSTRUCT the config names now.
+    pub fn current_sigstruct(&self) -> PathBuf {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("sigstruct_path = "))
+            .expect("sigstruct_path line");
+        let value: String = toml_string(line.trim_start_matches("sigstruct_path = "));
+        PathBuf::from(value)
+    }
+
+    pub fn sim_cpu_secret_path(&self) -> PathBuf {
+        self.path("secrets/sim-cpu-secret")
+    }
+
+    pub fn sim_cpu_secret(&self) -> [u8; 32] {
+        let text = fs::read_to_string(self.sim_cpu_secret_path()).unwrap();
+        hex::decode(text.trim()).unwrap().try_into().unwrap()
+    }
+
+    /// The simulated hardware the enclave runs on with the current config,
+    /// rebuilt in the test from the same inputs (SIGSTRUCT + CPU secret),
+    /// to look inside sealed files.
+    pub fn sim_hardware(&self) -> SimulatedHardware {
+        let sig = fs::read(self.current_sigstruct()).unwrap();
+        SimulatedHardware::new(
+            EnclaveIdentity::from_sigstruct(&sig).unwrap(),
+            SimulatedCpu::new(self.sim_cpu_secret(), SIM_CPUSVN),
+        )
+    }
+
+    /// Unseal a sealed seed file in the test (see [`Self::sim_hardware`]).
+    pub fn unseal_seed(&self, rel: &str, label: &str) -> [u8; 32] {
+        let blob = fs::read(self.path(rel)).unwrap();
+        *unseal_seed(&self.sim_hardware(), label, &blob).unwrap()
+    }
+
+    /// Run `start` in the foreground with a deadline; for starts that must fail.
+    pub fn start_within(&self, within: Duration) -> Output {
+        run_within(&["start", "-c", self.config_str()], within)
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -204,4 +308,96 @@ impl Drop for Guard {
     fn drop(&mut self) {
         kill(&mut self.0);
     }
+}
+
+/// Run the runner, killing it after `within` (a command that should have
+/// ended: the output then says so).
+pub fn run_within(args: &[&str], within: Duration) -> Output {
+    run_env_within(args, &[], within)
+}
+
+pub fn run_env_within(args: &[&str], env: &[(&str, &str)], within: Duration) -> Output {
+    use std::io::Read;
+    let mut child = Command::new(RUNNER)
+        .args(args)
+        .env("TMKMS_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tmkms-light-sgx-runner");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            kill(&mut child);
+            panic!(
+                "{args:?} still running after {within:?} (it should have ended)\nstderr so far: {}",
+                String::from_utf8_lossy(&err_reader.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// Run a command that must fail; returns its stderr.
+pub fn run_fails(args: &[&str]) -> String {
+    let out = run_within(args, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "{args:?} succeeded but should have failed:\n{stderr}"
+    );
+    stderr
+}
+
+/// Every text form a secret could leak in: hex (both cases) and base64
+/// (standard and URL-safe, with and without padding).
+pub fn secret_forms(secret: &[u8]) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    vec![
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        STANDARD.encode(secret),
+        STANDARD_NO_PAD.encode(secret),
+        URL_SAFE.encode(secret),
+        URL_SAFE_NO_PAD.encode(secret),
+    ]
+}
+
+/// Assert that no form of `secret` appears in `text`.
+pub fn assert_no_secret(text: &str, secret: &[u8], what: &str) {
+    for form in secret_forms(secret) {
+        assert!(
+            !text.contains(&form),
+            "{what} appears in the logs/output ({form})"
+        );
+    }
+}
+
+/// The mode bits of a file or directory.
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
