@@ -207,6 +207,30 @@ fn relay(
     }
 }
 
+/// Copy bytes both ways between two connected streams until both directions
+/// ended (each half-closed after its end of stream); returns the bytes
+/// copied from `a` to `b` and from `b` to `a`.
+pub fn splice(a: Stream, b: Stream) -> (io::Result<u64>, io::Result<u64>) {
+    let clones = a.try_clone().and_then(|a2| Ok((a2, b.try_clone()?)));
+    let (a_write, b_read) = match clones {
+        Ok(c) => c,
+        Err(e) => return (Err(e), Ok(0)),
+    };
+    let back = thread::Builder::new()
+        .name("splice-back".into())
+        .spawn(move || copy_half(b_read, a_write));
+    match back {
+        Ok(back) => {
+            let forth = copy_half(a, b);
+            let back = back
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("copy thread panicked")));
+            (forth, back)
+        }
+        Err(e) => (Err(e), Ok(0)),
+    }
+}
+
 /// Copies `from` to `to` until end of stream, then half-closes `to`. On an error both
 /// sockets are shut down completely so the opposite direction stops too.
 fn copy_half(mut from: Stream, mut to: Stream) -> io::Result<u64> {

@@ -1,0 +1,497 @@
+//! The helper's commands. The helper never holds a key in the clear: it
+//! stores KMS ciphertexts, relays the enclave's streams, persists the state
+//! records the enclave authenticated, and runs the KMS proxy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::enclave::EnclaveSettings;
+use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
+use tmkms_light::link::{recv_json, send_json};
+use tmkms_light::privval::Dialect;
+use tmkms_light::state::file::FileStore;
+use tmkms_light::state::StateError;
+use tmkms_light::types::{ChainId, SignState};
+use tmkms_nitro_enclave::protocol::{
+    parse_init_user_data, KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE,
+};
+use tmkms_nitro_kms::Credentials;
+use tmkms_nitro_transport::logstream::serve_logs;
+use tmkms_nitro_transport::nitro_cli::{NitroCli, RunEnclave, Terminate};
+use tmkms_nitro_transport::proxy::run_proxy;
+use tmkms_nitro_transport::supervise::{install_signal_handlers, Supervisor};
+use tmkms_nitro_transport::{Endpoint, Stream};
+use tracing::{info, warn};
+
+use crate::settings::{render_section, EnclaveConfig, NitroSettings, DEFAULT_CID};
+use crate::streams;
+
+/// How long `init`/`start` wait for the enclave's control listener.
+const ENCLAVE_WAIT: Duration = Duration::from_secs(60);
+/// Largest ciphertext file read.
+const MAX_CIPHERTEXT_FILE: u64 = 64 * 1024;
+
+fn load(config_path: &Path) -> Result<(Config, NitroSettings)> {
+    let config = Config::load(config_path)?;
+    let settings = NitroSettings::from_section(config.nitro.as_ref(), config_path)?;
+    Ok((config, settings))
+}
+
+/// The credentials the enclave signs KMS requests with: temporary
+/// credentials of the instance role, from the environment. Long-lived keys
+/// work but are warned about.
+fn session_credentials() -> Result<SessionCredentials> {
+    let creds = Credentials::from_env().context("AWS credentials for the enclave's KMS calls")?;
+    if creds.session_token.is_none() {
+        warn!("AWS credentials without a session token: prefer the instance role's temporary credentials");
+    }
+    Ok(SessionCredentials {
+        access_key_id: creds.access_key_id.clone(),
+        secret_access_key: creds.secret_access_key.clone(),
+        session_token: creds.session_token.clone(),
+    })
+}
+
+fn kms_access(settings: &NitroSettings) -> Result<KmsAccess> {
+    Ok(KmsAccess {
+        region: settings.region.clone(),
+        key_id: settings.kms_key_id.clone(),
+        endpoint_url: settings.kms_endpoint.clone(),
+        proxy: settings.kms_proxy_for_enclave.clone(),
+        credentials: session_credentials()?,
+    })
+}
+
+/// Connect to the enclave's control listener, retrying while it boots.
+fn connect_enclave(endpoint: &Endpoint, within: Duration) -> Result<Stream> {
+    let deadline = Instant::now() + within;
+    loop {
+        match endpoint.connect(Duration::from_secs(2)) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(%endpoint, error = %e, "enclave not reachable yet");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot reach the enclave at {endpoint} within {within:?}; is it running (`tmkms-nitro-helper enclave run`)?")
+                })
+            }
+        }
+    }
+}
+
+fn exchange(stream: &mut Stream, request: &Request) -> Result<Response> {
+    send_json(stream, request).context("sending the request to the enclave")?;
+    match recv_json(stream, MAX_CONTROL_MESSAGE).context("reading the enclave's answer")? {
+        Response::Error { message } => bail!("the enclave refused: {message}"),
+        response => Ok(response),
+    }
+}
+
+fn read_ciphertext(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("{what} {}", path.display()))?
+        .len();
+    if len > MAX_CIPHERTEXT_FILE {
+        bail!("{what} {} is {len} bytes — wrong file?", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+}
+
+#[derive(Debug)]
+pub struct InitArgs {
+    pub config: PathBuf,
+    pub region: String,
+    pub kms_key_id: String,
+    pub cid: Option<u32>,
+    pub chain_id: String,
+    pub address: String,
+    pub protocol_version: Dialect,
+    pub eif_path: PathBuf,
+    pub pubkey_format: PubkeyFormat,
+    pub bech32_prefix: String,
+}
+
+pub fn init(args: InitArgs) -> Result<()> {
+    let dir = args
+        .config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    if !args.config.exists() {
+        let chain_id = ChainId::try_from(args.chain_id.as_str())
+            .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
+        let address = Address::from_str(&args.address)
+            .with_context(|| format!("--address {:?}", args.address))?;
+        let params = TemplateParams::new(chain_id, address, args.protocol_version);
+        let cid = args.cid.unwrap_or(DEFAULT_CID);
+        let text = render_template(&params) + &render_section(&args.region, &args.kms_key_id, cid);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(&args.config, text)
+            .with_context(|| format!("writing {}", args.config.display()))?;
+        eprintln!("wrote {}", args.config.display());
+    } else {
+        eprintln!("using the existing {}", args.config.display());
+    }
+    let (config, settings) = load(&args.config)?;
+    if !settings.enclave_config_path.exists() {
+        let enclave = EnclaveConfig {
+            eif_path: args.eif_path.clone(),
+            cpu_count: 2,
+            memory_mib: 512,
+            enclave_cid: args.cid.unwrap_or(DEFAULT_CID),
+            debug_mode: false,
+        };
+        std::fs::write(&settings.enclave_config_path, enclave.render())
+            .with_context(|| format!("writing {}", settings.enclave_config_path.display()))?;
+        eprintln!("wrote {}", settings.enclave_config_path.display());
+    }
+    if settings.encrypted_consensus_key_path.exists() {
+        bail!(
+            "{} already exists; init never replaces a key (move it away first)",
+            settings.encrypted_consensus_key_path.display()
+        );
+    }
+    let access = kms_access(&settings)?;
+
+    // The enclave reaches KMS through the proxy; run one for this command.
+    let proxy_stop = Arc::new(AtomicBool::new(false));
+    let proxy = {
+        let (listen, target, stop) = (
+            settings.kms_proxy_listen.clone(),
+            settings.kms_proxy_target.clone(),
+            Arc::clone(&proxy_stop),
+        );
+        std::thread::spawn(move || run_proxy(&listen, &target, &stop))
+    };
+    let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
+    let response = exchange(&mut control, &Request::Init { kms: access });
+    proxy_stop.store(true, Ordering::Relaxed);
+    let _ = proxy.join();
+    let Response::Initialized {
+        encrypted_consensus_key,
+        encrypted_identity_key,
+        consensus_public_key,
+        identity_public_key,
+        attestation_document,
+    } = response?
+    else {
+        bail!("the enclave answered init with something else");
+    };
+    let public_key = PublicKey(
+        consensus_public_key
+            .as_slice()
+            .try_into()
+            .context("public key length")?,
+    );
+    let shown = public_key
+        .format(args.pubkey_format, &args.bech32_prefix)
+        .with_context(|| format!("-b {:?}", args.bech32_prefix))?;
+    write_secret_file(
+        &settings.encrypted_consensus_key_path,
+        &encrypted_consensus_key,
+        WriteMode::CreateNew,
+    )?;
+    let id_path = &settings.encrypted_id_key_path;
+    write_secret_file(id_path, &encrypted_identity_key, WriteMode::Overwrite)?;
+    let attestation_path = settings
+        .encrypted_consensus_key_path
+        .with_file_name("init-attestation.cbor");
+    std::fs::write(&attestation_path, &attestation_document)
+        .with_context(|| format!("writing {}", attestation_path.display()))?;
+    if !config.state_file_path.exists() {
+        drop(FileStore::create(
+            &config.state_file_path,
+            &SignState::default(),
+        )?);
+        eprintln!("state: {} at height 0", config.state_file_path.display());
+    }
+    let identity = PublicKey(
+        identity_public_key
+            .as_slice()
+            .try_into()
+            .context("identity key length")?,
+    );
+    eprintln!(
+        "encrypted consensus key: {}",
+        settings.encrypted_consensus_key_path.display()
+    );
+    eprintln!(
+        "encrypted identity key: {} (peer id {})",
+        id_path.display(),
+        identity.peer_id_hex()
+    );
+    eprintln!(
+        "attestation of the new key: {} (check it with `tmkms-nitro-helper verify {}`)",
+        attestation_path.display(),
+        attestation_path.display()
+    );
+    println!("{shown}");
+    Ok(())
+}
+
+pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    let (config, settings) = load(config_path)?;
+    let encrypted_consensus_key = read_ciphertext(
+        &settings.encrypted_consensus_key_path,
+        "encrypted consensus key",
+    )?;
+    let encrypted_identity_key = if config.uses_tcp() {
+        Some(read_ciphertext(
+            &settings.encrypted_id_key_path,
+            "encrypted identity key",
+        )?)
+    } else {
+        None
+    };
+    let store = match FileStore::open(&config.state_file_path) {
+        Ok(store) => store,
+        Err(StateError::Missing { .. }) if allow_empty_state => {
+            warn!(path = %config.state_file_path.display(), "no state file: creating one at height 0 (--allow-empty-state)");
+            FileStore::create(&config.state_file_path, &SignState::default())?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let shutdown = install_signal_handlers().context("installing signal handlers")?;
+    let streams_listener = settings
+        .host_listen
+        .bind()
+        .with_context(|| format!("listening on {}", settings.host_listen))?;
+    let logs_listener = settings
+        .logs_listen
+        .bind()
+        .with_context(|| format!("listening on {}", settings.logs_listen))?;
+    let validators: Vec<Address> = config.validator.iter().map(|v| v.address.clone()).collect();
+    streams::serve(streams_listener, store, &validators, Arc::clone(&shutdown))?;
+    {
+        let shutdown = Arc::clone(&shutdown);
+        std::thread::Builder::new()
+            .name("enclave-logs".into())
+            .spawn(move || serve_logs(&logs_listener, &shutdown))?;
+    }
+    let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
+    let response = exchange(
+        &mut control,
+        &Request::Start {
+            kms: kms_access(&settings)?,
+            settings: EnclaveSettings::from_config(&config),
+            encrypted_consensus_key,
+            encrypted_identity_key,
+            host: settings.host_for_enclave.clone(),
+            logs: settings.logs_for_enclave.clone(),
+        },
+    )?;
+    if let Response::Started {
+        consensus_public_key,
+    } = &response
+    {
+        let key: [u8; 32] = consensus_public_key
+            .as_slice()
+            .try_into()
+            .context("public key length")?;
+        info!(pubkey = %PublicKey(key).to_base64(), chain_id = %config.chain_id, "enclave started; signing");
+    }
+    // The enclave keeps the control connection open while it runs.
+    let enclave_gone = Arc::new(AtomicBool::new(false));
+    {
+        let gone = Arc::clone(&enclave_gone);
+        let mut reader = control.try_clone()?;
+        std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            while matches!(std::io::Read::read(&mut reader, &mut byte), Ok(n) if n > 0) {}
+            gone.store(true, Ordering::Relaxed);
+        });
+    }
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            info!("stopping on signal");
+            let _ = control.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        if enclave_gone.load(Ordering::Relaxed) {
+            bail!("the enclave closed its control connection (it exited or was terminated)");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn verify(document: &Path, root: Option<&Path>, hrp: &str) -> Result<()> {
+    let bytes =
+        std::fs::read(document).with_context(|| format!("reading {}", document.display()))?;
+    let root_der = match root {
+        Some(path) => {
+            let data =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            pem_or_der(&data)?
+        }
+        None => tmkms_nitro_nsm::aws_root_der(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let doc = tmkms_nitro_nsm::verify(&bytes, &root_der, now)
+        .with_context(|| format!("{} does not verify", document.display()))?;
+    println!(
+        "attestation document verified against the {} root",
+        if root.is_some() {
+            "given"
+        } else {
+            "AWS Nitro Enclaves"
+        }
+    );
+    print!("{}", tmkms_nitro_nsm::describe(&doc));
+    if let Some((key, kms_key_id)) = doc.user_data().and_then(parse_init_user_data) {
+        let key = PublicKey(key);
+        println!(
+            "consensus public key: {}",
+            key.to_bech32(hrp).with_context(|| format!("-b {hrp:?}"))?
+        );
+        println!("validator address: {}", key.validator_address_hex());
+        println!("KMS key id: {kms_key_id}");
+    }
+    Ok(())
+}
+
+/// A certificate file as PEM or DER.
+fn pem_or_der(data: &[u8]) -> Result<Vec<u8>> {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return Ok(data.to_vec());
+    };
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .concat();
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .context("root certificate: not DER and not valid PEM")
+}
+
+fn nitro_cli_settings(settings: &NitroSettings) -> Result<RunEnclave> {
+    let enclave = EnclaveConfig::load(&settings.enclave_config_path)?;
+    if enclave.debug_mode {
+        warn!("debug_mode = true: attestation documents carry all-zero PCRs; a KMS key policy on PCRs will refuse this enclave");
+    }
+    Ok(RunEnclave {
+        eif_path: enclave.eif_path,
+        cpu_count: enclave.cpu_count,
+        memory_mib: enclave.memory_mib,
+        enclave_cid: Some(enclave.enclave_cid),
+        debug_mode: enclave.debug_mode,
+        enclave_name: Some("tmkms".to_owned()),
+    })
+}
+
+/// `enclave run`: start the enclave; with `wait`, stay until it stops (and
+/// terminate it on Ctrl-C), so a supervisor can watch it.
+pub fn enclave_run(config_path: &Path, wait: bool) -> Result<()> {
+    let (_, settings) = load(config_path)?;
+    let cli = NitroCli::from_env();
+    let run = nitro_cli_settings(&settings)?;
+    let shutdown = if wait {
+        Some(install_signal_handlers()?)
+    } else {
+        None
+    };
+    let info = cli.run_enclave(&run)?;
+    println!(
+        "enclave {} running: CID {}, {} vCPUs, {} MiB",
+        info.enclave_id, info.enclave_cid, info.number_of_cpus, info.memory_mib
+    );
+    let Some(shutdown) = shutdown else {
+        return Ok(());
+    };
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            info!("terminating the enclave on signal");
+            cli.terminate_enclave(&Terminate::Id(info.enclave_id.clone()))?;
+            return Ok(());
+        }
+        let running = cli
+            .describe_enclaves()?
+            .iter()
+            .any(|e| e.enclave_id == info.enclave_id && e.is_running());
+        if !running {
+            bail!("enclave {} is no longer running", info.enclave_id);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub fn enclave_info() -> Result<()> {
+    let enclaves = NitroCli::from_env().describe_enclaves()?;
+    if enclaves.is_empty() {
+        println!("no enclave running");
+    }
+    for e in enclaves {
+        println!(
+            "{} {} CID {} {} vCPUs {} MiB {}",
+            e.enclave_id, e.state, e.enclave_cid, e.number_of_cpus, e.memory_mib, e.flags
+        );
+    }
+    Ok(())
+}
+
+pub fn enclave_stop(config_path: &Path) -> Result<()> {
+    let (_, settings) = load(config_path)?;
+    let enclave = EnclaveConfig::load(&settings.enclave_config_path)?;
+    let cli = NitroCli::from_env();
+    let ours: Vec<_> = cli
+        .describe_enclaves()?
+        .into_iter()
+        .filter(|e| e.enclave_cid == enclave.enclave_cid)
+        .collect();
+    if ours.is_empty() {
+        println!("no enclave with CID {} is running", enclave.enclave_cid);
+    }
+    for e in ours {
+        cli.terminate_enclave(&Terminate::Id(e.enclave_id.clone()))?;
+        println!("terminated {}", e.enclave_id);
+    }
+    Ok(())
+}
+
+pub fn vsock_proxy(config_path: &Path) -> Result<()> {
+    let (_, settings) = load(config_path)?;
+    let shutdown = install_signal_handlers()?;
+    info!(listen = %settings.kms_proxy_listen, target = %settings.kms_proxy_target, "KMS proxy");
+    run_proxy(
+        &settings.kms_proxy_listen,
+        &settings.kms_proxy_target,
+        &shutdown,
+    )
+    .context("KMS proxy")
+}
+
+/// `launch-all`: the enclave, the KMS proxy and the signer as one unit; if
+/// one stops, all stop (a service manager restarts the unit).
+pub fn launch_all(config_path: &Path) -> Result<()> {
+    load(config_path)?;
+    let me = std::env::current_exe().context("locating this executable")?;
+    let config = config_path.as_os_str();
+    let command = |args: &[&str]| {
+        let mut c = Command::new(&me);
+        c.args(args).arg("-c").arg(config);
+        c
+    };
+    let shutdown = install_signal_handlers()?;
+    let outcome = Supervisor::new(Duration::from_secs(5))
+        .child("enclave", command(&["enclave", "run", "--wait"]))
+        .child("vsock-proxy", command(&["enclave", "vsock-proxy"]))
+        .child("signer", command(&["start"]))
+        .run(&shutdown)?;
+    for exit in &outcome.stopped {
+        info!(name = %exit.name, status = ?exit.status, "stopped");
+    }
+    Ok(())
+}
