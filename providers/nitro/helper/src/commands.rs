@@ -24,7 +24,7 @@ use tmkms_nitro_enclave::protocol::{
 use tmkms_nitro_kms::Credentials;
 use tmkms_nitro_transport::logstream::serve_logs;
 use tmkms_nitro_transport::nitro_cli::{NitroCli, RunEnclave, Terminate};
-use tmkms_nitro_transport::proxy::run_proxy;
+use tmkms_nitro_transport::proxy::{run_proxy, serve_proxy, ProxyConfig};
 use tmkms_nitro_transport::supervise::{install_signal_handlers, Supervisor};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{info, warn};
@@ -164,13 +164,16 @@ pub fn init(args: InitArgs) -> Result<()> {
 
     // The enclave reaches KMS through the proxy; run one for this command.
     let proxy_stop = Arc::new(AtomicBool::new(false));
+    // Bound before the enclave is asked, so its first KMS call finds it.
+    let proxy_listener = settings
+        .kms_proxy_listen
+        .bind()
+        .with_context(|| format!("KMS proxy: listening on {}", settings.kms_proxy_listen))?;
     let proxy = {
-        let (listen, target, stop) = (
-            settings.kms_proxy_listen.clone(),
-            settings.kms_proxy_target.clone(),
-            Arc::clone(&proxy_stop),
-        );
-        std::thread::spawn(move || run_proxy(&listen, &target, &stop))
+        let (target, stop) = (settings.kms_proxy_target.clone(), Arc::clone(&proxy_stop));
+        std::thread::spawn(move || {
+            serve_proxy(&proxy_listener, &target, &ProxyConfig::default(), &stop)
+        })
     };
     let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
     let response = exchange(&mut control, &Request::Init { kms: access });

@@ -1,0 +1,279 @@
+//! Test harness: the real `tmkms-nitro-helper` and `tmkms-nitro-enclave`
+//! binaries as two host processes over Unix sockets (standing in for
+//! vsock), the enclave with its mock NSM, KMS from the local emulator
+//! (LocalStack, `scripts/localstack.sh start`) reached through the helper's
+//! KMS proxy, and the node simulator.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tmkms_light::state::file::FileStore;
+use tmkms_light::types::SignState;
+use tmkms_nitro_kms::{tcp_connector, Credentials, KmsClient, KmsConfig};
+use tmkms_node_sim::{Dialect, NodeListener, SignerConn};
+
+pub const HELPER: &str = env!("CARGO_BIN_EXE_tmkms-nitro-helper");
+
+pub fn enclave_bin() -> PathBuf {
+    Path::new(HELPER).with_file_name("tmkms-nitro-enclave")
+}
+
+/// The KMS emulator's endpoint (`http://127.0.0.1:4566`), or `None` when it
+/// is not running; with TMKMS_REQUIRE_KMS=1 its absence fails the test.
+pub fn kms_endpoint() -> Option<String> {
+    let endpoint = std::env::var("TMKMS_TEST_KMS_ENDPOINT").ok();
+    let reachable = endpoint.as_deref().is_some_and(|url| {
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    if reachable {
+        return endpoint;
+    }
+    if std::env::var("TMKMS_REQUIRE_KMS").as_deref() == Ok("1") {
+        panic!("TMKMS_REQUIRE_KMS=1 but the KMS emulator is not reachable at TMKMS_TEST_KMS_ENDPOINT={endpoint:?}; run scripts/localstack.sh start");
+    }
+    eprintln!("*** SKIPPED: KMS emulator not running (scripts/localstack.sh start; TMKMS_TEST_KMS_ENDPOINT) ***");
+    None
+}
+
+pub const REGION: &str = "us-east-1";
+
+fn credentials() -> Credentials {
+    Credentials::new("test", "test", None)
+}
+
+/// A new KMS key in the emulator.
+pub fn create_key(endpoint: &str) -> String {
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut kms = KmsClient::new(
+        KmsConfig::with_endpoint_url(REGION, endpoint).unwrap(),
+        credentials(),
+        tcp_connector(addr, Duration::from_secs(30)),
+    )
+    .unwrap();
+    kms.create_key("tmkms-light nitro test").unwrap()
+}
+
+fn command(bin: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("TMKMS_LOG", "info");
+    c
+}
+
+/// A signer home: tmkms.toml with Unix-socket endpoints, an enclave process
+/// and `init` done.
+pub struct Nitro {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub kms_key_id: String,
+    pub init_stdout: String,
+}
+
+impl Nitro {
+    pub fn sock(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.sock"))
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write the config and run `init` against a fresh enclave process.
+    pub fn init_in(
+        dir: tempfile::TempDir,
+        kms: &str,
+        chain_id: &str,
+        address: &str,
+        dialect: &str,
+        top_level: &str,
+    ) -> Nitro {
+        let kms_key_id = create_key(kms);
+        let config = dir.path().join("tmkms.toml");
+        let sock = |name: &str| {
+            format!(
+                "unix://{}",
+                dir.path().join(format!("{name}.sock")).display()
+            )
+        };
+        let kms_target = format!(
+            "tcp://{}",
+            kms.trim_start_matches("http://").trim_end_matches('/')
+        );
+        let text = format!(
+            r#"{top_level}
+chain_id = "{chain_id}"
+consensus_key_path = "secrets/unused"
+id_key_path = "secrets/unused-id"
+state_file_path = "state/consensus.state"
+
+[[validator]]
+address = "{address}"
+protocol_version = "{dialect}"
+
+[nitro]
+region = "{REGION}"
+kms_key_id = "{kms_key_id}"
+kms_endpoint = "{kms}"
+enclave = "{enclave}"
+host_listen = "{host}"
+host_for_enclave = "{host}"
+logs_listen = "{logs}"
+logs_for_enclave = "{logs}"
+kms_proxy_listen = "{proxy}"
+kms_proxy_for_enclave = "{proxy}"
+kms_proxy_target = "{kms_target}"
+"#,
+            enclave = sock("enclave"),
+            host = sock("host"),
+            logs = sock("logs"),
+            proxy = sock("kms-proxy"),
+        );
+        fs::write(&config, text).unwrap();
+        let nitro = Nitro {
+            dir,
+            config,
+            kms_key_id,
+            init_stdout: String::new(),
+        };
+        let mut enclave = Guard(nitro.spawn_enclave());
+        let out = nitro.helper(&[
+            "init",
+            "-c",
+            nitro.config.to_str().unwrap(),
+            "-a",
+            REGION,
+            "-k",
+            &nitro.kms_key_id,
+            "-p",
+            "hex",
+        ]);
+        assert!(
+            out.status.success(),
+            "init failed:\n{}\nenclave log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            nitro.enclave_log()
+        );
+        kill(&mut enclave.0);
+        Nitro {
+            init_stdout: String::from_utf8(out.stdout).unwrap(),
+            ..nitro
+        }
+    }
+
+    pub fn helper(&self, args: &[&str]) -> Output {
+        command(Path::new(HELPER)).args(args).output().unwrap()
+    }
+
+    fn log_file(&self, name: &str) -> fs::File {
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(name))
+            .unwrap()
+    }
+
+    /// The enclave process (mock NSM); its stderr goes to enclave.log.
+    pub fn spawn_enclave(&self) -> Child {
+        let _ = fs::remove_file(self.sock("enclave"));
+        command(&enclave_bin())
+            .args([
+                "--listen",
+                &format!("unix://{}", self.sock("enclave").display()),
+            ])
+            .arg("--mock-nsm")
+            .arg("--mock-nsm-root-out")
+            .arg(self.path("mock-root.der"))
+            .stdin(Stdio::null())
+            .stdout(self.log_file("enclave.log"))
+            .stderr(self.log_file("enclave.log"))
+            .spawn()
+            .unwrap()
+    }
+
+    /// `enclave vsock-proxy` (the KMS proxy for `start`).
+    pub fn spawn_proxy(&self) -> Child {
+        command(Path::new(HELPER))
+            .args([
+                "enclave",
+                "vsock-proxy",
+                "-c",
+                self.config.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(self.log_file("proxy.log"))
+            .stderr(self.log_file("proxy.log"))
+            .spawn()
+            .unwrap()
+    }
+
+    /// `start`; helper log (with the enclave's forwarded lines) in signer.log.
+    pub fn spawn_helper(&self) -> Child {
+        command(Path::new(HELPER))
+            .args(["start", "-c", self.config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(self.log_file("signer.log"))
+            .stderr(self.log_file("signer.log"))
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("signer.log")).unwrap_or_default()
+    }
+
+    pub fn enclave_log(&self) -> String {
+        fs::read_to_string(self.path("enclave.log")).unwrap_or_default()
+    }
+
+    pub fn pubkey(&self) -> [u8; 32] {
+        hex::decode(self.init_stdout.trim())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    }
+
+    pub fn state(&self) -> SignState {
+        FileStore::peek(self.path("state/consensus.state")).expect("state readable")
+    }
+}
+
+pub fn listen(dir: &Path, tcp: bool, dialect: Dialect) -> NodeListener {
+    if tcp {
+        NodeListener::bind_tcp("127.0.0.1:0", dialect).unwrap()
+    } else {
+        NodeListener::bind_unix(dir.join("node.sock"), dialect).unwrap()
+    }
+}
+
+pub fn accept(listener: &NodeListener, child: &mut Child, within: Duration) -> Option<SignerConn> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match listener.accept(Duration::from_millis(200)) {
+            Ok(conn) => return Some(conn),
+            Err(_) => {
+                if child.try_wait().unwrap().is_some() {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        kill(&mut self.0);
+    }
+}
