@@ -113,6 +113,17 @@ fn sibling_enclave() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("tmkms-light-sgx-app"))
 }
 
+/// The enclave `--enclave` names, or the simulation default.
+fn enclave_path(mode: Mode, enclave: Option<&Path>) -> Result<PathBuf> {
+    match (enclave, mode) {
+        (Some(path), _) => absolute(path),
+        (None, Mode::Simulation) => Ok(sibling_enclave()),
+        (None, Mode::Hardware) => {
+            bail!("--enclave <app.sgxs> is required with --mode hardware")
+        }
+    }
+}
+
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))
 }
@@ -126,13 +137,7 @@ pub fn init(args: InitArgs) -> Result<()> {
         let mut params = TemplateParams::new(chain_id, address, args.protocol_version);
         params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
         params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
-        let enclave = match (&args.enclave, args.mode) {
-            (Some(path), _) => absolute(path)?,
-            (None, Mode::Simulation) => sibling_enclave(),
-            (None, Mode::Hardware) => {
-                bail!("--enclave <app.sgxs> is required with --mode hardware")
-            }
-        };
+        let enclave = enclave_path(args.mode, args.enclave.as_deref())?;
         let text = render_template(&params)
             + &render_section(args.mode, &enclave, &absolute(&args.sigstruct)?);
         if let Some(dir) = args.config.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -234,18 +239,58 @@ fn load(config_path: &Path) -> Result<(Config, SgxSettings)> {
     Ok((config, settings))
 }
 
+/// The enclave to run when there is no `tmkms.toml` yet (`--mode`,
+/// `--enclave`, `--sigstruct`, as for `init`).
+#[derive(Debug)]
+pub struct EnclaveChoice {
+    pub mode: Mode,
+    pub enclave: Option<PathBuf>,
+    pub sigstruct: PathBuf,
+}
+
 #[derive(Debug)]
 pub struct CloudWrapArgs {
     pub config: PathBuf,
     pub sealed_wrap_key: PathBuf,
     pub public_key: PathBuf,
     pub dcap: Option<PathBuf>,
+    /// For the first cloud-wrap, which comes before `init` writes the config.
+    pub enclave: Option<EnclaveChoice>,
+}
+
+/// The `[sgx]` settings `init` would write into `config_path` for `choice`,
+/// so that a cloud-wrap before `init` runs the same enclave on the same
+/// (simulated) CPU secret as everything after it.
+fn settings_for(choice: &EnclaveChoice, config_path: &Path) -> Result<SgxSettings> {
+    let enclave = enclave_path(choice.mode, choice.enclave.as_deref())?;
+    let text = render_section(choice.mode, &enclave, &absolute(&choice.sigstruct)?);
+    let table: toml::Table = toml::from_str(&text).context("rendering the [sgx] settings")?;
+    let section = table
+        .get("sgx")
+        .and_then(toml::Value::as_table)
+        .context("rendering the [sgx] settings")?;
+    Ok(SgxSettings::from_section(
+        Some(section),
+        &absolute(config_path)?,
+    )?)
 }
 
 pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
-    let (_, settings) = load(&args.config)?;
+    let settings = match (&args.enclave, args.config.exists()) {
+        (None, _) => load(&args.config)?.1,
+        (Some(choice), false) => settings_for(choice, &args.config)?,
+        (Some(_), true) => bail!(
+            "{} exists and names the enclave: drop --mode/--enclave/--sigstruct (they are for a cloud-wrap before init)",
+            args.config.display()
+        ),
+    };
     if args.dcap.is_some() && settings.mode == Mode::Simulation {
         bail!("-d (DCAP quote) needs SGX hardware and the DCAP quoting library; the simulation has no quoting enclave. Run without -d to get the public key and the (simulated) REPORT");
+    }
+    if settings.mode == Mode::Simulation {
+        // A new (simulated) CPU has no secret yet: cloud-wrap is the first
+        // command there, before recover.
+        ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
     }
     let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
     let response = enclave.request(&Request::CloudWrap { target_info: None });

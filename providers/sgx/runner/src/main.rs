@@ -59,6 +59,15 @@ enum ModeArg {
     Simulation,
 }
 
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Hardware => Mode::Hardware,
+            ModeArg::Simulation => Mode::Simulation,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create tmkms.toml (if missing), generate the consensus and identity keys inside the
@@ -105,6 +114,16 @@ enum Command {
         /// Also write a DCAP quote in the Azure attestation JSON shape (needs SGX hardware).
         #[arg(short = 'd', long = "dcap")]
         dcap: Option<PathBuf>,
+        /// Before `init` (no tmkms.toml yet): hardware or simulation, as for init.
+        #[arg(long, value_enum, requires = "sigstruct")]
+        mode: Option<ModeArg>,
+        /// Before `init`: the enclave, as for init.
+        #[arg(long, requires = "sigstruct")]
+        enclave: Option<PathBuf>,
+        /// Before `init`: the enclave's SIGSTRUCT, as for init. The simulated CPU
+        /// secret is created next to the config, where init will look for it.
+        #[arg(long)]
+        sigstruct: Option<PathBuf>,
     },
     /// Re-seal backed-up keys on this CPU (the consensus key, the identity key, or both).
     Recover {
@@ -174,10 +193,7 @@ fn main() -> ExitCode {
             chain_id,
             address,
             protocol_version,
-            mode: match mode {
-                ModeArg::Hardware => Mode::Hardware,
-                ModeArg::Simulation => Mode::Simulation,
-            },
+            mode: mode.into(),
             enclave,
             sigstruct,
             pubkey_format,
@@ -189,11 +205,19 @@ fn main() -> ExitCode {
             sealed_wrap_key,
             public_key,
             dcap,
+            mode,
+            enclave,
+            sigstruct,
         } => commands::cloud_wrap(commands::CloudWrapArgs {
             config,
             sealed_wrap_key,
             public_key,
             dcap,
+            enclave: sigstruct.map(|sigstruct| commands::EnclaveChoice {
+                mode: mode.map_or(Mode::Hardware, Mode::from),
+                enclave,
+                sigstruct,
+            }),
         }),
         Command::Recover {
             config,
