@@ -19,9 +19,8 @@ use tmkms_light::state::file::FileStore;
 use tmkms_light::state::StateError;
 use tmkms_light::types::{ChainId, SignState};
 use tmkms_nitro_enclave::protocol::{
-    parse_init_user_data, KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE,
+    parse_init_user_data, KmsAccess, Request, Response, MAX_CONTROL_MESSAGE,
 };
-use tmkms_nitro_kms::Credentials;
 use tmkms_nitro_transport::logstream::serve_logs;
 use tmkms_nitro_transport::nitro_cli::{NitroCli, RunEnclave, Terminate};
 use tmkms_nitro_transport::proxy::{run_proxy, serve_proxy, ProxyConfig};
@@ -43,28 +42,13 @@ fn load(config_path: &Path) -> Result<(Config, NitroSettings)> {
     Ok((config, settings))
 }
 
-/// The credentials the enclave signs KMS requests with: temporary
-/// credentials of the instance role, from the environment. Long-lived keys
-/// work but are warned about.
-fn session_credentials() -> Result<SessionCredentials> {
-    let creds = Credentials::from_env().context("AWS credentials for the enclave's KMS calls")?;
-    if creds.session_token.is_none() {
-        warn!("AWS credentials without a session token: prefer the instance role's temporary credentials");
-    }
-    Ok(SessionCredentials {
-        access_key_id: creds.access_key_id.clone(),
-        secret_access_key: creds.secret_access_key.clone(),
-        session_token: creds.session_token.clone(),
-    })
-}
-
 fn kms_access(settings: &NitroSettings) -> Result<KmsAccess> {
     Ok(KmsAccess {
         region: settings.region.clone(),
         key_id: settings.kms_key_id.clone(),
         endpoint_url: settings.kms_endpoint.clone(),
         proxy: settings.kms_proxy_for_enclave.clone(),
-        credentials: session_credentials()?,
+        credentials: crate::credentials::session_credentials()?,
     })
 }
 

@@ -4,6 +4,7 @@
 //! enclave; it never sees a key in the clear.
 
 mod commands;
+mod credentials;
 mod settings;
 mod streams;
 

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tmkms_light::state::file::FileStore;
@@ -45,22 +45,29 @@ fn credentials() -> Credentials {
     Credentials::new("test", "test", None)
 }
 
-/// A new KMS key in the emulator.
-pub fn create_key(endpoint: &str) -> String {
+/// A host-side client of the emulator (for setting up and checking tests).
+pub fn kms_client(endpoint: &str) -> KmsClient {
     let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut kms = KmsClient::new(
+    KmsClient::new(
         KmsConfig::with_endpoint_url(REGION, endpoint).unwrap(),
         credentials(),
         tcp_connector(addr, Duration::from_secs(30)),
     )
-    .unwrap();
-    kms.create_key("tmkms-light nitro test").unwrap()
+    .unwrap()
+}
+
+/// A new KMS key in the emulator.
+pub fn create_key(endpoint: &str) -> String {
+    kms_client(endpoint)
+        .create_key("tmkms-light nitro test")
+        .unwrap()
 }
 
 fn command(bin: &Path) -> Command {
     let mut c = Command::new(bin);
     c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_SESSION_TOKEN", "test-session")
         .env("TMKMS_LOG", "info");
     c
 }
@@ -239,6 +246,70 @@ kms_proxy_target = "{kms_target}"
 
     pub fn state(&self) -> SignState {
         FileStore::peek(self.path("state/consensus.state")).expect("state readable")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.path("state/consensus.state")
+    }
+
+    /// Set `key = value` (value as TOML) in tmkms.toml, replacing the line
+    /// that sets it.
+    pub fn set_setting(&self, key: &str, value: &str) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let prefix = format!("{key} = ");
+        assert!(
+            text.lines().any(|l| l.starts_with(&prefix)),
+            "{key} not in tmkms.toml"
+        );
+        let new: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with(&prefix) {
+                    format!("{prefix}{value}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        fs::write(&self.config, new.join("\n") + "\n").unwrap();
+    }
+
+    /// The consensus key's seed, obtained the way only a test can: a plain
+    /// KMS Decrypt of `secrets/secret.key` from the emulator. For checking
+    /// that the secret never shows up where it must not.
+    pub fn consensus_seed(&self, kms: &str) -> Vec<u8> {
+        let blob = fs::read(self.path("secrets/secret.key")).unwrap();
+        let context = std::collections::BTreeMap::from([(
+            tmkms_nitro_enclave::protocol::CONTEXT_KEY.to_owned(),
+            tmkms_nitro_enclave::protocol::CONTEXT_CONSENSUS.to_owned(),
+        )]);
+        kms_client(kms)
+            .decrypt_with_context(&blob, None, Some(&context))
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Every log this home's processes wrote.
+    pub fn all_logs(&self) -> String {
+        ["signer.log", "enclave.log", "proxy.log"]
+            .iter()
+            .map(|name| fs::read_to_string(self.path(name)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Wait up to `within` for `child` to exit.
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
