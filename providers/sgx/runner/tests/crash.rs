@@ -1,0 +1,384 @@
+//! Crash safety of the SGX provider (host simulation: runner and enclave are
+//! two processes): SIGKILL the runner or the enclave — alternately — at
+//! random moments during continuous signing, 100 times, restarting the runner
+//! each time.
+//!
+//! After every restart the node simulator tempts the signer with a
+//! conflicting message at the last released height/round/step and re-sends
+//! the request that was in flight. Checked throughout:
+//! * no two different messages are ever signed at one height/round/step, and
+//!   every released signature verifies;
+//! * the runner's durable state never goes backwards and is never behind a
+//!   released signature (the enclave signs only after the runner acked a
+//!   durable write);
+//! * a conflicting message is always refused after a restart;
+//! * a killed runner leaves no enclave behind (it exits when its init stream
+//!   closes) and a killed enclave takes its runner down: within 2 s no
+//!   enclave process of this signer home is alive.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{accept, listen, Sgx};
+use rand_core::{OsRng, RngCore};
+use tmkms_light::types::{Height, Position, Round, Step};
+use tmkms_node_sim::{
+    codes, proposal_sign_bytes, verify_proposal, verify_vote, vote_sign_bytes, BlockIdSpec,
+    Dialect, ProposalSpec, SignerConn, VoteSpec,
+};
+
+const CHAIN: &str = "sgx-crash-chain";
+const KILLS: usize = 100;
+/// Kills land uniformly in this window after the runner starts: early ones
+/// hit the start-up (enclave launch, unsealing, state load), later ones the
+/// signing loop.
+const KILL_WINDOW_MICROS: u32 = 250_000;
+
+#[derive(Clone, Debug)]
+enum Msg {
+    Proposal(ProposalSpec),
+    Vote(VoteSpec),
+}
+
+impl Msg {
+    fn position(&self) -> Position {
+        let (h, r, step) = match self {
+            Msg::Proposal(p) => (p.height, p.round, Step::Propose),
+            Msg::Vote(v) => (
+                v.height,
+                v.round,
+                if v.kind == tmkms_node_sim::VoteKind::Prevote {
+                    Step::Prevote
+                } else {
+                    Step::Precommit
+                },
+            ),
+        };
+        Position {
+            height: Height::try_from(h).unwrap(),
+            round: Round::try_from(i64::from(r)).unwrap(),
+            step,
+        }
+    }
+
+    /// The same message for another block (a would-be double sign).
+    fn conflicting(&self) -> Msg {
+        let other = Some(BlockIdSpec::from_seed(b"conflict"));
+        match self {
+            Msg::Proposal(p) => Msg::Proposal(ProposalSpec {
+                block_id: other,
+                ..p.clone()
+            }),
+            Msg::Vote(v) => Msg::Vote(VoteSpec {
+                block_id: other,
+                ..v.clone()
+            }),
+        }
+    }
+}
+
+/// Every signature released, by position: the bytes signed.
+#[derive(Default)]
+struct Ledger {
+    signed: HashMap<Position, Vec<u8>>,
+    highest: Position,
+}
+
+enum Outcome {
+    Signed,
+    Refused(i32),
+    Lost,
+}
+
+fn send(conn: &mut SignerConn, pubkey: &[u8; 32], msg: &Msg, ledger: &mut Ledger) -> Outcome {
+    let (result, bytes) = match msg {
+        Msg::Vote(v) => match conn.sign_vote(CHAIN, v, false) {
+            Ok(Ok(signed)) => {
+                verify_vote(pubkey, CHAIN, v, &signed, Dialect::V0_38, false)
+                    .expect("released vote signature verifies");
+                let mut as_signed = v.clone();
+                as_signed.timestamp = signed.timestamp;
+                (Ok(()), vote_sign_bytes(CHAIN, &as_signed).unwrap())
+            }
+            Ok(Err(e)) => (Err(e.code), Vec::new()),
+            Err(_) => return Outcome::Lost,
+        },
+        Msg::Proposal(p) => match conn.sign_proposal(CHAIN, p) {
+            Ok(Ok(signed)) => {
+                verify_proposal(pubkey, CHAIN, p, &signed)
+                    .expect("released proposal signature verifies");
+                (Ok(()), proposal_sign_bytes(CHAIN, p).unwrap())
+            }
+            Ok(Err(e)) => (Err(e.code), Vec::new()),
+            Err(_) => return Outcome::Lost,
+        },
+    };
+    match result {
+        Ok(()) => {
+            let position = msg.position();
+            let previous = ledger
+                .signed
+                .entry(position)
+                .or_insert_with(|| bytes.clone());
+            assert_eq!(*previous, bytes, "DOUBLE SIGN at {position}");
+            ledger.highest = ledger.highest.max(position);
+            Outcome::Signed
+        }
+        // The enclave lost its runner between accepting a request and
+        // persisting it: nothing signed, the connection is about to go.
+        Err(codes::PERSIST_FAILED) => Outcome::Lost,
+        Err(code) => Outcome::Refused(code),
+    }
+}
+
+/// Requests for height `h`: proposal, prevote, precommit (with an extension).
+fn height_messages(h: i64) -> [Msg; 3] {
+    let block = Some(BlockIdSpec::for_height(h));
+    let mut precommit = VoteSpec::precommit(h, 0, block);
+    precommit.extension = format!("ext-{h}").into_bytes();
+    [
+        Msg::Proposal(ProposalSpec::new(h, 0, block)),
+        Msg::Vote(VoteSpec::prevote(h, 0, block)),
+        Msg::Vote(precommit),
+    ]
+}
+
+#[allow(unsafe_code)]
+fn sigkill(pid: u32) {
+    // SAFETY: kill(2) has no memory effects; the pid is the runner this test
+    // started or the enclave child found under it.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
+}
+
+/// A live (not zombie) process?
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the ")" that ends the command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// The enclave processes started for the signer home whose simulated CPU
+/// secret is `secret` (the runner names it in the enclave's environment).
+fn enclaves_of(secret: &Path) -> Vec<u32> {
+    let marker = format!("TMKMS_SGX_SIM_CPU_SECRET={}", secret.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+/// The enclave child of `runner`, from /proc/<runner>/task/*/children.
+fn enclave_child_of(runner: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{runner}/task")).ok()?;
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        })
+        .find(|pid| alive(*pid))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Runner,
+    Enclave,
+}
+
+#[test]
+fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let kms = Sgx::init_in(dir, CHAIN, &listener.local_addr(), "v0.38", &[]);
+    let secret: PathBuf = kms.sim_cpu_secret_path();
+    let pubkey = kms.pubkey();
+    let mut ledger = Ledger::default();
+    let mut last_durable = Position::default();
+    let mut in_flight: Option<Msg> = None;
+    let mut last_released: Option<Msg> = None;
+    let mut height = 1i64;
+    let (mut sessions, mut refused_conflicts, mut replays) = (0, 0, 0);
+    let mut kills = HashMap::from([(Target::Runner, 0usize), (Target::Enclave, 0usize)]);
+    let mut slowest_cleanup = Duration::ZERO;
+    let mut enclaves_seen = 0;
+
+    for round in 0..KILLS {
+        let target = if round % 2 == 0 {
+            Target::Runner
+        } else {
+            Target::Enclave
+        };
+        let mut runner = kms.spawn();
+        let runner_pid = runner.id();
+        let delay = Duration::from_micros(u64::from(OsRng.next_u32() % KILL_WINDOW_MICROS));
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            match target {
+                Target::Runner => {
+                    sigkill(runner_pid);
+                    true
+                }
+                Target::Enclave => {
+                    // The enclave may not be started yet: wait for it while
+                    // the runner lives.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while Instant::now() < deadline && alive(runner_pid) {
+                        if let Some(enclave) = enclave_child_of(runner_pid) {
+                            sigkill(enclave);
+                            return true;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    false
+                }
+            }
+        });
+        if let Some(mut conn) = accept(&listener, &mut runner, Duration::from_secs(10)) {
+            sessions += 1;
+            // The orphan check below relies on this finding the enclave.
+            if !enclaves_of(&secret).is_empty() {
+                enclaves_seen += 1;
+            }
+            // Tempt the restarted signer first.
+            if let Some(last) = &last_released {
+                match send(&mut conn, &pubkey, &last.conflicting(), &mut ledger) {
+                    Outcome::Refused(code) => {
+                        assert_eq!(code, codes::DOUBLE_SIGN);
+                        refused_conflicts += 1;
+                    }
+                    Outcome::Signed => panic!("conflicting message signed after restart"),
+                    Outcome::Lost => {}
+                }
+            }
+            let mut live = true;
+            if let Some(msg) = in_flight.clone() {
+                match send(&mut conn, &pubkey, &msg, &mut ledger) {
+                    Outcome::Signed => {
+                        replays += 1;
+                        last_released = Some(msg);
+                        in_flight = None;
+                    }
+                    Outcome::Refused(code) => panic!(
+                        "in-flight request refused with {code} after restart\n{}",
+                        kms.log()
+                    ),
+                    Outcome::Lost => live = false,
+                }
+            }
+            if live {
+                'signing: loop {
+                    for msg in height_messages(height) {
+                        if msg.position() <= ledger.highest {
+                            continue;
+                        }
+                        in_flight = Some(msg.clone());
+                        match send(&mut conn, &pubkey, &msg, &mut ledger) {
+                            Outcome::Signed => {
+                                last_released = Some(msg);
+                                in_flight = None;
+                            }
+                            Outcome::Refused(code) => {
+                                panic!("unexpected refusal {code} at {}", msg.position())
+                            }
+                            Outcome::Lost => break 'signing,
+                        }
+                    }
+                    height += 1;
+                }
+            }
+        }
+        if killer.join().unwrap() {
+            *kills.get_mut(&target).unwrap() += 1;
+        }
+        // A killed enclave takes its runner down; a killed runner its enclave.
+        let cleanup = Instant::now();
+        let deadline = cleanup + Duration::from_secs(5);
+        while runner.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the runner outlived its enclave by 5 s\n{}",
+                kms.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = enclaves_of(&secret);
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round} ({target:?} killed): enclave process(es) {left:?} still alive 2 s after the runner died"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        slowest_cleanup = slowest_cleanup.max(cleanup.elapsed());
+        // A connection the dead runner made but nobody accepted is stale.
+        while listener.accept(Duration::ZERO).is_ok() {}
+
+        let durable = kms.state().position;
+        assert!(
+            durable >= last_durable,
+            "round {round}: state went backwards {last_durable} -> {durable}"
+        );
+        assert!(
+            durable >= ledger.highest,
+            "round {round}: state {durable} behind released {}",
+            ledger.highest
+        );
+        last_durable = durable;
+    }
+    let log = kms.log();
+    assert!(!log.contains("panicked"), "a process panicked:\n{log}");
+    eprintln!(
+        "{} kills ({} runner, {} enclave), {sessions} connected sessions, {} signatures, last height {height}, {refused_conflicts} conflicts refused, {replays} in-flight requests re-signed, slowest cleanup {slowest_cleanup:?}, {:?} in all",
+        kills.values().sum::<usize>(),
+        kills[&Target::Runner],
+        kills[&Target::Enclave],
+        ledger.signed.len(),
+        started.elapsed()
+    );
+    assert!(
+        kills[&Target::Runner] >= KILLS / 2 - 2 && kills[&Target::Enclave] >= KILLS / 2 - 5,
+        "too few kills landed: {kills:?}"
+    );
+    assert!(
+        sessions >= KILLS / 2,
+        "too few kills hit a connected signer ({sessions})"
+    );
+    assert!(
+        refused_conflicts >= KILLS / 3,
+        "too few conflicts tried ({refused_conflicts})"
+    );
+    assert!(ledger.signed.len() > KILLS, "too little signing happened");
+    assert!(
+        enclaves_seen >= sessions / 2,
+        "the enclave process was found in only {enclaves_seen} of {sessions} sessions"
+    );
+}
