@@ -5,11 +5,15 @@
 # 2. the workspace's tests: unit, property and exhaustive guard checks,
 #    integration tests of the real binaries against the node simulator
 #    (conformance per dialect, SIGKILL crash test, storage/network faults);
-# 3. the real-CometBFT end-to-end suite (scripts/e2e.sh);
-# 4. a fuzzing smoke run of every fuzz target (scripts/fuzz.sh);
-# 5. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
+# 3. the real SGX enclave build for x86_64-fortanix-unknown-sgx, converted,
+#    signed and built twice to check the MRENCLAVE is reproducible
+#    (scripts/sgx-build.sh --check-reproducible);
+# 4. the real-CometBFT end-to-end suite (scripts/e2e.sh);
+# 5. a fuzzing smoke run of every fuzz target (scripts/fuzz.sh);
+# 6. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
 #
-# Skip slow parts locally with SKIP_E2E=1, SKIP_FUZZ=1, SKIP_AUDIT=1;
+# Skip slow parts locally with SKIP_SGX_BUILD=1, SKIP_E2E=1, SKIP_FUZZ=1,
+# SKIP_AUDIT=1;
 # FUZZ_SECONDS (default 30) is the fuzzing time per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +37,13 @@ step "exhaustive guard check (sequence counts)"
 # rebuild dependencies with other features) to print its counts.
 guard_bin=$(find target/debug/deps -maxdepth 1 -type f -executable -name 'exhaustive_guard-*' -printf '%T@ %p\n' | sort -rn | head -1 | cut -d' ' -f2)
 "$guard_bin" --nocapture 2>&1 | grep -E "exhaustive guard check|test result"
+
+if [[ "${SKIP_SGX_BUILD:-0}" != 1 ]]; then
+  step "real SGX enclave build"
+  # Builds, converts and signs the enclave for x86_64-fortanix-unknown-sgx
+  # twice, in two target directories, and fails unless the MRENCLAVE matches.
+  ./scripts/sgx-build.sh --check-reproducible
+fi
 
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
   step "end to end with real CometBFT nodes"
