@@ -20,6 +20,7 @@ use tmkms_light_sgx_app::protocol::{KeySet, Request, Response, WrappedBackupKey}
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use crate::hardware::{azure_attest_request, Dcap};
 use crate::launcher::{Enclave, Plumbing};
 use crate::settings::{render_section, Mode, SgxSettings};
 
@@ -292,8 +293,11 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
         // command there, before recover.
         ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
     }
+    // -d: the REPORT is made for the quoting enclave, which quotes it after.
+    let dcap = args.dcap.as_ref().map(|_| Dcap::connect()).transpose()?;
+    let target_info = dcap.as_ref().map(|qe| qe.target_info().to_vec());
     let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
-    let response = enclave.request(&Request::CloudWrap { target_info: None });
+    let response = enclave.request(&Request::CloudWrap { target_info });
     let _ = enclave.stop();
     let Response::CloudWrap {
         sealed_wrap_key,
@@ -323,6 +327,16 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
         "enclave report (binds SHA-256 of the DER public key): {}",
         report_path.display()
     );
+    if let (Some(path), Some(qe)) = (&args.dcap, &dcap) {
+        let quote = qe.quote(&report)?;
+        let request = azure_attest_request(&quote, &public_key_der);
+        std::fs::write(path, serde_json::to_vec_pretty(&request)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!(
+            "DCAP quote as an Azure Attestation AttestSgxEnclave request body: {}",
+            path.display()
+        );
+    }
     print!("{public_key_pem}");
     Ok(())
 }

@@ -29,12 +29,16 @@ use tracing::{debug, error, info, warn};
 use crate::settings::{Mode, SgxSettings};
 
 /// How long a starting enclave may take to connect back.
-const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Error)]
 pub enum LaunchError {
-    #[error("mode = \"hardware\" needs an SGX CPU with the SGX driver and AESM service, and a runner built with SGX loading support; this runner cannot load enclaves on this machine. For tests and demos set mode = \"simulation\" in [sgx]")]
+    #[cfg(not(feature = "hardware"))]
+    #[error("mode = \"hardware\" needs a runner built with SGX loading support (cargo build --features hardware), on an SGX CPU with the SGX driver and the AESM service; this runner cannot load enclaves. For tests and demos set mode = \"simulation\" in [sgx]")]
     HardwareUnavailable,
+    #[cfg(feature = "hardware")]
+    #[error(transparent)]
+    Hardware(#[from] crate::hardware::HardwareError),
     #[error("cannot start the enclave {path}: {source}")]
     Spawn {
         path: String,
@@ -65,16 +69,41 @@ pub struct Plumbing {
 /// A running enclave and its control stream.
 #[derive(Debug)]
 pub struct Enclave {
-    child: Child,
+    process: Process,
     control: UnixStream,
-    // Keeps the socket directory until the enclave is gone.
-    _dir: tempfile::TempDir,
+}
+
+/// Where the enclave runs.
+#[derive(Debug)]
+enum Process {
+    /// The host simulation: a child process.
+    Child {
+        child: Child,
+        // Keeps the socket directory until the enclave is gone.
+        _dir: tempfile::TempDir,
+    },
+    /// A real enclave, loaded into this process and run on its own thread.
+    #[cfg(feature = "hardware")]
+    InProcess(crate::hardware::Running),
 }
 
 impl Enclave {
     pub fn launch(settings: &SgxSettings, plumbing: Plumbing) -> Result<Self, LaunchError> {
         match settings.mode {
-            Mode::Hardware => Err(LaunchError::HardwareUnavailable),
+            #[cfg(feature = "hardware")]
+            Mode::Hardware => {
+                let (streams, init) = Streams::new(plumbing);
+                let (running, control) = crate::hardware::launch(settings, streams, &init)?;
+                Ok(Self {
+                    process: Process::InProcess(running),
+                    control,
+                })
+            }
+            #[cfg(not(feature = "hardware"))]
+            Mode::Hardware => {
+                drop(plumbing);
+                Err(LaunchError::HardwareUnavailable)
+            }
             Mode::Simulation => launch_simulation(settings, plumbing),
         }
     }
@@ -90,14 +119,18 @@ impl Enclave {
 
     /// The enclave's exit status, if it exited.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.child.try_wait()
+        match &mut self.process {
+            Process::Child { child, .. } => child.try_wait(),
+            #[cfg(feature = "hardware")]
+            Process::InProcess(running) => Ok(running.try_wait()),
+        }
     }
 
     /// Wait up to `timeout` for the enclave to exit by itself.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(status) = self.child.try_wait()? {
+            if let Some(status) = self.try_wait()? {
                 return Ok(Some(status));
             }
             if Instant::now() >= deadline {
@@ -108,12 +141,21 @@ impl Enclave {
     }
 
     /// Stop the enclave: close its control stream (it exits on its own), then
-    /// kill it if it lingers.
+    /// kill it if it lingers. An in-process enclave cannot be killed on its
+    /// own; it goes when this process exits.
     pub fn stop(mut self) -> io::Result<()> {
         let _ = self.control.shutdown(std::net::Shutdown::Both);
         if self.wait_timeout(Duration::from_secs(2))?.is_none() {
-            self.child.kill()?;
-            self.child.wait()?;
+            match &mut self.process {
+                Process::Child { child, .. } => {
+                    child.kill()?;
+                    child.wait()?;
+                }
+                #[cfg(feature = "hardware")]
+                Process::InProcess(_) => {
+                    warn!("the enclave did not exit within 2 s of closing its control stream; it ends with this process");
+                }
+            }
         }
         Ok(())
     }
@@ -139,12 +181,7 @@ fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Encla
         "enclave process started (SGX host simulation)"
     );
 
-    let (init_tx, init_rx) = mpsc::channel();
-    let plumbing = Arc::new(Streams {
-        state: Mutex::new(plumbing.state),
-        node_sockets: plumbing.node_sockets,
-        init: Mutex::new(Some(init_tx)),
-    });
+    let (plumbing, init_rx) = Streams::new(plumbing);
     thread::Builder::new()
         .name("enclave-streams".into())
         .spawn(move || accept_streams(&listener, &plumbing))?;
@@ -168,17 +205,33 @@ fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Encla
         }
     };
     Ok(Enclave {
-        child: enclave_child,
+        process: Process::Child {
+            child: enclave_child,
+            _dir: dir,
+        },
         control,
-        _dir: dir,
     })
 }
 
-struct Streams {
+/// What the enclave's named streams are served from.
+pub(crate) struct Streams {
     state: Mutex<Option<FileStore>>,
     node_sockets: Vec<PathBuf>,
     /// Taken by the first `init` connection; there is only one.
     init: Mutex<Option<mpsc::Sender<UnixStream>>>,
+}
+
+impl Streams {
+    /// The streams for `plumbing`, and where the `init` stream arrives.
+    pub(crate) fn new(plumbing: Plumbing) -> (Arc<Self>, mpsc::Receiver<UnixStream>) {
+        let (init_tx, init_rx) = mpsc::channel();
+        let streams = Arc::new(Self {
+            state: Mutex::new(plumbing.state),
+            node_sockets: plumbing.node_sockets,
+            init: Mutex::new(Some(init_tx)),
+        });
+        (streams, init_rx)
+    }
 }
 
 fn accept_streams(listener: &UnixListener, streams: &Arc<Streams>) {
@@ -209,7 +262,8 @@ fn accept_streams(listener: &UnixListener, streams: &Arc<Streams>) {
     }
 }
 
-fn serve_stream(name: &str, mut conn: UnixStream, streams: &Streams) {
+/// Serve the enclave's stream `name` on `conn` until either side closes.
+pub(crate) fn serve_stream(name: &str, mut conn: UnixStream, streams: &Streams) {
     if name == STREAM_INIT {
         let sender = streams.init.lock().ok().and_then(|mut s| s.take());
         match sender {

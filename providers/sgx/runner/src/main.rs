@@ -3,6 +3,7 @@
 //! it never sees a key in the clear.
 
 mod commands;
+mod hardware;
 mod launcher;
 mod settings;
 
