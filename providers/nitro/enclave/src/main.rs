@@ -216,10 +216,12 @@ fn watch_helper(mut control: Stream) -> Result<(), String> {
             loop {
                 match control.read(&mut byte) {
                     Ok(0) | Err(_) => {
+                        // No drain of the log stream: it ends at the helper,
+                        // which is exiting or dead, so nothing queued can be
+                        // acknowledged any more; waiting would only delay
+                        // the restart while this process still holds the
+                        // control listener.
                         info!("the helper closed the control connection; exiting");
-                        if let Some(sink) = LOG_SINK.get() {
-                            sink.drain(std::time::Duration::from_secs(1));
-                        }
                         std::process::exit(3);
                     }
                     Ok(_) => {}
