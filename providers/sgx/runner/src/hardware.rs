@@ -178,8 +178,8 @@ mod sgx {
 
     impl Running {
         /// The enclave's end as an exit status (0 after a clean return, 1
-        /// after an error, which is logged, 101 after a panic), once its
-        /// thread is done.
+        /// after an error or a panic, which is logged), once its thread is
+        /// done.
         pub(crate) fn try_wait(&mut self) -> Option<ExitStatus> {
             if let Some(result) = self.finished() {
                 let code = match result {
@@ -200,10 +200,11 @@ mod sgx {
                 return None;
             }
             let thread = self.thread.take()?;
-            Some(thread.join().unwrap_or_else(|_| {
-                self.status = Some(ExitStatus::from_raw(101 << 8));
-                Err(HardwareError::Run("the enclave thread panicked".into()))
-            }))
+            Some(
+                thread.join().unwrap_or_else(|_| {
+                    Err(HardwareError::Run("the enclave thread panicked".into()))
+                }),
+            )
         }
 
         /// Wait for the run thread to end (it is ending) and take its result.
