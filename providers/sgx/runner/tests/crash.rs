@@ -296,12 +296,11 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
                         if msg.position() <= ledger.highest {
                             continue;
                         }
+                        // The session only ends with a lost request, so
+                        // this stays set to it.
                         in_flight = Some(msg.clone());
                         match send(&mut conn, &pubkey, &msg, &mut ledger) {
-                            Outcome::Signed => {
-                                last_released = Some(msg);
-                                in_flight = None;
-                            }
+                            Outcome::Signed => last_released = Some(msg),
                             Outcome::Refused(code) => {
                                 panic!("unexpected refusal {code} at {}", msg.position())
                             }

@@ -194,11 +194,8 @@ fn sealed_files_are_private_and_no_secret_reaches_any_log() {
     }
     assert_eq!(mode_of(&kms.state_path()), 0o600, "the state file is 0600");
 
-    let mut logs = String::new();
-    for out in [&init_out] {
-        logs += &String::from_utf8_lossy(&out.stdout);
-        logs += &String::from_utf8_lossy(&out.stderr);
-    }
+    let mut logs = String::from_utf8_lossy(&init_out.stdout).into_owned();
+    logs += &String::from_utf8_lossy(&init_out.stderr);
     let pubkey_out = run_env_within(
         &["pubkey", "-c", kms.config_str(), "-v"],
         &[("TMKMS_LOG", "trace")],
