@@ -12,6 +12,8 @@
 # 5. a fuzzing smoke run of every fuzz target (scripts/fuzz.sh);
 # 6. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
 #
+# The Nitro tests need the KMS emulator, which this script starts
+# (scripts/localstack.sh).
 # Skip slow parts locally with SKIP_SGX_BUILD=1, SKIP_E2E=1, SKIP_FUZZ=1,
 # SKIP_AUDIT=1;
 # FUZZ_SECONDS (default 30) is the fuzzing time per target.
@@ -35,6 +37,14 @@ step "cargo clippy (sgx runner, --features hardware)"
 command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
 cargo clippy -p tmkms-light-sgx-runner --features hardware --all-targets --locked -- -D warnings
 
+step "KMS emulator for the Nitro tests (LocalStack, host mode)"
+# The Nitro tests call KMS Decrypt with an attested Recipient against it;
+# installs into ~/.cache/tmkms-localstack on first use (~2-3 min).
+./scripts/localstack.sh start
+trap './scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
+export TMKMS_TEST_KMS_ENDPOINT="http://127.0.0.1:${LOCALSTACK_PORT:-4566}"
+export TMKMS_REQUIRE_KMS=1
+
 step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
 
@@ -49,6 +59,17 @@ if [[ "${SKIP_SGX_BUILD:-0}" != 1 ]]; then
   # Builds, converts and signs the enclave for x86_64-fortanix-unknown-sgx
   # twice, in two target directories, and fails unless the MRENCLAVE matches.
   ./scripts/sgx-build.sh --check-reproducible
+  step "SGX host simulation with the real enclave's SIGSTRUCT"
+  # The simulation takes its identity (MRENCLAVE, MRSIGNER, ISVSVN) from the
+  # enclave just built and signed: init, then unseal with pubkey.
+  sim_home=$(mktemp -d)
+  target/debug/tmkms-light-sgx-runner init -c "$sim_home/tmkms.toml" --mode simulation \
+    --enclave target/debug/tmkms-light-sgx-app --sigstruct target/sgx/enclave/tmkms-light-sgx-app.sig \
+    --address "unix://$sim_home/node.sock" -p hex > "$sim_home/init.out" 2> "$sim_home/init.log"
+  target/debug/tmkms-light-sgx-runner pubkey -c "$sim_home/tmkms.toml" -p hex > "$sim_home/pubkey.out" 2> "$sim_home/pubkey.log"
+  cmp "$sim_home/init.out" "$sim_home/pubkey.out"
+  grep -o "mrenclave=[0-9a-f]*" "$sim_home/pubkey.log" | head -1
+  rm -rf "$sim_home"
 fi
 
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
