@@ -29,6 +29,11 @@ use crate::state::remote::RemoteStore;
 use crate::state::StateError;
 use crate::types::{ChainId, Height};
 
+/// Largest request an enclave accepts. Its heap (see docs/sgx-build.md) is
+/// sized from the measured peak for this size on two connections; a larger
+/// frame could exhaust it, and an allocation failure aborts the enclave.
+pub const ENCLAVE_MAX_FRAME_BYTES: usize = crate::privval::frame::DEFAULT_MAX_FRAME_BYTES;
+
 /// What the enclave needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,11 +116,9 @@ impl EnclaveSettings {
         if self.validators.is_empty() {
             return Err(EnclaveError::Settings("no validator connections".into()));
         }
-        if !(1024..=crate::privval::frame::DEFAULT_MAX_FRAME_BYTES * 16)
-            .contains(&self.max_frame_bytes)
-        {
+        if !(1024..=ENCLAVE_MAX_FRAME_BYTES).contains(&self.max_frame_bytes) {
             return Err(EnclaveError::Settings(format!(
-                "max_frame_bytes {} is out of range",
+                "max_frame_bytes = {} is outside 1024..={ENCLAVE_MAX_FRAME_BYTES}: the enclave's heap is sized for messages up to the default (a 1 MiB vote extension)",
                 self.max_frame_bytes
             )));
         }
