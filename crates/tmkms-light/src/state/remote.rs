@@ -143,6 +143,13 @@ impl<S: Read + Write + Send> RemoteStore<S> {
         let slots = parse_slots(&reply)?;
         let verified = choose_state(&slots, &self.key)?;
         self.next_seq = verified.max_seq.saturating_add(1);
+        if !verified.authenticated {
+            warn!(
+                at = %verified.state.position,
+                "starting from a state record the enclave did not write (init or `state import`); \
+                 make sure it is at or above the last height this validator signed"
+            );
+        }
         info!(
             seq = verified.seq,
             at = %verified.state.position,

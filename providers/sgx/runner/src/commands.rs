@@ -139,6 +139,13 @@ pub fn init(args: InitArgs) -> Result<()> {
         params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
         params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
         let enclave = enclave_path(args.mode, args.enclave.as_deref())?;
+        // Check the inputs before writing anything, so a failed init leaves
+        // no half-made home behind.
+        for (what, path) in [("--enclave", &enclave), ("--sigstruct", &args.sigstruct)] {
+            if !path.is_file() {
+                bail!("{what} {}: no such file", path.display());
+            }
+        }
         let text = render_template(&params)
             + &render_section(args.mode, &enclave, &absolute(&args.sigstruct)?);
         if let Some(dir) = args.config.parent().filter(|d| !d.as_os_str().is_empty()) {
