@@ -63,7 +63,8 @@ pub fn create_key(endpoint: &str) -> String {
         .unwrap()
 }
 
-fn command(bin: &Path) -> Command {
+/// `bin` with the test's AWS credentials and log level.
+pub fn command(bin: &Path) -> Command {
     let mut c = Command::new(bin);
     c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
