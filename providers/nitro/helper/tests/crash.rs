@@ -241,7 +241,10 @@ fn sigkill_helper_or_enclave_during_signing_never_double_signs_or_loses_state() 
                 }
             }
         }
-        'signing: while alive {
+        'signing: loop {
+            if !alive {
+                break;
+            }
             for msg in height_messages(height) {
                 if msg.position() <= ledger.highest {
                     continue;
