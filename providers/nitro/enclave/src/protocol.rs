@@ -68,9 +68,9 @@ pub enum Request {
     Start {
         kms: KmsAccess,
         settings: EnclaveSettings,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         encrypted_consensus_key: Vec<u8>,
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         encrypted_identity_key: Option<Vec<u8>>,
         /// The helper's stream endpoint (state, node traffic).
         host: Endpoint,
@@ -84,21 +84,21 @@ pub enum Request {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Response {
     Initialized {
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         encrypted_consensus_key: Vec<u8>,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         encrypted_identity_key: Vec<u8>,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         consensus_public_key: Vec<u8>,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         identity_public_key: Vec<u8>,
         /// NSM attestation whose user data is [`INIT_USER_DATA_PREFIX`] ‖
         /// consensus public key ‖ KMS key id.
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         attestation_document: Vec<u8>,
     },
     Started {
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         consensus_public_key: Vec<u8>,
     },
     Error {
@@ -121,40 +121,6 @@ pub fn parse_init_user_data(user_data: &[u8]) -> Option<([u8; 32], String)> {
     let rest = user_data.strip_prefix(INIT_USER_DATA_PREFIX)?;
     let (key, id) = rest.split_at_checked(32)?;
     Some((key.try_into().ok()?, String::from_utf8(id.to_vec()).ok()?))
-}
-
-mod b64 {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
-    }
-}
-
-mod b64_opt {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 #[cfg(test)]

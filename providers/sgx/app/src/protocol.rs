@@ -36,9 +36,9 @@ pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WrappedBackupKey {
-    #[serde(with = "b64")]
+    #[serde(with = "tmkms_light::link::b64")]
     pub sealed_wrap_key: Vec<u8>,
-    #[serde(with = "b64")]
+    #[serde(with = "tmkms_light::link::b64")]
     pub payload: Vec<u8>,
 }
 
@@ -52,30 +52,30 @@ pub enum Request {
     /// Generate and seal an RSA-2048 wrapping key; return its public key and
     /// a REPORT binding it for `target_info` (the quoting enclave's TARGETINFO).
     CloudWrap {
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         target_info: Option<Vec<u8>>,
     },
     /// Restore backed-up keys under `backup` and seal them on this CPU.
     Recover {
         backup: WrappedBackupKey,
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         consensus_backup: Option<Vec<u8>>,
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         identity_backup: Option<Vec<u8>>,
     },
     /// Unseal the keys and report their public keys.
     PublicKeys {
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         sealed_consensus_key: Vec<u8>,
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         sealed_identity_key: Option<Vec<u8>>,
     },
     /// Unseal the keys and sign until the runner goes away.
     Start {
         settings: EnclaveSettings,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         sealed_consensus_key: Vec<u8>,
-        #[serde(with = "b64_opt", default)]
+        #[serde(with = "tmkms_light::link::b64_opt", default)]
         sealed_identity_key: Option<Vec<u8>>,
     },
 }
@@ -84,17 +84,17 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySet {
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub sealed_consensus_key: Option<Vec<u8>>,
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub sealed_identity_key: Option<Vec<u8>>,
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub consensus_public_key: Option<Vec<u8>>,
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub identity_public_key: Option<Vec<u8>>,
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub consensus_backup: Option<Vec<u8>>,
-    #[serde(with = "b64_opt", default)]
+    #[serde(with = "tmkms_light::link::b64_opt", default)]
     pub identity_backup: Option<Vec<u8>>,
 }
 
@@ -104,57 +104,23 @@ pub struct KeySet {
 pub enum Response {
     Keys(KeySet),
     CloudWrap {
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         sealed_wrap_key: Vec<u8>,
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         public_key_der: Vec<u8>,
         public_key_pem: String,
         /// The 432-byte REPORT.
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         report: Vec<u8>,
     },
     /// `Start` accepted: keys unsealed; the state is verified next.
     Started {
-        #[serde(with = "b64")]
+        #[serde(with = "tmkms_light::link::b64")]
         consensus_public_key: Vec<u8>,
     },
     Error {
         message: String,
     },
-}
-
-mod b64 {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
-    }
-}
-
-mod b64_opt {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match bytes {
-            Some(bytes) => s.serialize_some(&STANDARD.encode(bytes)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|text| STANDARD.decode(text).map_err(serde::de::Error::custom))
-            .transpose()
-    }
 }
 
 #[cfg(test)]
