@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Real-node end-to-end suite: for each CometBFT release line, a one-validator
-chain whose only signer is tmkms-softsign.
+"""Real-node end-to-end suite: for each CometBFT release line, one-validator
+chains whose only signer is ours: tmkms-softsign, the SGX provider in host
+simulation, or the Nitro provider with a mock NSM and an emulated KMS
+(e2e/signers.py).
 
-Per line (see e2e/lines.toml): install the node with `go install` (cached),
-`<node> init`, import the node's validator key and state into the signer,
-point `priv_validator_laddr` at it, remove the node's key file, run the chain
-to the target height (with signer kills and node restarts where configured),
-then check through the node's RPC that every commit carries a valid signature
-by our validator, that the signer's state followed the chain and that the
-node's log shows no consensus failure or conflicting votes.
+Per run (see e2e/lines.toml): install the node with `go install` (cached),
+`<node> init`, give the validator key to the signer (softsign imports the
+node's key; the TEE providers generate theirs and the genesis validator is
+rewritten to it), point `priv_validator_laddr` at it, remove the node's key
+file, run the chain to the target height (with signer kills and node restarts
+where configured), then check through the node's RPC that every commit carries
+a valid signature by our validator, that the signer's state followed the chain
+and that the node's log shows no consensus failure or conflicting votes.
 
 Usage: e2e/run.py            (normally through scripts/e2e.sh)
 Environment:
   E2E_LINES           space/comma separated line names (default: all in lines.toml)
+  E2E_PROVIDERS       space/comma separated providers (default: softsign sgx-sim nitro-sim)
+  E2E_KMS_ENDPOINT    KMS emulator for nitro-sim (default http://127.0.0.1:4566)
+  E2E_SGX_SIGSTRUCT   the enclave's SIGSTRUCT for sgx-sim (default target/sgx/enclave/tmkms-light-sgx-app.sig)
   E2E_EXTRA_DISRUPTIONS  disruptions appended to every run, e.g. "node-outage"
   E2E_CACHE           cache root for node binaries (default ~/.cache/tmkms-e2e)
   E2E_TARGET_HEIGHT   height every run must reach (default 30)
@@ -20,7 +26,7 @@ Environment:
   E2E_INSTALL_TIMEOUT seconds allowed for building one node (default 1800)
   E2E_WORK            work directory (default: a new /tmp/tmkms-e2e.* directory)
   E2E_KEEP            1 = keep the work directory even when everything passed
-  TMKMS_BIN_DIR       where tmkms-softsign is (default <repo>/target/release)
+  TMKMS_BIN_DIR       where the signer binaries are (default <repo>/target/release)
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import Proc, read_log, tail  # noqa: E402
+from signers import PROVIDERS, Signer, SignerError, Unavailable, make_signer, validator_address  # noqa: E402
 from verify import (  # noqa: E402
     canonical_precommit_sign_bytes,
     ed25519_verify,
@@ -74,6 +82,8 @@ DISRUPTIONS = ("kill-signer", "restart-node", "node-outage")
 # tracing's text format: "<time>  INFO [target: ]<message> key=value ...".
 LOG_EVENT = re.compile(r"\b(?:INFO|WARN|ERROR)\s+(?:[\w:]+:\s+)?(?P<msg>[^=]*?)\s+(?P<fields>\w+=.*)$")
 LOG_FIELD = re.compile(r"(\w+)=(\S+)")
+# The Nitro helper re-logs each enclave line as "<time>  INFO enclave: <line>".
+FORWARDED = re.compile(r"^.*?\b(?:TRACE|DEBUG|INFO|WARN|ERROR)\s+enclave:\s+")
 
 
 class LineTimeout(Exception):
@@ -82,6 +92,18 @@ class LineTimeout(Exception):
 
 class CheckFailed(Exception):
     pass
+
+
+def set_genesis_validator(path: Path, pubkey: bytes) -> None:
+    """Make the genesis validator set our key alone (for signers that
+    generate their key inside an enclave, after `<node> init` wrote its own)."""
+    genesis = json.loads(path.read_text())
+    vals = genesis.get("validators") or []
+    if len(vals) != 1:
+        raise CheckFailed(f"{path}: expected the one validator `init` writes, found {len(vals)}")
+    vals[0]["address"] = validator_address(pubkey)
+    vals[0]["pub_key"]["value"] = base64.b64encode(pubkey).decode()
+    path.write_text(json.dumps(genesis, indent=2) + "\n")
 
 
 def log(msg: str) -> None:
@@ -106,6 +128,7 @@ class RunSpec:
     transport: str
     disruptions: list[str]
     app: str = "kvstore"
+    provider: str = "softsign"
 
 
 @dataclass
@@ -130,6 +153,8 @@ def load_lines() -> list[Line]:
         for r in runs:
             if r.transport not in ("tcp", "unix"):
                 raise SystemExit(f"lines.toml: line {t['name']}: unknown transport {r.transport!r}")
+            if r.provider not in PROVIDERS:
+                raise SystemExit(f"lines.toml: line {t['name']}: unknown provider {r.provider!r}")
             for d in r.disruptions:
                 if d not in DISRUPTIONS:
                     raise SystemExit(f"lines.toml: line {t['name']}: unknown disruption {d!r}")
@@ -231,63 +256,11 @@ def latest_height(port: int) -> int | None:
         return None
 
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def read_log(path: Path) -> str:
-    try:
-        return ANSI.sub("", path.read_text(errors="replace"))
-    except FileNotFoundError:
-        return ""
-
-
-def tail(path: Path, n: int = 25) -> str:
-    return "\n".join("    " + l for l in read_log(path).splitlines()[-n:])
-
-
 def percentile(values: list[int], q: float) -> int | None:
     if not values:
         return None
     s = sorted(values)
     return s[max(0, math.ceil(q * len(s)) - 1)]  # nearest rank
-
-
-class Proc:
-    """A child process in its own process group, logging to a file."""
-
-    def __init__(self, name: str, argv: list[str], logfile: Path, env: dict | None = None):
-        self.name = name
-        self.logfile = logfile
-        with open(logfile, "a") as f:
-            f.write(f"\n===== e2e: starting {name}: {' '.join(argv)} =====\n")
-            f.flush()
-            self.p = subprocess.Popen(
-                argv, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
-            )
-        self.started = time.monotonic()
-
-    def alive(self) -> bool:
-        return self.p.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.p.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def stop(self, grace: float = 15.0) -> int | None:
-        self.signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            return self.p.wait(timeout=10)
-
-    def kill9(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.p.wait(timeout=10)
 
 
 # --- one chain ----------------------------------------------------------------
@@ -299,7 +272,9 @@ class RunResult:
     version: str
     transport: str
     app: str
+    provider: str = "softsign"
     ok: bool = False
+    skipped: str = ""
     error: str = ""
     height: int = 0
     signed_by_us: int = 0
@@ -319,16 +294,15 @@ class RunResult:
 
 
 class ChainRun:
-    def __init__(self, line: Line, spec: RunSpec, node_bin: Path, signer_bin: Path,
+    def __init__(self, line: Line, spec: RunSpec, node_bin: Path, signer: Signer,
                  work: Path, target: int, deadline: Deadline, result: RunResult):
-        self.line, self.spec, self.node_bin, self.signer_bin = line, spec, node_bin, signer_bin
+        self.line, self.spec, self.node_bin, self.signer = line, spec, node_bin, signer
         self.work, self.target, self.deadline, self.r = work, target, deadline, result
         self.home = work / "node"
-        self.kms = work / "kms"
         self.node_log = work / "node.log"
-        self.signer_log = work / "signer.log"
+        self.signer_log = signer.log
         self.node: Proc | None = None
-        self.signer: Proc | None = None
+        self.short_dir: Path | None = None
         self.rpc_port = free_port()
         self.p2p_port = free_port()
 
@@ -352,7 +326,15 @@ class ChainRun:
         if self.spec.transport == "tcp":
             self.laddr = f"tcp://127.0.0.1:{free_port()}"
         else:
-            self.laddr = f"unix://{self.work / 'privval.sock'}"
+            sock = self.work / "privval.sock"
+            limit = self.signer.max_unix_path
+            if limit is not None and len(str(sock)) > limit:
+                self.short_dir = Path(tempfile.mkdtemp(prefix="tmkms-e2e-"))
+                sock = self.short_dir / "privval.sock"
+                self.r.notes.append(
+                    f"node socket moved to {sock}: {self.signer.provider} handles paths of at most {limit} bytes "
+                    "(known bug, see e2e/signers.py)")
+            self.laddr = f"unix://{sock}"
         set_toml_keys(cfg / "config.toml", {
             ("", "proxy_app"): f'"{self.spec.app}"',
             ("", "priv_validator_laddr"): f'"{self.laddr}"',
@@ -364,39 +346,25 @@ class ChainRun:
         })
 
         key_file = cfg / "priv_validator_key.json"
-        key = json.loads(key_file.read_text())
-        self.address = key["address"].upper()
-        self.pubkey = base64.b64decode(key["pub_key"]["value"])
-        init = subprocess.run(
-            [str(self.signer_bin), "init", "-c", str(self.kms / "tmkms.toml"),
-             "--chain-id", self.chain_id, "--address", self.laddr,
-             "--protocol-version", self.line.dialect,
-             "--import-key", str(key_file),
-             "--import-state", str(self.home / "data" / "priv_validator_state.json")],
-            capture_output=True, text=True, timeout=30,
-        )
-        if init.returncode != 0:
-            raise CheckFailed(f"tmkms-softsign init failed: {init.stdout}{init.stderr}")
-        if self.address not in init.stdout + init.stderr:
-            raise CheckFailed(f"signer reports another validator address than {self.address}:\n{init.stdout}{init.stderr}")
+        self.pubkey = self.signer.init(self.chain_id, self.laddr, self.line.dialect, self.home)
+        self.address = validator_address(self.pubkey)
+        if not self.signer.imports_node_key:
+            set_genesis_validator(genesis_path, self.pubkey)
         # Only our signer may hold the key from here on.
         key_file.unlink()
 
     # processes
 
     def start_signer(self) -> None:
-        env = dict(os.environ, NO_COLOR="1")
-        env.pop("TMKMS_LOG", None)
-        self.signer = Proc("tmkms-softsign", [str(self.signer_bin), "start", "-c", str(self.kms / "tmkms.toml")],
-                           self.signer_log, env=env)
+        self.signer.start()
 
     def start_node(self) -> None:
         self.node = Proc(self.node_bin.name, [str(self.node_bin), "start", "--home", str(self.home)], self.node_log)
 
     def stop_all(self) -> None:
-        for p in (self.node, self.signer):
-            if p is not None and p.alive():
-                p.stop()
+        if self.node is not None and self.node.alive():
+            self.node.stop()
+        self.signer.stop()
 
     def height(self) -> int | None:
         return latest_height(self.rpc_port)
@@ -408,9 +376,10 @@ class ChainRun:
             if self.node is not None and not self.node.alive():
                 raise CheckFailed(f"node exited (code {self.node.p.returncode}) while waiting for {what}:\n"
                                   f"{tail(self.node_log)}")
-            if self.signer is not None and not self.signer.alive():
-                raise CheckFailed(f"signer exited (code {self.signer.p.returncode}) while waiting for {what}:\n"
-                                  f"{tail(self.signer_log)}")
+            dead = self.signer.dead()
+            if dead:
+                raise CheckFailed(f"signer: {dead} while waiting for {what}:\n"
+                                  + "\n".join(tail(f) for f in self.signer.log_files()))
             h = self.height()
             if h is not None and h >= at_least:
                 return h, time.monotonic()
@@ -419,11 +388,10 @@ class ChainRun:
     # disruptions
 
     def kill_signer(self) -> None:
-        assert self.signer is not None
         h, _ = self.wait_height((self.height() or 0) + 1, "a new block before the signer kill")
         time.sleep(random.uniform(0.0, 0.3))  # land anywhere in the round
-        log(f"  SIGKILL signer at height ~{h}")
-        self.signer.kill9()
+        killed = self.signer.crash()
+        log(f"  SIGKILLed signer ({', '.join(killed)}) at height ~{h}")
         time.sleep(1.5)
         stalled = self.height() or h
         self.start_signer()
@@ -561,11 +529,7 @@ class ChainRun:
         if problems:
             raise CheckFailed("commit checks failed:\n  " + "\n  ".join(problems[:10]))
 
-        state = subprocess.run([str(self.signer_bin), "state", "show", "--json", "-c", str(self.kms / "tmkms.toml")],
-                               capture_output=True, text=True, timeout=30)
-        if state.returncode != 0:
-            raise CheckFailed(f"tmkms-softsign state show failed: {state.stderr}")
-        r.signer_state_height = int(json.loads(state.stdout)["height"])
+        r.signer_state_height = self.signer.state_height()
         if r.signer_state_height < final:
             raise CheckFailed(f"signer state at height {r.signer_state_height}, chain at {final}")
 
@@ -579,7 +543,7 @@ class ChainRun:
         ext_on_prevote: list[str] = []
         ext_field_seen = False
         for line in text.splitlines():
-            m = LOG_EVENT.search(line)
+            m = LOG_EVENT.search(FORWARDED.sub("", line, count=1))
             if not m:
                 continue
             msg, fields = m.group("msg"), dict(LOG_FIELD.findall(m.group("fields")))
@@ -628,9 +592,11 @@ class ChainRun:
     def finish(self) -> None:
         """Stop everything and check the logs (also after a failed run)."""
         self.stop_all()
+        if self.short_dir is not None:
+            shutil.rmtree(self.short_dir, ignore_errors=True)
         r = self.r
         node_log = read_log(self.node_log)
-        signer_log = read_log(self.signer_log)
+        signer_log = self.signer.log_text()
         self.check_signer_log(signer_log)
         bad = [l for l in node_log.splitlines()
                if any(p.lower() in l.lower() for p in FORBIDDEN_NODE_LOG)]
@@ -639,7 +605,7 @@ class ChainRun:
             r.error = "node log:\n    " + "\n    ".join(bad[:10])
         if "panicked" in signer_log and r.ok:
             r.ok = False
-            r.error = "signer panicked:\n" + tail(self.signer_log)
+            r.error = "signer panicked:\n" + "\n".join(tail(f) for f in self.signer.log_files())
         # The node must not have signed with our key: any key file it made for
         # itself holds another key.
         key_file = self.home / "config" / "priv_validator_key.json"
@@ -650,22 +616,30 @@ class ChainRun:
                 r.error = "the node holds our validator key again"
 
 
-def run_line(line: Line, node_bin: Path, signer_bin: Path, work: Path, target: int,
+def run_line(line: Line, node_bin: Path, bins: Path, kms_endpoint: str, work: Path, target: int,
              line_timeout: float) -> list[RunResult]:
     results = []
     deadline = Deadline(time.monotonic() + line_timeout, f"line {line.name}")
     for i, spec in enumerate(line.runs):
-        r = RunResult(line.name, line.version, spec.transport, spec.app)
-        r.workdir = str(work / f"{line.name}-{i}-{spec.transport}")
+        r = RunResult(line.name, line.version, spec.transport, spec.app, spec.provider)
+        r.workdir = str(work / f"{line.name}-{i}-{spec.provider}-{spec.transport}")
         started = time.monotonic()
-        log(f"{line.name} ({line.version}, dialect {line.dialect}, {spec.transport}, app {spec.app}"
-            + (f", {' + '.join(spec.disruptions)}" if spec.disruptions else "") + ")")
-        chain = ChainRun(line, spec, node_bin, signer_bin, Path(r.workdir), target, deadline, r)
+        log(f"{line.name} ({line.version}, dialect {line.dialect}, {spec.provider}, {spec.transport}, "
+            f"app {spec.app}" + (f", {' + '.join(spec.disruptions)}" if spec.disruptions else "") + ")")
+        try:
+            signer = make_signer(spec.provider, REPO, bins, Path(r.workdir) / "kms",
+                                 Path(r.workdir) / "signer.log", kms_endpoint)
+        except Unavailable as e:
+            r.ok, r.skipped = True, str(e)
+            log(f"  *** SKIPPED {spec.provider}: {e} ***")
+            results.append(r)
+            continue
+        chain = ChainRun(line, spec, node_bin, signer, Path(r.workdir), target, deadline, r)
         try:
             chain.run()
             r.ok = True
-        except (CheckFailed, LineTimeout, subprocess.TimeoutExpired, OSError, urllib.error.URLError,
-                KeyError, ValueError) as e:
+        except (CheckFailed, SignerError, LineTimeout, subprocess.TimeoutExpired, OSError,
+                urllib.error.URLError, KeyError, ValueError) as e:
             r.error = f"{type(e).__name__}: {e}"
         finally:
             try:
@@ -680,7 +654,8 @@ def run_line(line: Line, node_bin: Path, signer_bin: Path, work: Path, target: i
         else:
             log(f"  FAILED: {r.error}")
             log(f"  node log tail ({chain.node_log}):\n{tail(chain.node_log)}")
-            log(f"  signer log tail ({chain.signer_log}):\n{tail(chain.signer_log)}")
+            for f in signer.log_files():
+                log(f"  signer log tail ({f}):\n{tail(f)}")
         results.append(r)
     return results
 
@@ -690,14 +665,15 @@ def fmt_us(v: int | None) -> str:
 
 
 def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
-    head = ["line", "version", "transport", "app", "heights", "signed by us", "sigs verified",
+    head = ["line", "version", "provider", "transport", "app", "heights", "signed by us", "sigs verified",
             "restarts", "resume s", "signed", "ext sigs", "replayed", "refused", "p50 us", "p99 us", "result"]
     table = [head]
     for r in rows:
         table.append([
-            r.line, r.version, r.transport, r.app, str(r.height), str(r.signed_by_us), str(r.verified),
+            r.line, r.version, r.provider, r.transport, r.app, str(r.height), str(r.signed_by_us), str(r.verified),
             str(r.restarts), ",".join(str(x) for x in r.resume_s) or "-",
-            str(r.signatures), str(r.ext_sigs), str(r.replays), str(r.refusals), fmt_us(r.p50_us), fmt_us(r.p99_us), "ok" if r.ok else "FAILED",
+            str(r.signatures), str(r.ext_sigs), str(r.replays), str(r.refusals), fmt_us(r.p50_us), fmt_us(r.p99_us),
+            "SKIPPED" if r.skipped else "ok" if r.ok else "FAILED",
         ])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     print()
@@ -710,10 +686,10 @@ def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
     print("  sigs verified: of those, Ed25519-verified here; restarts: signer kills + node restarts survived;")
     print("  resume s: node process start -> first new block; signed/replayed/refused: signer log counts;")
     print("  ext sigs: heights with an extension-signed precommit (signer log);")
-    print("  p50/p99 us: signer latency_us over every released signature")
+    print("  p50/p99 us: signer latency_us over every released signature (- where the signer has no clock)")
     for name, how in install.items():
         print(f"  node {name}: {how}")
-    notes = sorted({f"{r.line} {r.transport}: {n}" for r in rows for n in r.notes})
+    notes = sorted({f"{r.line} {r.provider} {r.transport}: {n}" for r in rows for n in r.notes})
     for n in notes:
         print(f"  note: {n}")
 
@@ -734,18 +710,27 @@ def main() -> int:
             print(f"e2e: unknown disruption {d!r} in E2E_EXTRA_DISRUPTIONS; known: {' '.join(DISRUPTIONS)}",
                   file=sys.stderr)
             return 2
+    providers = [p for p in re.split(r"[\s,]+", os.environ.get("E2E_PROVIDERS", "")) if p]
+    for p in providers:
+        if p not in PROVIDERS:
+            print(f"e2e: unknown provider {p!r} in E2E_PROVIDERS; known: {' '.join(PROVIDERS)}", file=sys.stderr)
+            return 2
     for l in lines:
+        if providers:
+            l.runs = [spec for spec in l.runs if spec.provider in providers]
         for spec in l.runs:
             spec.disruptions.extend(extra)
+    lines = [l for l in lines if l.runs]
     if shutil.which("go") is None:
         print("e2e: `go` not found on PATH: the real-node suite installs CometBFT with `go install`. "
               "Install Go (1.22 or newer) and retry.", file=sys.stderr)
         return 2
-    signer_bin = Path(os.environ.get("TMKMS_BIN_DIR", REPO / "target" / "release")) / "tmkms-softsign"
-    if not signer_bin.is_file():
-        print(f"e2e: {signer_bin} not found: build it with "
+    bins = Path(os.environ.get("TMKMS_BIN_DIR", REPO / "target" / "release"))
+    if not (bins / "tmkms-softsign").is_file():
+        print(f"e2e: {bins / 'tmkms-softsign'} not found: build it with "
               "`cargo build --release -p tmkms-softsign` (scripts/e2e.sh does)", file=sys.stderr)
         return 2
+    kms_endpoint = os.environ.get("E2E_KMS_ENDPOINT", "http://127.0.0.1:4566")
     cache = Path(os.environ.get("E2E_CACHE", Path.home() / ".cache" / "tmkms-e2e"))
     target = int(os.environ.get("E2E_TARGET_HEIGHT", "30"))
     line_timeout = float(os.environ.get("E2E_LINE_TIMEOUT", "300"))
@@ -764,24 +749,28 @@ def main() -> int:
             install[line.name] = f"INSTALL FAILED: {e}"
             log(f"{line.name}: install failed: {e}")
             for spec in line.runs:
-                results.append(RunResult(line.name, line.version, spec.transport, spec.app,
+                results.append(RunResult(line.name, line.version, spec.transport, spec.app, spec.provider,
                                          error=f"install failed: {e}"))
             continue
         install[line.name] = f"{line.version} {how} -> {node_bin}"
-        results.extend(run_line(line, node_bin, signer_bin, work, target, line_timeout))
+        results.extend(run_line(line, node_bin, bins, kms_endpoint, work, target, line_timeout))
 
     (work / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
     print_table(results, install)
     failed = [r for r in results if not r.ok]
+    skipped = [r for r in results if r.skipped]
     for r in failed:
-        print(f"  FAILED {r.line} {r.transport}: {r.error.splitlines()[0] if r.error else ''} (logs: {r.workdir})")
-    passed = len(results) - len(failed)
+        print(f"  FAILED {r.line} {r.provider} {r.transport}: {r.error.splitlines()[0] if r.error else ''} "
+              f"(logs: {r.workdir})")
+    for r in skipped:
+        print(f"  *** SKIPPED {r.line} {r.provider} {r.transport}: {r.skipped} ***")
+    passed = len(results) - len(failed) - len(skipped)
     log(f"total {time.monotonic() - started:.0f}s")
     if not failed and os.environ.get("E2E_KEEP") != "1" and "E2E_WORK" not in os.environ:
         shutil.rmtree(work, ignore_errors=True)
     else:
         print(f"  work dir kept: {work}")
-    print(f"e2e: {passed} passed, {len(failed)} failed")
+    print(f"e2e: {passed} passed, {len(failed)} failed" + (f", {len(skipped)} SKIPPED" if skipped else ""))
     return 1 if failed else 0
 
 
