@@ -27,8 +27,10 @@
 
 pub mod codec;
 mod conn;
+pub mod crash;
 mod dialect;
 mod error;
+pub mod harness;
 pub mod proto_v1;
 pub mod scenario;
 mod sign_bytes;

@@ -1266,6 +1266,99 @@ impl SuiteReport {
     pub fn passed(&self) -> bool {
         self.reports.iter().all(Report::passed)
     }
+
+    /// One line per failed case, `scenario: case expected …, got …`, for a
+    /// test's failure message.
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.reports
+            .iter()
+            .flat_map(|r| {
+                r.failures().into_iter().map(move |case| {
+                    format!(
+                        "{}: {} expected {}, got {}",
+                        r.scenario, case.name, case.expect, case.outcome
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The acceptance checks every provider's conformance run makes after
+    /// [`run_all`], given what the test sees of the signer; returns one line
+    /// per broken check (empty: all hold):
+    /// * every case passed;
+    /// * the key the signer used over the wire is its configured key;
+    /// * malformed frames cost at least one connection (the signer dropped
+    ///   a stream it could not parse, then reconnected and kept serving);
+    /// * its durable state followed the signing: it is at least at the
+    ///   height of the suite's last request, the recovery signing at
+    ///   `next_height - 1` (persisted before that signature left);
+    /// * nothing in its log panicked;
+    /// * over TCP, it checked the node's pinned peer id.
+    pub fn check_signer(&self, signer: &SignerAfterSuite<'_>) -> Vec<String> {
+        let mut problems = self.failure_lines();
+        if self.pubkey != signer.pubkey {
+            problems.push(format!(
+                "the key used over the wire ({}) is not the signer's key ({})",
+                hex::encode(self.pubkey),
+                hex::encode(signer.pubkey)
+            ));
+        }
+        if self.reconnects == 0 {
+            problems.push("malformed frames cost no connection".to_owned());
+        }
+        let signed_up_to = self.next_height.saturating_sub(1);
+        if i64::try_from(signer.state_height).unwrap_or(i64::MAX) < signed_up_to {
+            problems.push(format!(
+                "the durable state is at height {}, behind the signing (height {signed_up_to})",
+                signer.state_height
+            ));
+        }
+        if signer.log.contains("panicked") {
+            problems.push("the signer's log shows a panic".to_owned());
+        }
+        if signer.tcp && !signer.log.contains("node peer id verified") {
+            problems.push("the signer did not verify the node's pinned peer id".to_owned());
+        }
+        problems
+    }
+}
+
+/// What a conformance test sees of its signer after [`run_all`], for
+/// [`SuiteReport::check_signer`].
+#[derive(Clone, Copy, Debug)]
+pub struct SignerAfterSuite<'a> {
+    /// The consensus public key the signer was set up with (from its key
+    /// file, `pubkey` command or init output — not from the wire).
+    pub pubkey: [u8; 32],
+    /// The height of its durable state.
+    pub state_height: u64,
+    /// Its log.
+    pub log: &'a str,
+    /// Whether it connected over TCP (SecretConnection with a pinned peer id).
+    pub tcp: bool,
+}
+
+/// Defines one `#[test]` per dialect and transport — `v0_34_tcp`,
+/// `v0_34_unix`, … `v1_unix` — each calling `$run(dialect, tcp)` with the
+/// dialect's name as the signer's config spells it (`"v0.34"`, …) and
+/// whether to connect over TCP (else a Unix socket). Every provider's
+/// conformance suite covers the same matrix this way.
+#[macro_export]
+macro_rules! conformance_matrix {
+    ($run:path) => {
+        $crate::conformance_matrix!(@each $run;
+            v0_34_tcp "v0.34" true, v0_34_unix "v0.34" false,
+            v0_37_tcp "v0.37" true, v0_37_unix "v0.37" false,
+            v0_38_tcp "v0.38" true, v0_38_unix "v0.38" false,
+            v1_tcp "v1" true, v1_unix "v1" false);
+    };
+    (@each $run:path; $($name:ident $dialect:literal $tcp:literal),*) => {$(
+        #[test]
+        fn $name() {
+            $run($dialect, $tcp);
+        }
+    )*};
 }
 
 struct Suite<'l> {

@@ -1,0 +1,133 @@
+//! Process helpers for integration tests that run a real signer binary
+//! against the simulated node: a listener in the test's own directory (or on
+//! port 0), accepting the signer's connection while watching that its
+//! process is still alive, and killing the process even when a test fails.
+//!
+//! They live here, next to the node, so that every provider's test suite
+//! drives its signer the same way instead of keeping its own copy.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use crate::conn::{NodeListener, SignerConn};
+use crate::dialect::Dialect;
+
+/// How long one accept attempt waits before the child is checked again.
+const ACCEPT_POLL: Duration = Duration::from_millis(200);
+/// How often [`wait_exit`] looks at the child.
+const EXIT_POLL: Duration = Duration::from_millis(10);
+
+/// A listener the signer can dial: a Unix socket `node.sock` in `dir`, or
+/// TCP (with SecretConnection) on 127.0.0.1, port 0 — never a shared
+/// address, so tests can run in parallel.
+pub fn listen(dir: &Path, tcp: bool, dialect: Dialect) -> std::io::Result<NodeListener> {
+    if tcp {
+        NodeListener::bind_tcp("127.0.0.1:0", dialect)
+    } else {
+        NodeListener::bind_unix(dir.join("node.sock"), dialect)
+    }
+}
+
+/// Accepts the signer's connection within `within`, giving up early (with
+/// `None`) as soon as `child` — the process expected to connect — has
+/// exited, so a signer that dies at start-up costs no full timeout.
+///
+/// A child whose status cannot be read counts as exited: it can no longer
+/// be waited for.
+pub fn accept_or_exit(
+    listener: &NodeListener,
+    child: &mut Child,
+    within: Duration,
+) -> Option<SignerConn> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match listener.accept(ACCEPT_POLL) {
+            Ok(conn) => return Some(conn),
+            Err(_) => {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Kills `child` (SIGKILL) and reaps it; a child that has already exited is
+/// only reaped.
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// SIGKILLs the process `pid` with the system's `kill -9`, without waiting
+/// for or reaping it — for a killer thread that must not own the `Child`.
+///
+/// The caller must not have reaped `pid` yet (otherwise the number may name
+/// another process by now).
+pub fn sigkill(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+}
+
+/// Waits up to `within` for `child` to exit; `None` if it is still running
+/// (or its status cannot be read).
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(EXIT_POLL),
+            _ => return None,
+        }
+    }
+}
+
+/// Owns a child process and kills it when dropped, so a failing (panicking)
+/// test leaves no signer behind holding sockets or files.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        kill(&mut self.0);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_gives_up_when_the_child_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
+        let mut child = Command::new("true").spawn().unwrap();
+        let started = Instant::now();
+        let conn = accept_or_exit(&listener, &mut child, Duration::from_secs(30));
+        assert!(conn.is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited {:?} for a dead child",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn guard_kills_its_child_and_wait_exit_sees_it() {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        drop(ChildGuard(child));
+        // Reaped by the guard: no such process any more (or a zombie of
+        // nobody): /proc has no live entry for it.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(stat.is_empty(), "pid {pid} still there: {stat}");
+
+        let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(wait_exit(&mut sleeper, Duration::from_millis(50)).is_none());
+        sigkill(sleeper.id());
+        let status = wait_exit(&mut sleeper, Duration::from_secs(5)).expect("exited");
+        assert!(!status.success());
+    }
+}
