@@ -19,13 +19,11 @@ use tmkms_light::net::{run_all, Connection, DirectDialer};
 use tmkms_light::privval::Dialect;
 use tmkms_light::session::SessionConfig;
 use tmkms_light::state::file::FileStore;
-use tmkms_light::state::import::{parse_state_json, to_cometbft_json, ImportFormat};
+use tmkms_light::state::import::ImportFormat;
 use tmkms_light::state::{StateError, StateStore};
 use tmkms_light::types::{ChainId, SignState};
+use tmkms_light_cli::read_state_json;
 use tracing::{info, warn};
-
-/// Largest state JSON file `state import` reads.
-const MAX_STATE_JSON_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug)]
 pub struct InitArgs {
@@ -60,21 +58,6 @@ fn show_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<Strin
 fn print_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<()> {
     println!("{}", show_pubkey(key, format, hrp)?);
     Ok(())
-}
-
-fn read_state_json(source: &Path, format: ImportFormat) -> Result<SignState> {
-    let len = fs::metadata(source)
-        .with_context(|| format!("cannot read {}", source.display()))?
-        .len();
-    if len > MAX_STATE_JSON_BYTES {
-        bail!(
-            "{} is {len} bytes; a state JSON file is well under {MAX_STATE_JSON_BYTES} bytes — is this the right file?",
-            source.display()
-        );
-    }
-    let text =
-        fs::read_to_string(source).with_context(|| format!("cannot read {}", source.display()))?;
-    parse_state_json(&text, format).map_err(|e| e.at(source).into())
 }
 
 pub fn init(args: InitArgs) -> Result<()> {
@@ -217,48 +200,6 @@ pub fn pubkey(config: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
     let config = Config::load(config)?;
     let key = ConsensusKey::load(&config.consensus_key_path)?;
     print_pubkey(&key.public_key(), format, hrp)
-}
-
-pub fn state_show(config: &Path, json: bool) -> Result<()> {
-    let config = Config::load(config)?;
-    let state = FileStore::peek(&config.state_file_path)?;
-    if json {
-        println!("{}", to_cometbft_json(&state));
-    } else {
-        println!("chain id: {}", config.chain_id);
-        println!("state file: {}", config.state_file_path.display());
-        println!(
-            "last signed: height {} round {} step {}",
-            state.position.height,
-            state.position.round,
-            state.position.step.name()
-        );
-        println!(
-            "sign bytes: {}",
-            if state.sign_bytes.is_empty() {
-                "unknown".to_owned()
-            } else {
-                format!("{} bytes", state.sign_bytes.len())
-            }
-        );
-    }
-    Ok(())
-}
-
-pub fn state_import(
-    source: &Path,
-    config: &Path,
-    format: ImportFormat,
-    allow_regression: bool,
-) -> Result<()> {
-    let config = Config::load(config)?;
-    let state = read_state_json(source, format)?;
-    let before = FileStore::import_into(&config.state_file_path, &state, allow_regression)?;
-    match before {
-        Some(before) => eprintln!("state moved from {} to {}", before.position, state.position),
-        None => eprintln!("state created at {}", state.position),
-    }
-    Ok(())
 }
 
 /// Keep the consensus key out of core dumps and away from same-user

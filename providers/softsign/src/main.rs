@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tmkms_light::keys::PubkeyFormat;
 use tmkms_light::privval::Dialect;
-use tmkms_light::state::import::ImportFormat;
+use tmkms_light_cli::StateCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,33 +105,6 @@ enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum StateCommand {
-    /// Print the last signed height/round/step.
-    Show {
-        /// Config file (tmkms.toml).
-        #[arg(short = 'c', long, default_value = "tmkms.toml")]
-        config: PathBuf,
-        /// Print CometBFT priv_validator_state.json instead of a summary.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Import CometBFT's priv_validator_state.json or tmkms's state JSON.
-    Import {
-        /// The state JSON file to import.
-        source: PathBuf,
-        /// Config file (tmkms.toml).
-        #[arg(short = 'c', long, default_value = "tmkms.toml")]
-        config: PathBuf,
-        /// Input format: auto, cometbft, tmkms.
-        #[arg(long, default_value = "auto")]
-        format: ImportFormat,
-        /// Allow moving the state to a lower height/round/step (dangerous).
-        #[arg(long)]
-        danger_allow_regression: bool,
-    },
-}
-
 fn init_logging(verbose: bool) {
     let default = if verbose { "debug" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
@@ -182,15 +155,7 @@ fn main() -> ExitCode {
             config,
             allow_empty_state,
         } => commands::start(&config, allow_empty_state),
-        Command::State { command } => match command {
-            StateCommand::Show { config, json } => commands::state_show(&config, json),
-            StateCommand::Import {
-                source,
-                config,
-                format,
-                danger_allow_regression,
-            } => commands::state_import(&source, &config, format, danger_allow_regression),
-        },
+        Command::State { command } => command.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

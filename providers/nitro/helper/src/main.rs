@@ -68,6 +68,11 @@ enum Command {
         #[arg(long)]
         allow_empty_state: bool,
     },
+    /// Inspect or import the double-sign state (works while the signer runs).
+    State {
+        #[command(subcommand)]
+        command: tmkms_light_cli::StateCommand,
+    },
     /// Manage the enclave with nitro-cli.
     Enclave {
         #[command(subcommand)]
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
             root,
             bech32_prefix,
         } => commands::verify(&document, root.as_deref(), &bech32_prefix),
+        Command::State { command } => command.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

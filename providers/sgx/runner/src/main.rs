@@ -155,6 +155,11 @@ enum Command {
         #[arg(short = 'b', long, default_value = "cosmosvalconspub")]
         bech32_prefix: String,
     },
+    /// Inspect or import the double-sign state (works while the signer runs).
+    State {
+        #[command(subcommand)]
+        command: tmkms_light_cli::StateCommand,
+    },
     /// Run the signer.
     Start {
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
@@ -246,6 +251,7 @@ fn main() -> ExitCode {
             config,
             allow_empty_state,
         } => commands::start(&config, allow_empty_state),
+        Command::State { command } => command.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -67,3 +67,56 @@ fn hardware_mode_without_sgx_support_says_what_to_do() {
         "no key written when the enclave cannot run"
     );
 }
+
+/// Migration into an SGX home: `state import` of CometBFT's state file, then
+/// the enclave refuses below it and signs above it, and `state show` reads
+/// the enclave-written (tagged) record back.
+#[test]
+fn state_import_sets_the_floor_the_enclave_signs_above() {
+    use std::time::Duration;
+    use tmkms_node_sim::{BlockIdSpec, Dialect, VoteSpec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let listener =
+        tmkms_node_sim::NodeListener::bind_unix(dir.path().join("node.sock"), Dialect::V0_38)
+            .unwrap();
+    let kms = common::Sgx::init_in(dir, "mig-chain", &listener.local_addr(), "v0.38", &[]);
+    let source = kms.path("priv_validator_state.json");
+    std::fs::write(&source, r#"{"height":"50","round":0,"step":3}"#).unwrap();
+    let config = kms.config.to_str().unwrap().to_owned();
+    common::run_ok(&["state", "import", source.to_str().unwrap(), "-c", &config]);
+    assert_eq!(kms.state().position.height.value(), 50);
+    let shown = common::run_ok(&["state", "show", "-c", &config]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("height 50"),
+        "{shown:?}"
+    );
+
+    let mut signer = common::Guard(kms.spawn());
+    let mut conn = common::accept(&listener, &mut signer.0, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no connection:\n{}", kms.log()));
+    let block = Some(BlockIdSpec::from_seed(b"b"));
+    let below = conn
+        .sign_vote(
+            "mig-chain",
+            &VoteSpec::precommit(49, 0, block),
+            false,
+        )
+        .unwrap();
+    assert_eq!(below.unwrap_err().code, 2, "below the imported state");
+    let above = conn
+        .sign_vote("mig-chain", &VoteSpec::prevote(51, 0, block), false)
+        .unwrap();
+    assert!(above.is_ok(), "{above:?}\n{}", kms.log());
+    let shown = common::run_ok(&["state", "show", "-c", &config]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("height 51") && text.contains("prevote"),
+        "{text}"
+    );
+    assert!(
+        kms.log().contains("did not write"),
+        "untagged start warned:\n{}",
+        kms.log()
+    );
+}
