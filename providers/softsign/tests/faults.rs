@@ -47,7 +47,7 @@ fn unwritable_state_answers_code_5_and_recovers() {
         "v0.38",
         &[],
     );
-    let listener = listen(kms.dir.path(), false, Dialect::V0_38);
+    let listener = listen(kms.dir.path(), false, Dialect::V0_38).unwrap();
     // Point the config at the real socket.
     let text = fs::read_to_string(&kms.config)
         .unwrap()

@@ -17,7 +17,7 @@ use tmkms_node_sim::Dialect;
 #[test]
 fn running_signer_has_no_core_limit_and_is_not_dumpable() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let kms = Kms::init_in(dir, "mem-chain", &listener.local_addr(), "v0.38", &[]);
     let mut signer = Guard(kms.spawn());
     let _conn = accept(&listener, &mut signer.0, Duration::from_secs(10)).expect("signer connects");

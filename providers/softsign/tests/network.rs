@@ -134,7 +134,7 @@ fn reconnects_within_the_node_accept_window_after_a_long_outage() {
     const NODE_ACCEPT_WINDOW: Duration = Duration::from_secs(3);
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("node.sock");
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let kms = Kms::init_in(dir, CHAIN, &listener.local_addr(), "v0.38", &[]);
     let mut signer = Guard(kms.spawn());
     let mut conn = accept(&listener, &mut signer.0, Duration::from_secs(10)).unwrap();
@@ -198,7 +198,7 @@ fn attempt_times(log: &str) -> Vec<f64> {
 #[test]
 fn serves_the_next_connection_after_the_node_hangs_up_mid_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), true, Dialect::V1);
+    let listener = listen(dir.path(), true, Dialect::V1).unwrap();
     let kms = Kms::init_in(dir, CHAIN, &listener.local_addr(), "v1", &[]);
     let mut signer = Guard(kms.spawn());
     // Each failed session grows the backoff (100 ms, 200 ms, ...); five is enough.

@@ -12,11 +12,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use tmkms_light::state::file::FileStore;
 use tmkms_light::types::SignState;
-use tmkms_node_sim::{Dialect, NodeListener, SignerConn};
+
+/// The node side's process helpers, shared by every provider's tests
+/// (`accept` gives up early when the child exits; `Guard` kills its child
+/// when dropped). Each test binary uses its own subset of them.
+#[allow(unused_imports)]
+pub use tmkms_node_sim::harness::{accept_or_exit as accept, kill, listen, ChildGuard as Guard};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tmkms-softsign");
 
@@ -159,45 +163,6 @@ impl Kms {
     /// The durable state, read the way `state show` reads it.
     pub fn state(&self) -> SignState {
         FileStore::peek(self.state_path()).expect("state readable")
-    }
-}
-
-/// A listener the signer can dial: unix socket in `dir`, or tcp on port 0.
-pub fn listen(dir: &Path, tcp: bool, dialect: Dialect) -> NodeListener {
-    if tcp {
-        NodeListener::bind_tcp("127.0.0.1:0", dialect).unwrap()
-    } else {
-        NodeListener::bind_unix(dir.join("node.sock"), dialect).unwrap()
-    }
-}
-
-/// Accept the signer's connection, giving up early if `child` exits.
-pub fn accept(listener: &NodeListener, child: &mut Child, within: Duration) -> Option<SignerConn> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        match listener.accept(Duration::from_millis(200)) {
-            Ok(conn) => return Some(conn),
-            Err(_) => {
-                if child.try_wait().unwrap().is_some() {
-                    return None;
-                }
-            }
-        }
-    }
-    None
-}
-
-pub fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Kills the child when dropped, so a failing test leaves no process behind.
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        kill(&mut self.0);
     }
 }
 
