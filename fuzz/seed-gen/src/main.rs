@@ -10,6 +10,8 @@
 //! bytes the simulator sends on the wire — independent of the signer's own
 //! codec under test.
 
+mod tee;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -561,8 +563,11 @@ fn key_seeds(root: &Path) {
 }
 
 fn main() {
+    // `--tee` also regenerates the randomized TEE seeds and key fixtures.
+    let force_tee = std::env::args_os().any(|a| a == "--tee");
     let root = std::env::args_os()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--tee")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds"));
     privval_seeds(&root);
@@ -570,4 +575,5 @@ fn main() {
     state_seeds(&root);
     config_seeds(&root);
     key_seeds(&root);
+    tee::tee_seeds(&root, force_tee);
 }
