@@ -30,11 +30,8 @@ use std::time::{Duration, Instant};
 
 use common::{accept, listen, Sgx};
 use rand_core::{OsRng, RngCore};
-use tmkms_light::types::{Height, Position, Round, Step};
-use tmkms_node_sim::{
-    codes, proposal_sign_bytes, verify_proposal, verify_vote, vote_sign_bytes, BlockIdSpec,
-    Dialect, ProposalSpec, SignerConn, VoteSpec,
-};
+use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position};
+use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "sgx-crash-chain";
 const KILLS: usize = 100;
@@ -42,115 +39,6 @@ const KILLS: usize = 100;
 /// hit the start-up (enclave launch, unsealing, state load), later ones the
 /// signing loop.
 const KILL_WINDOW_MICROS: u32 = 250_000;
-
-#[derive(Clone, Debug)]
-enum Msg {
-    Proposal(ProposalSpec),
-    Vote(VoteSpec),
-}
-
-impl Msg {
-    fn position(&self) -> Position {
-        let (h, r, step) = match self {
-            Msg::Proposal(p) => (p.height, p.round, Step::Propose),
-            Msg::Vote(v) => (
-                v.height,
-                v.round,
-                if v.kind == tmkms_node_sim::VoteKind::Prevote {
-                    Step::Prevote
-                } else {
-                    Step::Precommit
-                },
-            ),
-        };
-        Position {
-            height: Height::try_from(h).unwrap(),
-            round: Round::try_from(i64::from(r)).unwrap(),
-            step,
-        }
-    }
-
-    /// The same message for another block (a would-be double sign).
-    fn conflicting(&self) -> Msg {
-        let other = Some(BlockIdSpec::from_seed(b"conflict"));
-        match self {
-            Msg::Proposal(p) => Msg::Proposal(ProposalSpec {
-                block_id: other,
-                ..p.clone()
-            }),
-            Msg::Vote(v) => Msg::Vote(VoteSpec {
-                block_id: other,
-                ..v.clone()
-            }),
-        }
-    }
-}
-
-/// Every signature released, by position: the bytes signed.
-#[derive(Default)]
-struct Ledger {
-    signed: HashMap<Position, Vec<u8>>,
-    highest: Position,
-}
-
-enum Outcome {
-    Signed,
-    Refused(i32),
-    Lost,
-}
-
-fn send(conn: &mut SignerConn, pubkey: &[u8; 32], msg: &Msg, ledger: &mut Ledger) -> Outcome {
-    let (result, bytes) = match msg {
-        Msg::Vote(v) => match conn.sign_vote(CHAIN, v, false) {
-            Ok(Ok(signed)) => {
-                verify_vote(pubkey, CHAIN, v, &signed, Dialect::V0_38, false)
-                    .expect("released vote signature verifies");
-                let mut as_signed = v.clone();
-                as_signed.timestamp = signed.timestamp;
-                (Ok(()), vote_sign_bytes(CHAIN, &as_signed).unwrap())
-            }
-            Ok(Err(e)) => (Err(e.code), Vec::new()),
-            Err(_) => return Outcome::Lost,
-        },
-        Msg::Proposal(p) => match conn.sign_proposal(CHAIN, p) {
-            Ok(Ok(signed)) => {
-                verify_proposal(pubkey, CHAIN, p, &signed)
-                    .expect("released proposal signature verifies");
-                (Ok(()), proposal_sign_bytes(CHAIN, p).unwrap())
-            }
-            Ok(Err(e)) => (Err(e.code), Vec::new()),
-            Err(_) => return Outcome::Lost,
-        },
-    };
-    match result {
-        Ok(()) => {
-            let position = msg.position();
-            let previous = ledger
-                .signed
-                .entry(position)
-                .or_insert_with(|| bytes.clone());
-            assert_eq!(*previous, bytes, "DOUBLE SIGN at {position}");
-            ledger.highest = ledger.highest.max(position);
-            Outcome::Signed
-        }
-        // The enclave lost its runner between accepting a request and
-        // persisting it: nothing signed, the connection is about to go.
-        Err(codes::PERSIST_FAILED) => Outcome::Lost,
-        Err(code) => Outcome::Refused(code),
-    }
-}
-
-/// Requests for height `h`: proposal, prevote, precommit (with an extension).
-fn height_messages(h: i64) -> [Msg; 3] {
-    let block = Some(BlockIdSpec::for_height(h));
-    let mut precommit = VoteSpec::precommit(h, 0, block);
-    precommit.extension = format!("ext-{h}").into_bytes();
-    [
-        Msg::Proposal(ProposalSpec::new(h, 0, block)),
-        Msg::Vote(VoteSpec::prevote(h, 0, block)),
-        Msg::Vote(precommit),
-    ]
-}
 
 #[allow(unsafe_code)]
 fn sigkill(pid: u32) {
@@ -213,16 +101,16 @@ enum Target {
 fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let kms = Sgx::init_in(dir, CHAIN, &listener.local_addr(), "v0.38", &[]);
     let secret: PathBuf = kms.sim_cpu_secret_path();
     let pubkey = kms.pubkey();
-    let mut ledger = Ledger::default();
-    let mut last_durable = Position::default();
-    let mut in_flight: Option<Msg> = None;
-    let mut last_released: Option<Msg> = None;
-    let mut height = 1i64;
-    let (mut sessions, mut refused_conflicts, mut replays) = (0, 0, 0);
+    let mut run = CrashRun::new(CrashConfig {
+        // The enclave lost its runner between accepting a request and
+        // persisting it: nothing signed, the connection is about to go.
+        persist_failure_is_loss: true,
+        ..CrashConfig::new(CHAIN, Dialect::V0_38)
+    });
     let mut kills = HashMap::from([(Target::Runner, 0usize), (Target::Enclave, 0usize)]);
     let mut slowest_cleanup = Duration::ZERO;
     let mut enclaves_seen = 0;
@@ -259,57 +147,12 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
             }
         });
         if let Some(mut conn) = accept(&listener, &mut runner, Duration::from_secs(10)) {
-            sessions += 1;
             // The orphan check below relies on this finding the enclave.
             if !enclaves_of(&secret).is_empty() {
                 enclaves_seen += 1;
             }
-            // Tempt the restarted signer first.
-            if let Some(last) = &last_released {
-                match send(&mut conn, &pubkey, &last.conflicting(), &mut ledger) {
-                    Outcome::Refused(code) => {
-                        assert_eq!(code, codes::DOUBLE_SIGN);
-                        refused_conflicts += 1;
-                    }
-                    Outcome::Signed => panic!("conflicting message signed after restart"),
-                    Outcome::Lost => {}
-                }
-            }
-            let mut live = true;
-            if let Some(msg) = in_flight.clone() {
-                match send(&mut conn, &pubkey, &msg, &mut ledger) {
-                    Outcome::Signed => {
-                        replays += 1;
-                        last_released = Some(msg);
-                        in_flight = None;
-                    }
-                    Outcome::Refused(code) => panic!(
-                        "in-flight request refused with {code} after restart\n{}",
-                        kms.log()
-                    ),
-                    Outcome::Lost => live = false,
-                }
-            }
-            if live {
-                'signing: loop {
-                    for msg in height_messages(height) {
-                        if msg.position() <= ledger.highest {
-                            continue;
-                        }
-                        // The session only ends with a lost request, so
-                        // this stays set to it.
-                        in_flight = Some(msg.clone());
-                        match send(&mut conn, &pubkey, &msg, &mut ledger) {
-                            Outcome::Signed => last_released = Some(msg),
-                            Outcome::Refused(code) => {
-                                panic!("unexpected refusal {code} at {}", msg.position())
-                            }
-                            Outcome::Lost => break 'signing,
-                        }
-                    }
-                    height += 1;
-                }
-            }
+            run.session(&mut conn, &pubkey)
+                .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", kms.log()));
         }
         if killer.join().unwrap() {
             *kills.get_mut(&target).unwrap() += 1;
@@ -341,41 +184,27 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
         // A connection the dead runner made but nobody accepted is stale.
         while listener.accept(Duration::ZERO).is_ok() {}
 
-        let durable = kms.state().position;
-        assert!(
-            durable >= last_durable,
-            "round {round}: state went backwards {last_durable} -> {durable}"
-        );
-        assert!(
-            durable >= ledger.highest,
-            "round {round}: state {durable} behind released {}",
-            ledger.highest
-        );
-        last_durable = durable;
+        let p = kms.state().position;
+        let durable = Position::new(p.height.as_i64(), p.round.as_i64(), p.step.as_u8());
+        run.check_durable(durable)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
     }
     let log = kms.log();
     assert!(!log.contains("panicked"), "a process panicked:\n{log}");
     eprintln!(
-        "{} kills ({} runner, {} enclave), {sessions} connected sessions, {} signatures, last height {height}, {refused_conflicts} conflicts refused, {replays} in-flight requests re-signed, slowest cleanup {slowest_cleanup:?}, {:?} in all",
+        "{} kills ({} runner, {} enclave), {run}, slowest cleanup {slowest_cleanup:?}, {:?} in all",
         kills.values().sum::<usize>(),
         kills[&Target::Runner],
         kills[&Target::Enclave],
-        ledger.signed.len(),
         started.elapsed()
     );
     assert!(
         kills[&Target::Runner] >= KILLS / 2 - 2 && kills[&Target::Enclave] >= KILLS / 2 - 5,
         "too few kills landed: {kills:?}"
     );
-    assert!(
-        sessions >= KILLS / 2,
-        "too few kills hit a connected signer ({sessions})"
-    );
-    assert!(
-        refused_conflicts >= KILLS / 3,
-        "too few conflicts tried ({refused_conflicts})"
-    );
-    assert!(ledger.signed.len() > KILLS, "too little signing happened");
+    run.check_enough(KILLS, KILLS / 2, KILLS / 3)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sessions = run.tally().sessions;
     assert!(
         enclaves_seen >= sessions / 2,
         "the enclave process was found in only {enclaves_seen} of {sessions} sessions"

@@ -179,7 +179,7 @@ fn an_older_enclave_cannot_open_a_newer_seal() {
 #[test]
 fn sealed_files_are_private_and_no_secret_reaches_any_log() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), true, Dialect::V0_38);
+    let listener = listen(dir.path(), true, Dialect::V0_38).unwrap();
     let (kms, init_out) = Sgx::init_as(
         dir,
         (Signer::A, 1, false),

@@ -109,7 +109,7 @@ fn start_runs(kms: &Sgx, listener: &NodeListener, pubkey: &[u8; 32], h: i64) -> 
 #[test]
 fn forged_damaged_and_replayed_state_records() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let kms = Sgx::init_in(dir, CHAIN, &listener.local_addr(), "v0.38", &[]);
     let pubkey = kms.pubkey();
     let state = kms.state_path();

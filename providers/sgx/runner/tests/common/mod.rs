@@ -15,7 +15,14 @@ use tmkms_light_sgx_seal::testing::{
     other_test_signing_key, sign_test_sigstruct, test_signing_key, TEST_ENCLAVEHASH, TEST_ISVPRODID,
 };
 use tmkms_light_sgx_seal::{unseal_seed, EnclaveIdentity, SimulatedCpu, SimulatedHardware};
-use tmkms_node_sim::{Dialect, NodeListener, SignerConn};
+
+/// The node side's process helpers, shared by every provider's tests
+/// (`accept` gives up early when the child exits; `Guard` kills its child
+/// when dropped). Each test binary uses its own subset of them.
+#[allow(unused_imports)]
+pub use tmkms_node_sim::harness::{
+    accept_or_exit as accept, kill, listen, wait_exit, ChildGuard as Guard,
+};
 
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_tmkms-light-sgx-runner");
 
@@ -274,42 +281,6 @@ impl Sgx {
     }
 }
 
-pub fn listen(dir: &Path, tcp: bool, dialect: Dialect) -> NodeListener {
-    if tcp {
-        NodeListener::bind_tcp("127.0.0.1:0", dialect).unwrap()
-    } else {
-        NodeListener::bind_unix(dir.join("node.sock"), dialect).unwrap()
-    }
-}
-
-pub fn accept(listener: &NodeListener, child: &mut Child, within: Duration) -> Option<SignerConn> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        match listener.accept(Duration::from_millis(200)) {
-            Ok(conn) => return Some(conn),
-            Err(_) => {
-                if child.try_wait().unwrap().is_some() {
-                    return None;
-                }
-            }
-        }
-    }
-    None
-}
-
-pub fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        kill(&mut self.0);
-    }
-}
-
 /// Run the runner, killing it after `within` (a command that should have
 /// ended: the output then says so).
 pub fn run_within(args: &[&str], within: Duration) -> Output {
@@ -400,18 +371,4 @@ pub fn assert_no_secret(text: &str, secret: &[u8], what: &str) {
 pub fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Wait up to `within` for `child` to exit.
-pub fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
