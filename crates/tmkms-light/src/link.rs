@@ -20,8 +20,10 @@ use thiserror::Error;
 /// far smaller; 1 MiB leaves room for attestation documents and envelopes.
 pub const MAX_LINK_FRAME: usize = 1 << 20;
 
-/// Longest stream name in an announcement.
-const MAX_NAME_LEN: usize = 64;
+/// Longest stream name in an announcement: room for `node:` plus a
+/// `unix://` path of the kernel's 108-byte limit or a `tcp://` address with
+/// a 253-byte DNS name.
+pub const MAX_NAME_LEN: usize = 512;
 
 #[derive(Debug, Error)]
 pub enum LinkError {
@@ -166,6 +168,24 @@ mod tests {
         assert!(matches!(
             read_frame(&mut half_len, 16),
             Err(LinkError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn long_node_stream_names_fit() {
+        // A node socket path near the kernel's limit, and a long DNS name.
+        let unix = format!("node:unix:///{}", "d".repeat(106));
+        let tcp = format!("node:tcp://{}:26658", "h".repeat(253));
+        for name in [unix, tcp] {
+            let mut wire = Vec::new();
+            announce(&mut wire, &name).unwrap();
+            assert_eq!(read_announcement(&mut &wire[..]).unwrap(), name);
+        }
+        let mut wire = Vec::new();
+        announce(&mut wire, &"x".repeat(MAX_NAME_LEN + 1)).unwrap();
+        assert!(matches!(
+            read_announcement(&mut &wire[..]),
+            Err(LinkError::TooLarge { .. })
         ));
     }
 
