@@ -224,12 +224,6 @@ class NitroSimSigner(Signer):
     a real parent instance, keeps running."""
 
     provider = "nitro-sim"
-    # KNOWN BUG: the enclave names its node stream "node:unix://<path>" and
-    # the helper reads stream names with a 64-byte cap
-    # (crates/tmkms-light/src/link.rs MAX_NAME_LEN), so a node socket path
-    # over 52 bytes is refused and the enclave redials forever. Remove when
-    # fixed.
-    max_unix_path = 64 - len("node:unix://")
 
     def __init__(self, *args, kms_endpoint: str):
         super().__init__(*args)
