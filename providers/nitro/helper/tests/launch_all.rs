@@ -107,7 +107,7 @@ esac
 
 fn setup(kms: &str) -> (Nitro, NodeListener) {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let nitro = Nitro::init_in(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "");
     (nitro, listener)
 }

@@ -129,7 +129,7 @@ fn start_refused(nitro: &Nitro, listener: &NodeListener) -> String {
 /// A home that signed heights 1..=4, so both slots hold authenticated records.
 fn signed_home(kms: &str) -> (Nitro, NodeListener, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let listener = listen(dir.path(), false, Dialect::V0_38);
+    let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
     let nitro = Nitro::init_in(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "");
     sign_heights(&nitro, &listener, 1, 5);
     let good = std::fs::read(nitro.state_path()).unwrap();

@@ -7,13 +7,20 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 use tmkms_light::state::file::FileStore;
 use tmkms_light::types::SignState;
 use tmkms_nitro_kms::{tcp_connector, Credentials, KmsClient, KmsConfig};
-use tmkms_node_sim::{Dialect, NodeListener, SignerConn};
+
+/// The node side's process helpers, shared by every provider's tests
+/// (`accept` gives up early when the child exits; `Guard` kills its child
+/// when dropped). Each test binary uses its own subset of them.
+#[allow(unused_imports)]
+pub use tmkms_node_sim::harness::{
+    accept_or_exit as accept, kill, listen, wait_exit, ChildGuard as Guard,
+};
 
 pub const HELPER: &str = env!("CARGO_BIN_EXE_tmkms-nitro-helper");
 
@@ -297,55 +304,5 @@ kms_proxy_target = "{kms_target}"
             .map(|name| fs::read_to_string(self.path(name)).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n")
-    }
-}
-
-/// Wait up to `within` for `child` to exit.
-pub fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-pub fn listen(dir: &Path, tcp: bool, dialect: Dialect) -> NodeListener {
-    if tcp {
-        NodeListener::bind_tcp("127.0.0.1:0", dialect).unwrap()
-    } else {
-        NodeListener::bind_unix(dir.join("node.sock"), dialect).unwrap()
-    }
-}
-
-pub fn accept(listener: &NodeListener, child: &mut Child, within: Duration) -> Option<SignerConn> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        match listener.accept(Duration::from_millis(200)) {
-            Ok(conn) => return Some(conn),
-            Err(_) => {
-                if child.try_wait().unwrap().is_some() {
-                    return None;
-                }
-            }
-        }
-    }
-    None
-}
-
-pub fn kill(child: &mut Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-pub struct Guard(pub Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        kill(&mut self.0);
     }
 }
