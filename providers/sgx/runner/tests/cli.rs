@@ -97,11 +97,7 @@ fn state_import_sets_the_floor_the_enclave_signs_above() {
         .unwrap_or_else(|| panic!("no connection:\n{}", kms.log()));
     let block = Some(BlockIdSpec::from_seed(b"b"));
     let below = conn
-        .sign_vote(
-            "mig-chain",
-            &VoteSpec::precommit(49, 0, block),
-            false,
-        )
+        .sign_vote("mig-chain", &VoteSpec::precommit(49, 0, block), false)
         .unwrap();
     assert_eq!(below.unwrap_err().code, 2, "below the imported state");
     let above = conn
