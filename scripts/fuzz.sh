@@ -38,7 +38,8 @@ cd "$root"
 export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-none}"
 
-all_targets=(privval_frame privval_decode session guard_sequence state_record state_json config_toml key_file)
+all_targets=(privval_frame privval_decode session guard_sequence state_record state_json config_toml key_file
+             nitro_attestation kms_envelope kms_http_response sgx_sealed_blob enclave_state_reply enclave_control)
 read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -82,7 +83,7 @@ for target in "${targets[@]}"; do
     cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "$last")"
     ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "$last")"
     corp="$(sed -n 's/.* corp: \([^ ]*\).*/\1/p' <<< "$last")"
-    summary+=("$(printf '%-16s %-7s %12s %8s %7s %7s %10s %6s' \
+    summary+=("$(printf '%-20s %-7s %12s %8s %7s %7s %10s %6s' \
         "$target" "$status" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}")")
 
     if [ "$status" != ok ]; then
@@ -107,7 +108,7 @@ done
 
 echo
 echo "== fuzz summary (${seconds}s per target)"
-printf '%-16s %-7s %12s %8s %7s %7s %10s %6s\n' target status execs exec/s cov ft corpus rss_mb
+printf '%-20s %-7s %12s %8s %7s %7s %10s %6s\n' target status execs exec/s cov ft corpus rss_mb
 printf '%s\n' "${summary[@]}"
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "fuzzing found problems in: ${failed[*]}"
