@@ -6,7 +6,7 @@
 //! Input layout: byte 0 picks the body cap, byte 1 the number `n` (1..=16)
 //! of chunk sizes that follow; the rest is the stream, handed out at most
 //! `sizes[i % n]` bytes per read (0 is an `Interrupted` error, which must be
-//! retried).
+//! retried, followed by a one-byte read).
 //!
 //! Invariants besides "never panics":
 //! * a response has a final (non-1xx) status and a body within the cap;
@@ -28,15 +28,20 @@ struct Chunked<'a> {
     data: &'a [u8],
     sizes: &'a [u8],
     reads: usize,
+    interrupted: bool,
 }
 
 impl Read for Chunked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let size = self.sizes[self.reads % self.sizes.len()];
         self.reads += 1;
-        if size == 0 {
+        // An interruption is always followed by progress (a real stream
+        // does not stay interrupted; all-zero sizes would spin forever).
+        if size == 0 && !std::mem::replace(&mut self.interrupted, true) {
             return Err(io::ErrorKind::Interrupted.into());
         }
+        self.interrupted = false;
+        let size = size.max(1);
         let n = usize::from(size).min(buf.len()).min(self.data.len());
         buf[..n].copy_from_slice(&self.data[..n]);
         self.data = &self.data[n..];
@@ -67,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
             data: stream,
             sizes,
             reads: 0,
+            interrupted: false,
         },
         cap,
     );
