@@ -86,7 +86,10 @@ fn check_choice(slots: &[Option<[u8; SLOT_LEN]>; 2], key: &StateTagKey) -> Optio
     let Ok(v) = chosen else {
         return None;
     };
-    let both: Vec<_> = decoded.into_iter().map(|d| d.expect("chose from an unusable slot")).collect();
+    let both: Vec<_> = decoded
+        .into_iter()
+        .map(|d| d.expect("chose from an unusable slot"))
+        .collect();
     for (bytes, (seq, state)) in &both {
         let tag = check_tag(&bytes[..], key);
         assert_ne!(tag, TagCheck::Invalid, "accepted a slot with a forged tag");
@@ -100,10 +103,17 @@ fn check_choice(slots: &[Option<[u8; SLOT_LEN]>; 2], key: &StateTagKey) -> Optio
         );
         assert!(*seq <= v.max_seq);
     }
-    assert!(both.iter().any(|(_, (seq, _))| *seq == v.max_seq), "max_seq is not a slot's");
+    assert!(
+        both.iter().any(|(_, (seq, _))| *seq == v.max_seq),
+        "max_seq is not a slot's"
+    );
     // The chosen record is one of the slots (both may hold it, tagged or
     // not); its authenticity is that of a slot holding it.
-    let wanted = if v.authenticated { TagCheck::Valid } else { TagCheck::Absent };
+    let wanted = if v.authenticated {
+        TagCheck::Valid
+    } else {
+        TagCheck::Absent
+    };
     assert!(
         both.iter()
             .filter(|(_, (seq, state))| *seq == v.seq && *state == v.state)
@@ -138,7 +148,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let key = key();
     let part = |i: usize| rest.get(i * SLOT_LEN..).unwrap_or(&[]);
-    let slot = |i: usize| build_slot(part(i), flags >> (2 + i) & 1 == 1, flags >> (4 + i) & 1 == 1, &key);
+    let slot = |i: usize| {
+        build_slot(
+            part(i),
+            flags >> (2 + i) & 1 == 1,
+            flags >> (4 + i) & 1 == 1,
+            &key,
+        )
+    };
     let slots = [
         (flags & 1 == 1).then(|| slot(0)),
         (flags & 2 == 2).then(|| slot(1)),
@@ -162,7 +179,11 @@ fuzz_target!(|data: &[u8]| {
         written: Vec::new(),
     };
     let loaded = RemoteStore::new(&mut host, key.clone()).load_verified();
-    assert_eq!(host.written, [1, 0, 0, 0, b'L'], "the enclave's load request");
+    assert_eq!(
+        host.written,
+        [1, 0, 0, 0, b'L'],
+        "the enclave's load request"
+    );
 
     let reply_slots = parse_reply(&reply);
     let expected = match (flags & 0x40 != 0, &reply_slots) {

@@ -45,7 +45,12 @@ fuzz_target!(|data: &[u8]| {
                 "ber_to_der is not idempotent"
             );
             if data.len() < 0x1_0000 {
-                assert!(der.len() <= data.len(), "DER ({}) longer than BER ({})", der.len(), data.len());
+                assert!(
+                    der.len() <= data.len(),
+                    "DER ({}) longer than BER ({})",
+                    der.len(),
+                    data.len()
+                );
             }
             let again = open_enveloped_data(&der, key);
             match (&opened, &again) {

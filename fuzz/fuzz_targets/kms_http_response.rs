@@ -79,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
     let whole = read_response(&mut &stream[..], cap);
 
     if let Ok(response) = &chunked {
-        assert!(!(100..200).contains(&response.status), "1xx returned as the response");
+        assert!(
+            !(100..200).contains(&response.status),
+            "1xx returned as the response"
+        );
         assert!(response.body.len() <= cap, "body above the cap");
         let chunked_te = response.header("transfer-encoding").is_some();
         if let (false, Some(len)) = (chunked_te, response.header("content-length")) {
@@ -89,7 +92,10 @@ fuzz_target!(|data: &[u8]| {
     match (&chunked, &whole) {
         (Ok(a), Ok(b)) => assert_eq!(summary(a), summary(b), "read pattern changed the response"),
         (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
-            assert!(is_size_limit(e), "read pattern changed the outcome: {chunked:?} vs {whole:?}")
+            assert!(
+                is_size_limit(e),
+                "read pattern changed the outcome: {chunked:?} vs {whole:?}"
+            )
         }
         (Err(_), Err(_)) => {}
     }

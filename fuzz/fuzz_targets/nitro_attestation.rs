@@ -60,12 +60,15 @@ fn fixture() -> &'static Fixture {
             .with_public_key(vec![0x30; 64]);
         let mock_document = mock.attestation(&request).expect("mock document");
         let mock_root = mock.root_certificate_der().to_vec();
-        let mock_doc = verify(&mock_document, &mock_root, MOCK_NOW).expect("mock document verifies");
+        let mock_doc =
+            verify(&mock_document, &mock_root, MOCK_NOW).expect("mock document verifies");
         let aws_root = aws_root_der();
         let aws_document = base64::engine::general_purpose::STANDARD
             .decode(
-                include_str!("../../providers/nitro/nsm/src/testdata/aws_nitro_us-east-1_2024-09-17.b64")
-                    .trim(),
+                include_str!(
+                    "../../providers/nitro/nsm/src/testdata/aws_nitro_us-east-1_2024-09-17.b64"
+                )
+                .trim(),
             )
             .expect("base64 test document");
         let aws_doc = verify(&aws_document, &aws_root, AWS_NOW).expect("AWS document verifies");
@@ -82,7 +85,10 @@ fn fixture() -> &'static Fixture {
 
 fn check_described(doc: &AttestationDoc) {
     let text = describe(doc);
-    assert!(text.contains(doc.module_id()), "describe() omits the module id: {text}");
+    assert!(
+        text.contains(doc.module_id()),
+        "describe() omits the module id: {text}"
+    );
 }
 
 /// Applies 4-byte edit records to `doc`.
@@ -118,7 +124,9 @@ fn request(input: &[u8]) -> Option<AttestationRequest> {
     let (a, rest) = rest.split_at_checked(2)?;
     let (b, bytes) = rest.split_at_checked(2)?;
     let a = usize::from(u16::from_le_bytes([a[0], a[1]])).min(bytes.len());
-    let b = usize::from(u16::from_le_bytes([b[0], b[1]])).min(bytes.len()).max(a);
+    let b = usize::from(u16::from_le_bytes([b[0], b[1]]))
+        .min(bytes.len())
+        .max(a);
     let (user_data, nonce, public_key) = (&bytes[..a], &bytes[a..b], &bytes[b..]);
     let mut request = AttestationRequest::new();
     if flags & 1 != 0 {
@@ -152,22 +160,34 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             if let Ok(doc) = verify(rest, &f.aws_root, AWS_NOW) {
                 check_described(&doc);
-                assert_eq!(doc, f.aws_doc, "a second document verified against the AWS root");
+                assert_eq!(
+                    doc, f.aws_doc,
+                    "a second document verified against the AWS root"
+                );
             }
         }
         2 => {
             let document = edit(&f.mock_document, rest);
             if let Ok(doc) = verify(&document, &f.mock_root, MOCK_NOW) {
                 check_described(&doc);
-                assert_eq!(doc, f.mock_doc, "an edited document verified with other contents");
+                assert_eq!(
+                    doc, f.mock_doc,
+                    "an edited document verified with other contents"
+                );
             }
         }
         _ => {
             let Some(request) = request(rest) else {
                 return;
             };
-            let within_limits = request.user_data.as_ref().is_none_or(|v| v.len() <= MAX_USER_DATA_LEN)
-                && request.nonce.as_ref().is_none_or(|v| v.len() <= MAX_NONCE_LEN)
+            let within_limits = request
+                .user_data
+                .as_ref()
+                .is_none_or(|v| v.len() <= MAX_USER_DATA_LEN)
+                && request
+                    .nonce
+                    .as_ref()
+                    .is_none_or(|v| v.len() <= MAX_NONCE_LEN)
                 && request
                     .public_key
                     .as_ref()

@@ -35,8 +35,9 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let identity = EnclaveIdentity::from_sigstruct(include_bytes!("../fixtures/sgx_sigstruct.bin"))
-            .expect("fixture SIGSTRUCT");
+        let identity =
+            EnclaveIdentity::from_sigstruct(include_bytes!("../fixtures/sgx_sigstruct.bin"))
+                .expect("fixture SIGSTRUCT");
         let mut known = Vec::new();
         let mut list: &'static [u8] = include_bytes!("../fixtures/sgx_sealed_blobs.bin");
         while let Some((len, rest)) = list.split_first_chunk::<4>() {

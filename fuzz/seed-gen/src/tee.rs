@@ -17,8 +17,8 @@ use base64::Engine as _;
 use cms::cert::x509::ext::pkix::SubjectKeyIdentifier;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier,
-    RecipientInfo, RecipientInfos,
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
 };
 use der::asn1::{ObjectIdentifier, OctetString, SetOfVec};
 use der::{Any, Encode};
@@ -137,7 +137,13 @@ fn nitro_seeds(root: &Path) {
     seeds.add("edit-flip-payload", &[2, 0, 0x40, 0, 0x10]);
     seeds.add("edit-truncate", &[2, 3, 0x00, 0x02, 0]);
     // Mode 3: flags, split points, field bytes.
-    seeds.add("request-all", &[3, 7, 8, 0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    seeds.add(
+        "request-all",
+        &[
+            3, 7, 8, 0, 16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+            20,
+        ],
+    );
     seeds.add("request-none", &[3, 0]);
     println!("nitro_attestation: {} seeds", seeds.count);
 }
@@ -184,7 +190,9 @@ fn envelope(plaintext: &[u8], to: &RsaPrivateKey) -> Vec<u8> {
             content_type: oid(ID_DATA),
             content_enc_alg: AlgorithmIdentifierOwned {
                 oid: oid(ID_AES256_CBC),
-                parameters: Some(Any::encode_from(&OctetString::new(iv.to_vec()).unwrap()).unwrap()),
+                parameters: Some(
+                    Any::encode_from(&OctetString::new(iv.to_vec()).unwrap()).unwrap(),
+                ),
             },
             encrypted_content: Some(OctetString::new(ciphertext).unwrap()),
         },
@@ -316,7 +324,10 @@ fn http_seeds(root: &Path) {
         "too-long",
         b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
     );
-    add("truncated", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
+    add(
+        "truncated",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+    );
     println!("kms_http_response: {} seeds", seeds.count);
 }
 
@@ -340,13 +351,28 @@ fn state_reply_seeds(root: &Path) {
     let untagged = |seq: u64, s: &SignState| encode_slot(seq, s).unwrap();
     let tagged = |seq: u64, s: &SignState| encode_tagged_slot(seq, s, &key).unwrap();
     let cases: Vec<(&str, u8, [u8; SLOT_LEN], [u8; SLOT_LEN])> = vec![
-        ("tagged-consecutive", 0b11, tagged(4, first), tagged(5, last)),
+        (
+            "tagged-consecutive",
+            0b11,
+            tagged(4, first),
+            tagged(5, last),
+        ),
         ("tagged-gap", 0b11, tagged(2, last), tagged(9, first)),
         ("untagged-both", 0b11, untagged(0, first), untagged(1, last)),
         ("untagged-ahead", 0b11, tagged(7, first), untagged(0, last)),
-        ("retag-both", 0b11_0011, untagged(3, first), untagged(4, last)),
+        (
+            "retag-both",
+            0b11_0011,
+            untagged(3, first),
+            untagged(4, last),
+        ),
         ("one-missing", 0b01, tagged(1, last), [0; SLOT_LEN]),
-        ("same-position", 0b11, tagged(1, &pick("precommit")), tagged(2, &pick("precommit"))),
+        (
+            "same-position",
+            0b11,
+            tagged(1, &pick("precommit")),
+            tagged(2, &pick("precommit")),
+        ),
     ];
     for (name, flags, a, b) in &cases {
         seeds.add(&format!("slots-{name}"), &[&[*flags][..], a, b].concat());
@@ -361,7 +387,12 @@ fn state_reply_seeds(root: &Path) {
         raw.extend_from_slice(&body);
         seeds.add(&format!("raw-{name}"), &raw);
     }
-    seeds.add("raw-error", &[0b100_0000, 9, 0, 0, 0, b'E', b'n', b'o', b' ', b'd', b'i', b's', b'k', b'!']);
+    seeds.add(
+        "raw-error",
+        &[
+            0b100_0000, 9, 0, 0, 0, b'E', b'n', b'o', b' ', b'd', b'i', b's', b'k', b'!',
+        ],
+    );
     seeds.add("raw-closed", &[0b100_0000]);
     println!("enclave_state_reply: {} seeds", seeds.count);
 }
@@ -384,7 +415,10 @@ fn control_seeds(root: &Path) {
                 b64(&[2; 300])
             ),
         ),
-        ("sgx-cloud-wrap", format!(r#"{{"cloud_wrap":{{"target_info":"{}"}}}}"#, b64(&[0; 512]))),
+        (
+            "sgx-cloud-wrap",
+            format!(r#"{{"cloud_wrap":{{"target_info":"{}"}}}}"#, b64(&[0; 512])),
+        ),
         (
             "sgx-recover",
             format!(
@@ -396,7 +430,10 @@ fn control_seeds(root: &Path) {
         ),
         (
             "sgx-public-keys",
-            format!(r#"{{"public_keys":{{"sealed_consensus_key":"{}"}}}}"#, b64(b"TMKLSEAL")),
+            format!(
+                r#"{{"public_keys":{{"sealed_consensus_key":"{}"}}}}"#,
+                b64(b"TMKLSEAL")
+            ),
         ),
         (
             "sgx-start",
@@ -456,8 +493,14 @@ fn sgx_seeds(root: &Path) {
         SimulatedHardware::new(EnclaveIdentity::from_sigstruct(sig).unwrap(), cpu)
     };
     let this = hw(&own, test_cpu(SGX_CPU_SECRET_BYTE));
-    let older = hw(&sigstruct(SGX_ISVSVN - 1, false), test_cpu(SGX_CPU_SECRET_BYTE));
-    let newer = hw(&sigstruct(SGX_ISVSVN + 1, false), test_cpu(SGX_CPU_SECRET_BYTE));
+    let older = hw(
+        &sigstruct(SGX_ISVSVN - 1, false),
+        test_cpu(SGX_CPU_SECRET_BYTE),
+    );
+    let newer = hw(
+        &sigstruct(SGX_ISVSVN + 1, false),
+        test_cpu(SGX_CPU_SECRET_BYTE),
+    );
     let debug = hw(&sigstruct(SGX_ISVSVN, true), test_cpu(SGX_CPU_SECRET_BYTE));
     let other_cpu = hw(&own, test_cpu(SGX_CPU_SECRET_BYTE ^ 1));
     let newer_cpu = hw(&own, SimulatedCpu::new([SGX_CPU_SECRET_BYTE; 32], [3; 16]));
