@@ -12,8 +12,8 @@
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use tmkms_light::state::record::{
-    check_tag, decode_slot, encode_slot, encode_tagged_slot, StateTagKey, TagCheck,
-    MAX_SIGN_BYTES, SLOT_LEN,
+    check_tag, decode_slot, encode_slot, encode_tagged_slot, StateTagKey, TagCheck, MAX_SIGN_BYTES,
+    SLOT_LEN,
 };
 
 const CHECKSUM_OFFSET: usize = SLOT_LEN - 32;
@@ -40,7 +40,11 @@ fn check(bytes: &[u8], key: &StateTagKey) {
                 "tag verification disagrees with the encoder"
             );
         } else {
-            assert_eq!(&untagged[..], bytes, "encoding of a decoded slot is not canonical");
+            assert_eq!(
+                &untagged[..],
+                bytes,
+                "encoding of a decoded slot is not canonical"
+            );
             assert_eq!(check_tag(bytes, key), TagCheck::Absent);
         }
         assert_eq!(decode_slot(&untagged).expect("re-decodes"), (seq, state));
