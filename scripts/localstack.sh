@@ -112,13 +112,34 @@ running_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
+# Whether whatever listens on the port answers KMS ListKeys (an emulator
+# started from another checkout, for instance).
+kms_answers() {
+  python3 - "$PORT" <<'PY' >/dev/null 2>&1
+import sys, urllib.request
+req = urllib.request.Request(
+    f"http://127.0.0.1:{sys.argv[1]}/", data=b"{}", method="POST",
+    headers={"X-Amz-Target": "TrentService.ListKeys",
+             "Content-Type": "application/x-amz-json-1.1",
+             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0"})
+with urllib.request.urlopen(req, timeout=10) as r:
+    assert r.status == 200, r.status
+PY
+}
+
 cmd_start() {
   local pid
   if pid=$(running_pid); then
     say "already running (pid $pid) at http://127.0.0.1:$PORT"
     return
   fi
-  port_open && die "127.0.0.1:$PORT is already in use by another process (set LOCALSTACK_PORT)"
+  if port_open; then
+    if kms_answers; then
+      say "reusing the KMS endpoint already listening at http://127.0.0.1:$PORT (started elsewhere; 'stop' here leaves it running)"
+      return
+    fi
+    die "127.0.0.1:$PORT is already in use by another process that is not a KMS endpoint (set LOCALSTACK_PORT)"
+  fi
   cmd_install
   mkdir -p "$RUN_DIR/data"
   : >"$LOG_FILE"
