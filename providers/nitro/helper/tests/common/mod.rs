@@ -25,7 +25,13 @@ pub use tmkms_node_sim::harness::{
 pub const HELPER: &str = env!("CARGO_BIN_EXE_tmkms-nitro-helper");
 
 pub fn enclave_bin() -> PathBuf {
-    Path::new(HELPER).with_file_name("tmkms-nitro-enclave")
+    let path = Path::new(HELPER).with_file_name("tmkms-nitro-enclave");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the workspace tests (`cargo test --workspace` builds it) or `cargo build -p tmkms-nitro-enclave` first",
+        path.display()
+    );
+    path
 }
 
 /// The KMS emulator's endpoint (`http://127.0.0.1:4566`), or `None` when it

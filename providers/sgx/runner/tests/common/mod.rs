@@ -28,7 +28,13 @@ pub const RUNNER: &str = env!("CARGO_BIN_EXE_tmkms-light-sgx-runner");
 
 /// The host build of the enclave app, next to the runner in target/.
 pub fn app_path() -> PathBuf {
-    Path::new(RUNNER).with_file_name("tmkms-light-sgx-app")
+    let path = Path::new(RUNNER).with_file_name("tmkms-light-sgx-app");
+    assert!(
+        path.is_file(),
+        "{} is missing: run the workspace tests (`cargo test --workspace` builds it) or `cargo build -p tmkms-light-sgx-app` first",
+        path.display()
+    );
+    path
 }
 
 /// Which test signer signs a SIGSTRUCT.
