@@ -63,7 +63,11 @@ if [[ "$advisories" == yes ]]; then
     # covers the same ground.
     if command -v cargo-audit >/dev/null && [[ -n "$db" ]]; then
         echo "== cargo audit"
-        cargo audit --no-fetch --db "$db" --file Cargo.lock
+        # The same reasoned exceptions as deny.toml (one list, kept there).
+        ignores=()
+        while read -r id; do ignores+=(--ignore "$id"); done \
+            < <(grep -o 'RUSTSEC-[0-9]*-[0-9]*' deny.toml | sort -u)
+        cargo audit --no-fetch --db "$db" --file Cargo.lock "${ignores[@]}"
     fi
 else
     echo "== cargo deny check bans licenses sources"
