@@ -246,7 +246,14 @@ class NitroSimSigner(Signer):
         return f"unix://{self.home / (name + '.sock')}"
 
     def env(self) -> dict:
-        return dict(_log_env(), **kms.TEST_CREDENTIALS)
+        # Credentials from the test set, and the metadata service (the
+        # helper's fallback, 169.254.169.254 by default) pinned to a closed
+        # loopback port: nothing in the suite may leave this machine.
+        env = dict(_log_env(), **kms.TEST_CREDENTIALS)
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:1"
+        for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_PROFILE"):
+            env.pop(var, None)
+        return env
 
     def init(self, chain_id: str, laddr: str, dialect: str, node_home: Path) -> bytes:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-~0.20}"
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+# `cargo install` puts tools here; a fresh CARGO_HOME is not on PATH yet.
+export PATH="$cargo_home/bin:$PATH"
 
 if ! command -v cargo-deny >/dev/null; then
     echo "== installing cargo-deny ($CARGO_DENY_VERSION)"
     cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
 fi
 cargo deny --version
+
+# The checks below run offline, and `cargo metadata` then needs every package
+# of the lock file in the local registry — also those only other platforms
+# build (Windows console crates, wasm shims), which no build here downloads.
+# Fetch them all first, so the audit passes on a machine with an empty cache.
+echo "== cargo fetch --locked (every package of Cargo.lock, all platforms)"
+cargo fetch --locked
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -49,7 +59,7 @@ else
 fi
 
 db=""
-for dir in "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/advisory-db-*; do
+for dir in "$cargo_home"/advisory-dbs/advisory-db-*; do
     [[ -d "$dir/crates" ]] || continue
     db="$dir"
     echo "== advisory database $db: commit $(git -C "$db" log -1 --format='%h of %cs' 2>/dev/null || echo unknown)"

@@ -26,6 +26,10 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; 
   exit 2
 fi
 
+# The Nitro helper falls back to the instance metadata service
+# (169.254.169.254) when it has no credentials; keep every run on loopback.
+export AWS_EC2_METADATA_SERVICE_ENDPOINT="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://127.0.0.1:1}"
+
 providers=" ${E2E_PROVIDERS:-softsign sgx-sim nitro-sim} "
 providers=${providers//,/ }
 

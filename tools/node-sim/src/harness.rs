@@ -18,6 +18,35 @@ const ACCEPT_POLL: Duration = Duration::from_millis(200);
 /// How often [`wait_exit`] looks at the child.
 const EXIT_POLL: Duration = Duration::from_millis(10);
 
+/// The instance metadata service address every test gives the signers: a
+/// closed loopback port. The Nitro helper falls back to IMDS when it has no
+/// credentials, and its default (169.254.169.254) would leave the machine.
+pub const LOOPBACK_IMDS_ENDPOINT: &str = "http://127.0.0.1:1";
+
+/// Environment variables through which a signer could reach AWS services
+/// outside loopback (the ambient configuration of whoever runs the tests).
+const AMBIENT_AWS_VARS: &[&str] = &[
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_KMS",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+];
+
+/// Keeps `cmd` on loopback whatever the caller's environment holds: the
+/// metadata service pinned to [`LOOPBACK_IMDS_ENDPOINT`], ambient AWS
+/// endpoint and profile settings removed. Every provider's test harness
+/// builds its signer commands through this.
+pub fn loopback_only(cmd: &mut Command) -> &mut Command {
+    for var in AMBIENT_AWS_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("AWS_EC2_METADATA_SERVICE_ENDPOINT", LOOPBACK_IMDS_ENDPOINT)
+}
+
 /// A listener the signer can dial: a Unix socket `node.sock` in `dir`, or
 /// TCP (with SecretConnection) on 127.0.0.1, port 0 — never a shared
 /// address, so tests can run in parallel.

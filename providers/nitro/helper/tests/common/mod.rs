@@ -76,9 +76,10 @@ pub fn create_key(endpoint: &str) -> String {
         .unwrap()
 }
 
-/// `bin` with the test's AWS credentials and log level.
+/// `bin` with the test's AWS credentials and log level, kept on loopback.
 pub fn command(bin: &Path) -> Command {
     let mut c = Command::new(bin);
+    tmkms_node_sim::harness::loopback_only(&mut c);
     c.env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_SESSION_TOKEN", "test-session")
