@@ -81,14 +81,12 @@ fn timestamp(second: bool) -> Timestamp {
 }
 
 fn start(store: &SharedStore, key: &SigningKey) -> ChainSigner<SigningKey> {
-    let mut reader = store.clone();
-    let initial = reader.load().expect("load").unwrap_or_default();
     let policy = ChainPolicy {
         chain_id: ChainId::try_from(CHAIN_ID).expect("valid chain id"),
         max_height: None,
         danger_allow_sign_bytes: false,
     };
-    ChainSigner::new(policy, key.clone(), Box::new(store.clone()), initial)
+    ChainSigner::open(policy, key.clone(), Box::new(store.clone())).expect("load")
 }
 
 fn verify(key: &SigningKey, message: &[u8], signature: &[u8; 64]) {
@@ -163,15 +161,16 @@ fuzz_target!(|data: &[u8]| {
                 match response {
                     Response::SignedProposal(Ok(signed)) => {
                         let mut returned = proposal.clone();
-                        returned.timestamp = signed.proposal.timestamp;
+                        returned.timestamp = signed.proposal().timestamp;
                         assert_eq!(
-                            signed.proposal, returned,
+                            *signed.proposal(),
+                            returned,
                             "proposal changed beyond its timestamp"
                         );
                         verify(
                             &key,
-                            &proposal_sign_bytes(&chain_id, &signed.proposal),
-                            &signed.signature.0,
+                            &proposal_sign_bytes(&chain_id, &signed.proposal()),
+                            &signed.signature().0,
                         );
                         let mut timeless = proposal.clone();
                         timeless.timestamp = Timestamp::default();
@@ -229,16 +228,20 @@ fuzz_target!(|data: &[u8]| {
                 match response {
                     Response::SignedVote(Ok(signed)) => {
                         let mut returned = vote.clone();
-                        returned.timestamp = signed.vote.timestamp;
+                        returned.timestamp = signed.vote().timestamp;
                         returned.extension = Vec::new();
-                        assert_eq!(signed.vote, returned, "vote changed beyond its timestamp");
-                        let bytes = vote_sign_bytes(&chain_id, &signed.vote);
-                        verify(&key, &bytes, &signed.signature.0);
+                        assert_eq!(
+                            *signed.vote(),
+                            returned,
+                            "vote changed beyond its timestamp"
+                        );
+                        let bytes = vote_sign_bytes(&chain_id, &signed.vote());
+                        verify(&key, &bytes, &signed.signature().0);
                         let wants_ext =
                             dialect.has_vote_extensions() && vote.is_non_nil_precommit() && !skip;
-                        assert_eq!(signed.extension_signature.is_some(), wants_ext);
-                        if let Some(sig) = signed.extension_signature {
-                            let mut with_ext = signed.vote.clone();
+                        assert_eq!(signed.extension_signature().is_some(), wants_ext);
+                        if let Some(sig) = signed.extension_signature() {
+                            let mut with_ext = signed.vote().clone();
                             with_ext.extension = vote.extension.clone();
                             verify(
                                 &key,

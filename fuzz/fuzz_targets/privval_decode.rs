@@ -18,8 +18,8 @@ use tmkms_light::privval::{
     Request, Response, SignedProposal, SignedVote,
 };
 use tmkms_light::session::NODE_RESPONSE_CAP;
-use tmkms_light::state::MemoryStore;
-use tmkms_light::types::{ChainId, SignState, Signature, Vote};
+use tmkms_light::state::{MemoryStore, ReleasedSignature};
+use tmkms_light::types::{ChainId, Signature, Vote};
 
 /// The response fields the checks compare, whatever the dialect.
 #[derive(Debug, Default)]
@@ -150,7 +150,7 @@ fn check_response(dialect: Dialect, request: &Request, response: &Response) {
             check_vote(
                 dialect,
                 decoded.vote.as_ref().expect("vote present"),
-                &signed.vote,
+                &signed.vote(),
             );
             if dialect != Dialect::V1 {
                 assert!(
@@ -163,11 +163,11 @@ fn check_response(dialect: Dialect, request: &Request, response: &Response) {
         Response::SignedProposal(Ok(signed)) => {
             assert_eq!(decoded.error_code, None);
             let p = decoded.proposal.expect("proposal present");
-            assert_eq!(p.height, signed.proposal.height.as_i64());
-            assert_eq!(p.round, signed.proposal.round.as_i32());
+            assert_eq!(p.height, signed.proposal().height.as_i64());
+            assert_eq!(p.round, signed.proposal().round.as_i32());
             assert_eq!(
                 p.pol_round,
-                signed.proposal.pol_round.map_or(-1, |r| r.as_i32())
+                signed.proposal().pol_round.map_or(-1, |r| r.as_i32())
             );
             assert_eq!(p.signature.len(), 64);
         }
@@ -196,24 +196,24 @@ fn synthetic_responses(request: &Request) -> Vec<Response> {
             let mut vote = vote.clone();
             vote.extension = Vec::new();
             vec![
-                Response::SignedVote(Ok(SignedVote {
-                    vote: vote.clone(),
-                    signature,
-                    extension_signature: Some(signature),
-                })),
-                Response::SignedVote(Ok(SignedVote {
+                Response::SignedVote(Ok(SignedVote::new(
+                    vote.clone(),
+                    ReleasedSignature::unchecked(signature),
+                    Some(signature),
+                ))),
+                Response::SignedVote(Ok(SignedVote::new(
                     vote,
-                    signature,
-                    extension_signature: None,
-                })),
+                    ReleasedSignature::unchecked(signature),
+                    None,
+                ))),
                 Response::SignedVote(Err(error)),
             ]
         }
         Request::SignProposal { proposal, .. } => vec![
-            Response::SignedProposal(Ok(SignedProposal {
-                proposal: proposal.clone(),
-                signature,
-            })),
+            Response::SignedProposal(Ok(SignedProposal::new(
+                proposal.clone(),
+                ReleasedSignature::unchecked(signature),
+            ))),
             Response::SignedProposal(Err(error)),
         ],
         Request::SignBytes { .. } => vec![
@@ -231,12 +231,12 @@ fn signer_for(chain_id: &str) -> Option<ChainSigner<ed25519_dalek::SigningKey>> 
         max_height: None,
         danger_allow_sign_bytes: true,
     };
-    Some(ChainSigner::new(
+    ChainSigner::open(
         policy,
         ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
         Box::new(MemoryStore::default()),
-        SignState::default(),
-    ))
+    )
+    .ok()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -28,7 +28,7 @@ use tmkms_light::session::{serve, SessionConfig, SessionError, NODE_RESPONSE_CAP
 use tmkms_light::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use tmkms_light::state::MemoryStore;
 use tmkms_light::types::{
-    BlockId, ChainId, Height, PartSetHeader, Round, SignState, Timestamp, Vote, VoteKind,
+    BlockId, ChainId, Height, PartSetHeader, Round, Timestamp, Vote, VoteKind,
 };
 
 const CHAIN_ID: &str = "fuzz-chain";
@@ -135,12 +135,9 @@ fuzz_target!(|data: &[u8]| {
         max_height: (flags & 8 != 0).then(|| Height::from(3u32)),
         danger_allow_sign_bytes: flags & 4 != 0,
     };
-    let chain = ChainSigner::new(
-        policy,
-        key.clone(),
-        Box::new(MemoryStore::default()),
-        SignState::default(),
-    );
+    let Ok(chain) = ChainSigner::open(policy, key.clone(), Box::new(MemoryStore::default())) else {
+        return;
+    };
     let mut pipe = Pipe {
         input,
         output: Vec::new(),

@@ -10,9 +10,28 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use tmkms_light::config::Config;
+use tmkms_light::enclave::ImportedRecords;
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::{parse_state_json, to_cometbft_json, ImportFormat};
 use tmkms_light::types::SignState;
+
+/// Write what an enclave's `state import` produced into the state file at
+/// `path`: a new file, or the next record of the existing one. Returns once
+/// the write is durable.
+pub fn write_imported_state(path: &Path, records: &ImportedRecords) -> Result<()> {
+    match records {
+        ImportedRecords::Create(records) => {
+            FileStore::create_from_records(path, records)
+                .with_context(|| format!("creating the state file {}", path.display()))?;
+        }
+        ImportedRecords::Append(record) => {
+            FileStore::open(path)
+                .and_then(|mut store| store.write_record(record))
+                .with_context(|| format!("writing the imported state into {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
 
 /// Largest state JSON file `state import` reads.
 const MAX_STATE_JSON_BYTES: u64 = 64 * 1024;

@@ -6,6 +6,7 @@
 //! so two connections can never both get a signature for one height/round/
 //! step.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tracing::{debug, error, info, warn};
@@ -14,12 +15,12 @@ use crate::guard::{self, Refusal, Signable, Verdict};
 use crate::privval::{
     Dialect, ErrorCode, RemoteError, Request, Response, SignedProposal, SignedVote,
 };
-use crate::sign_bytes::{
-    decode_canonical_proposal, decode_canonical_vote, proposal_sign_bytes,
-    vote_extension_sign_bytes, vote_sign_bytes,
-};
+use crate::sign_bytes::consensus_message_kind;
+use crate::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use crate::signer::ConsensusSigner;
-use crate::state::{persist_durably, Persisted, StateStore};
+use crate::state::{
+    load_durable, persist_durably, DurableState, ReleasedSignature, StateError, StateStore,
+};
 use crate::types::{ChainId, Height, Position, Proposal, SignState, Signature, Vote};
 
 /// What a chain's operator allows.
@@ -33,8 +34,21 @@ pub struct ChainPolicy {
 }
 
 struct Guarded {
-    state: SignState,
+    /// The last state the store confirmed durable.
+    durable: DurableState,
+    /// A newer state whose write has an unknown outcome (the store failed,
+    /// or the host did not acknowledge it): the host may hold it. For the
+    /// rest of this run nothing different is signed at its position, and
+    /// it is released only after a write of it is acknowledged.
+    in_doubt: Option<SignState>,
     store: Box<dyn StateStore>,
+}
+
+impl Guarded {
+    /// What the guard compares the next request with.
+    fn last(&self) -> &SignState {
+        self.in_doubt.as_ref().unwrap_or(self.durable.state())
+    }
 }
 
 /// Signs for one chain with one key and one state.
@@ -42,6 +56,10 @@ pub struct ChainSigner<K> {
     policy: ChainPolicy,
     key: K,
     guarded: Mutex<Guarded>,
+    /// Set once the store is gone for good (an enclave's state stream to
+    /// its host died): every session ends, so the process can exit and be
+    /// restarted instead of answering code 5 forever.
+    stopped: AtomicBool,
 }
 
 impl<K> std::fmt::Debug for ChainSigner<K> {
@@ -52,17 +70,16 @@ impl<K> std::fmt::Debug for ChainSigner<K> {
     }
 }
 
-/// A signature that may leave the process: either the state naming it is
-/// durable, or it was released before (replay).
+/// A signature that may leave the process, and whether it is new.
 enum Release {
-    Fresh(Signature, Persisted),
-    Replayed(Signature),
+    Fresh(ReleasedSignature),
+    Replayed(ReleasedSignature),
 }
 
 impl Release {
-    fn signature(&self) -> Signature {
+    fn signature(&self) -> ReleasedSignature {
         match self {
-            Release::Fresh(sig, _) | Release::Replayed(sig) => *sig,
+            Release::Fresh(sig) | Release::Replayed(sig) => *sig,
         }
     }
 }
@@ -93,22 +110,38 @@ fn remote(code: ErrorCode, description: impl Into<String>) -> RemoteError {
 }
 
 impl<K: ConsensusSigner> ChainSigner<K> {
-    /// `initial` is the state loaded from `store` (or the state the store was
-    /// created with).
-    pub fn new(
+    /// A signer starting from the state `store` holds.
+    pub fn open(
+        policy: ChainPolicy,
+        key: K,
+        mut store: Box<dyn StateStore>,
+    ) -> Result<Self, StateError> {
+        let initial = load_durable(store.as_mut())?;
+        Ok(Self::with_state(policy, key, store, initial))
+    }
+
+    /// A signer starting from `initial`, which `store` holds durably.
+    pub(crate) fn with_state(
         policy: ChainPolicy,
         key: K,
         store: Box<dyn StateStore>,
-        initial: SignState,
+        initial: DurableState,
     ) -> Self {
         Self {
             policy,
             key,
             guarded: Mutex::new(Guarded {
-                state: initial,
+                durable: initial,
+                in_doubt: None,
                 store,
             }),
+            stopped: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the state store is gone for good (see [`StateError::StreamLost`]).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     pub fn policy(&self) -> &ChainPolicy {
@@ -119,9 +152,9 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         self.key.public_key()
     }
 
-    /// The last signed state, as held in memory (equal to the durable one).
+    /// The last durable state, as held in memory.
     pub fn last_state(&self) -> Option<SignState> {
-        self.guarded.lock().ok().map(|g| g.state.clone())
+        self.guarded.lock().ok().map(|g| g.durable.state().clone())
     }
 
     /// Handle one request from a connection speaking `dialect`.
@@ -206,12 +239,11 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         };
         drop(guarded);
         self.log_release(position, &release);
-        vote.extension = Vec::new();
-        Ok(SignedVote {
+        Ok(SignedVote::new(
             vote,
-            signature: release.signature(),
+            release.signature(),
             extension_signature,
-        })
+        ))
     }
 
     fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, RemoteError> {
@@ -226,53 +258,86 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             proposal.timestamp = timestamp;
         }
         self.log_release(position, &release);
-        Ok(SignedProposal {
-            proposal,
-            signature: release.signature(),
-        })
+        Ok(SignedProposal::new(proposal, release.signature()))
     }
 
-    /// The guard decision, and for a new signature: sign, persist durably,
-    /// update memory — in that order, all under the caller's lock.
+    /// The guard decision, and for a new signature: persist durably (the
+    /// record carries no signature), then sign — in that order, all under
+    /// the caller's lock. A state whose write failed stays "in doubt": the
+    /// host may have stored it, so nothing else is signed at its position,
+    /// and it is released only once a write of it is acknowledged.
     fn decide_and_sign(
         &self,
         guarded: &mut Guarded,
         request: Signable<'_>,
         sign_bytes: Vec<u8>,
     ) -> Result<(Release, Option<crate::types::Timestamp>), RemoteError> {
-        let verdict = guard::check(&guarded.state, &self.policy.chain_id, request, &sign_bytes)
-            .map_err(|refusal| self.refused(&guarded.state, refusal))?;
+        let verdict = guard::check(guarded.last(), &self.policy.chain_id, request, &sign_bytes)
+            .map_err(|refusal| self.refused(guarded.last(), refusal))?;
         match verdict {
-            Verdict::Replay {
-                signature,
-                timestamp,
-            } => Ok((Release::Replayed(signature), timestamp)),
-            Verdict::ResignStored { timestamp } => {
-                let signature = self.sign_or_refuse(&guarded.state.sign_bytes)?;
+            Verdict::Replay { timestamp, .. } | Verdict::ResignStored { timestamp } => {
+                if let Some(in_doubt) = guarded.in_doubt.clone() {
+                    // The same message as the unacknowledged write: write it
+                    // again, and release only after that is acknowledged.
+                    let signature = self.persist_and_release(guarded, in_doubt)?;
+                    return Ok((Release::Fresh(signature), timestamp));
+                }
+                let signature = guarded
+                    .durable
+                    .release(&self.key)
+                    .map_err(|e| self.sign_failed(&e))?;
                 Ok((Release::Replayed(signature), timestamp))
             }
             Verdict::SignNew => {
-                let signature = self.sign_or_refuse(&sign_bytes)?;
                 let next = SignState {
                     position: request.position(),
                     sign_bytes,
-                    signature: Some(signature),
+                    signature: None,
                 };
-                let persisted = persist_durably(guarded.store.as_mut(), &next).map_err(|e| {
-                    error!(
-                        requested = %next.position,
-                        error = %e,
-                        "could not persist the new state; nothing was signed"
-                    );
-                    remote(
-                        ErrorCode::PersistFailed,
-                        format!("could not persist signing state, nothing signed: {e}"),
-                    )
-                })?;
-                guarded.state = next;
-                Ok((Release::Fresh(signature, persisted), None))
+                let signature = self.persist_and_release(guarded, next)?;
+                Ok((Release::Fresh(signature), None))
             }
         }
+    }
+
+    /// Make `next` durable, then sign it. On a failed write `next` is in
+    /// doubt and nothing is signed.
+    fn persist_and_release(
+        &self,
+        guarded: &mut Guarded,
+        next: SignState,
+    ) -> Result<ReleasedSignature, RemoteError> {
+        let position = next.position;
+        match persist_durably(guarded.store.as_mut(), next.clone()) {
+            Ok(durable) => {
+                guarded.durable = durable;
+                guarded.in_doubt = None;
+                guarded
+                    .durable
+                    .release(&self.key)
+                    .map_err(|e| self.sign_failed(&e))
+            }
+            Err(e) => {
+                error!(
+                    requested = %position,
+                    error = %e,
+                    "could not persist the new state; nothing was signed"
+                );
+                guarded.in_doubt = Some(next);
+                if matches!(e, StateError::StreamLost(_)) {
+                    self.stopped.store(true, Ordering::SeqCst);
+                }
+                Err(remote(
+                    ErrorCode::PersistFailed,
+                    format!("could not persist signing state, nothing signed: {e}"),
+                ))
+            }
+        }
+    }
+
+    fn sign_failed(&self, e: &crate::signer::SignError) -> RemoteError {
+        error!(error = %e, "consensus key could not sign");
+        remote(ErrorCode::PersistFailed, format!("could not sign: {e}"))
     }
 
     fn refused(&self, last: &SignState, refusal: Refusal) -> RemoteError {
@@ -281,10 +346,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     }
 
     fn sign_or_refuse(&self, bytes: &[u8]) -> Result<Signature, RemoteError> {
-        self.key.sign(bytes).map_err(|e| {
-            error!(error = %e, "consensus key could not sign");
-            remote(ErrorCode::PersistFailed, format!("could not sign: {e}"))
-        })
+        self.key.sign(bytes).map_err(|e| self.sign_failed(&e))
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Guarded>, RemoteError> {
@@ -316,16 +378,18 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 "sign-bytes requests are disabled on this signer (danger_allow_sign_bytes = false)",
             ));
         }
-        // Even when allowed, never let this path sign a consensus message for
-        // our chain: that would bypass the double-sign guard.
-        let ours = self.policy.chain_id.as_str();
-        let is_vote = decode_canonical_vote(value).is_some_and(|v| v.chain_id == ours);
-        let is_proposal = decode_canonical_proposal(value).is_some_and(|p| p.chain_id == ours);
-        if is_vote || is_proposal {
-            error!("refused a sign-bytes request carrying a consensus message");
+        // Even when allowed, never let this path sign a consensus message of
+        // any chain: that would bypass the double-sign guard (and a chain id
+        // check is no barrier: the key may serve other chains, or the
+        // configured chain id may not be the one the key votes on).
+        if let Some(kind) = consensus_message_kind(value) {
+            error!(
+                kind,
+                "refused a sign-bytes request carrying a consensus message"
+            );
             return Err(remote(
                 ErrorCode::DoubleSign,
-                "refusing to sign a consensus message through sign-bytes",
+                format!("refusing to sign a canonical {kind} through sign-bytes"),
             ));
         }
         debug!(len = value.len(), "signing raw bytes");
@@ -347,12 +411,12 @@ mod tests {
             max_height: None,
             danger_allow_sign_bytes: false,
         };
-        ChainSigner::new(
+        ChainSigner::open(
             policy,
             ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
             Box::new(MemoryStore::default()),
-            SignState::default(),
         )
+        .unwrap()
     }
 
     /// Found by the `session` fuzz target: a request naming an 11,000-character

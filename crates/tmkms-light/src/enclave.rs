@@ -9,6 +9,7 @@
 //! softsign. Node sockets are opened by a [`Dialer`] the provider supplies
 //! (TCP from the enclave, Unix sockets through the host).
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -24,10 +25,10 @@ use crate::keys::{ConsensusKey, IdentityKey};
 use crate::net::{run_all, Connection, Dialer};
 use crate::privval::Dialect;
 use crate::session::{Clock, SessionConfig};
-use crate::state::record::StateTagKey;
-use crate::state::remote::RemoteStore;
-use crate::state::StateError;
-use crate::types::{ChainId, Height};
+use crate::state::record::{decode_slot, encode_tagged_slot, StateTagKey, SLOT_LEN};
+use crate::state::remote::{choose_state, RemoteStore};
+use crate::state::{DurableState, StateError};
+use crate::types::{ChainId, Height, Position, SignState};
 
 /// Largest request an enclave accepts. Its heap (see docs/sgx-build.md) is
 /// sized from the measured peak for this size on two connections; a larger
@@ -65,6 +66,256 @@ pub enum EnclaveError {
     MissingIdentity,
     #[error("cannot start connection threads: {0}")]
     Threads(std::io::Error),
+    #[error("the host's settings differ from those bound to the key at init: {0}. The enclave enforces what the operator chose at the init ceremony; restore the configuration, or run init again for a new policy")]
+    PolicyMismatch(String),
+    #[error("{0}")]
+    StateStreamLost(StateError),
+    #[error("refusing to move the state backwards from {current} to {requested}; pass --danger-allow-regression at a trusted ceremony if this is really intended")]
+    ImportRegression {
+        current: Position,
+        requested: Position,
+    },
+    #[error("the state file holds no record that can be moved forward ({0}); move it aside and import again to create a new one")]
+    ImportUnusable(String),
+}
+
+/// What an enclave enforces, bound to its key at `init` (SGX: sealed
+/// associated data; Nitro: KMS encryption context and init attestation).
+/// At every start the enclave derives it again from the settings the host
+/// hands over and refuses to sign if they differ — a host that edits
+/// `tmkms.toml` cannot switch the chain, the dialect, the pinned nodes or
+/// turn on raw-bytes signing.
+///
+/// `max_height`, addresses, timeouts and frame sizes are not bound: the
+/// host can only make them stricter or deny service with them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundPolicy {
+    pub chain_id: String,
+    pub danger_allow_sign_bytes: bool,
+    /// Canonical dialect names of the validator connections.
+    pub protocol_versions: BTreeSet<String>,
+    /// Pinned node ids (lowercase hex) of the `tcp://` validators.
+    pub node_ids: BTreeSet<String>,
+}
+
+/// First bytes of [`BoundPolicy::encode`].
+const POLICY_ENCODING_PREFIX: &[u8] = b"tmkms-light bound policy v1\0";
+
+impl BoundPolicy {
+    fn from_parts<'a>(
+        chain_id: &str,
+        danger_allow_sign_bytes: bool,
+        validators: impl Iterator<Item = (&'a Address, Dialect)>,
+    ) -> Self {
+        let mut protocol_versions = BTreeSet::new();
+        let mut node_ids = BTreeSet::new();
+        for (address, dialect) in validators {
+            protocol_versions.insert(dialect.name().to_owned());
+            if let Address::Tcp {
+                peer_id: Some(id), ..
+            } = address
+            {
+                node_ids.insert(hex::encode(id));
+            }
+        }
+        Self {
+            chain_id: chain_id.to_owned(),
+            danger_allow_sign_bytes,
+            protocol_versions,
+            node_ids,
+        }
+    }
+
+    /// The policy of an operator's configuration (at `init`).
+    pub fn from_config(config: &Config) -> Self {
+        Self::from_parts(
+            config.chain_id.as_str(),
+            config.danger_allow_sign_bytes,
+            config
+                .validator
+                .iter()
+                .map(|v| (&v.address, v.protocol_version)),
+        )
+    }
+
+    /// The policy the host's settings ask for (at every start).
+    pub fn from_settings(settings: &EnclaveSettings) -> Result<Self, EnclaveError> {
+        let chain_id = settings
+            .chain_id
+            .parse::<ChainId>()
+            .map_err(|e| EnclaveError::Settings(format!("chain_id: {e}")))?;
+        let validators = settings
+            .validators
+            .iter()
+            .map(|v| {
+                let address = v
+                    .address
+                    .parse::<Address>()
+                    .map_err(|e| EnclaveError::Settings(format!("address: {e}")))?;
+                let dialect = v
+                    .protocol_version
+                    .parse::<Dialect>()
+                    .map_err(|e| EnclaveError::Settings(format!("protocol_version: {e}")))?;
+                Ok((address, dialect))
+            })
+            .collect::<Result<Vec<_>, EnclaveError>>()?;
+        Ok(Self::from_parts(
+            chain_id.as_str(),
+            settings.danger_allow_sign_bytes,
+            validators.iter().map(|(a, d)| (a, *d)),
+        ))
+    }
+
+    /// Canonical bytes of the policy, for sealing and KMS contexts.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising a struct of strings, a bool and ordered sets cannot
+        // fail, and the field order is the declaration order.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        [POLICY_ENCODING_PREFIX, &json].concat()
+    }
+
+    /// SHA-256 of [`Self::encode`], in hex.
+    pub fn digest_hex(&self) -> String {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(self.encode()))
+    }
+
+    /// `Ok` if `requested` (from the host's settings) equals this bound
+    /// policy; otherwise an error naming every field that differs.
+    pub fn check(&self, requested: &BoundPolicy) -> Result<(), EnclaveError> {
+        let mut differences = Vec::new();
+        if self.chain_id != requested.chain_id {
+            differences.push(format!(
+                "chain_id is {:?}, bound {:?}",
+                requested.chain_id, self.chain_id
+            ));
+        }
+        if self.danger_allow_sign_bytes != requested.danger_allow_sign_bytes {
+            differences.push(format!(
+                "danger_allow_sign_bytes is {}, bound {}",
+                requested.danger_allow_sign_bytes, self.danger_allow_sign_bytes
+            ));
+        }
+        if self.protocol_versions != requested.protocol_versions {
+            differences.push(format!(
+                "protocol versions are {:?}, bound {:?}",
+                requested.protocol_versions, self.protocol_versions
+            ));
+        }
+        if self.node_ids != requested.node_ids {
+            differences.push(format!(
+                "pinned node ids are {:?}, bound {:?}",
+                requested.node_ids, self.node_ids
+            ));
+        }
+        if differences.is_empty() {
+            Ok(())
+        } else {
+            Err(EnclaveError::PolicyMismatch(differences.join("; ")))
+        }
+    }
+}
+
+/// The two enclave-tagged slots of a new state file holding `state` (for
+/// `init`; the host writes them with `FileStore::create_from_records`).
+pub fn initial_state_records(
+    seed: &[u8; 32],
+    chain_id: &str,
+    state: &SignState,
+) -> Result<[[u8; SLOT_LEN]; 2], EnclaveError> {
+    let key = StateTagKey::derive(seed, chain_id);
+    let state = SignState {
+        signature: None,
+        ..state.clone()
+    };
+    Ok([
+        encode_tagged_slot(1, &state, &key).map_err(StateError::from)?,
+        encode_tagged_slot(0, &state, &key).map_err(StateError::from)?,
+    ])
+}
+
+/// What `state import` through the enclave produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedState {
+    /// The position the file held before (`None`: a new file).
+    pub previous: Option<Position>,
+    pub records: ImportedRecords,
+}
+
+/// Records for the host to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per `state import`; boxing would only add an allocation"
+)]
+pub enum ImportedRecords {
+    /// A new state file (`FileStore::create_from_records`).
+    Create([[u8; SLOT_LEN]; 2]),
+    /// The next record of the existing file (`FileStore::write_record`).
+    Append([u8; SLOT_LEN]),
+}
+
+/// `state import` through the enclave: tag `requested` as the new state,
+/// forward only unless `allow_regression` (an operator's decision at a
+/// trusted ceremony). `current` holds the file's slots, `None` when there
+/// is no file.
+pub fn import_state_records(
+    seed: &[u8; 32],
+    chain_id: &str,
+    current: Option<[Option<[u8; SLOT_LEN]>; 2]>,
+    requested: &SignState,
+    allow_regression: bool,
+) -> Result<ImportedState, EnclaveError> {
+    let requested = SignState {
+        signature: None,
+        ..requested.clone()
+    };
+    let Some(slots) = current else {
+        return Ok(ImportedState {
+            previous: None,
+            records: ImportedRecords::Create(initial_state_records(seed, chain_id, &requested)?),
+        });
+    };
+    let key = StateTagKey::derive(seed, chain_id);
+    let (previous, max_seq) = match choose_state(&slots, &key) {
+        Ok(verified) => (verified.state.position, verified.max_seq),
+        // A file without an authentic record (written by an older version,
+        // or by host tools): at a trusted ceremony its highest decodable
+        // record is the reference for "forward".
+        Err(StateError::NoAuthenticRecord { found }) => {
+            let decoded: Vec<(u64, SignState)> = slots
+                .iter()
+                .flatten()
+                .filter_map(|bytes| decode_slot(bytes).ok())
+                .collect();
+            let Some(max_seq) = decoded.iter().map(|(seq, _)| *seq).max() else {
+                return Err(EnclaveError::ImportUnusable(found));
+            };
+            let previous = decoded
+                .iter()
+                .map(|(_, state)| state.position)
+                .max()
+                .unwrap_or_default();
+            (previous, max_seq)
+        }
+        Err(e) => return Err(EnclaveError::ImportUnusable(e.to_string())),
+    };
+    if requested.position < previous && !allow_regression {
+        return Err(EnclaveError::ImportRegression {
+            current: previous,
+            requested: requested.position,
+        });
+    }
+    let seq = max_seq
+        .checked_add(1)
+        .ok_or_else(|| EnclaveError::ImportUnusable("sequence number exhausted".into()))?;
+    Ok(ImportedState {
+        previous: Some(previous),
+        records: ImportedRecords::Append(
+            encode_tagged_slot(seq, &requested, &key).map_err(StateError::from)?,
+        ),
+    })
 }
 
 impl EnclaveSettings {
@@ -154,6 +405,9 @@ impl EnclaveSettings {
 /// Everything [`run_signer`] needs.
 pub struct SignerParts<S> {
     pub settings: EnclaveSettings,
+    /// The policy the provider authenticated with the key (unsealed or
+    /// decrypted under it); `settings` must match it.
+    pub bound: BoundPolicy,
     pub key: ConsensusKey,
     pub identity: Option<IdentityKey>,
     /// The state stream to the host.
@@ -179,20 +433,21 @@ where
 {
     let SignerParts {
         settings,
+        bound,
         key,
         identity,
         state_link,
         dialer,
         clock,
     } = parts;
+    bound.check(&BoundPolicy::from_settings(&settings)?)?;
     let policy = settings.policy()?;
     let connections = settings.connections(clock)?;
     if settings.uses_tcp() && identity.is_none() {
         return Err(EnclaveError::MissingIdentity);
     }
     let tag_key = StateTagKey::derive(&key.secret_seed(), policy.chain_id.as_str());
-    let mut store = RemoteStore::new(state_link, tag_key);
-    let verified = store.load_verified()?;
+    let (store, verified) = RemoteStore::connect(state_link, tag_key)?;
     let public_key = key.public_key();
     info!(
         chain_id = %policy.chain_id,
@@ -204,18 +459,24 @@ where
     if let Some(identity) = &identity {
         info!(peer_id = %identity.peer_id_hex(), "signer identity");
     }
-    let chain = Arc::new(ChainSigner::new(
+    let chain = Arc::new(ChainSigner::with_state(
         policy,
         key,
         Box::new(store),
-        verified.state,
+        DurableState::verified(verified.state),
     ));
     run_all(
         dialer,
-        chain,
+        Arc::clone(&chain),
         connections,
         identity.map(|i| i.to_p2p_signing_key()),
         shutdown,
     )
-    .map_err(EnclaveError::Threads)
+    .map_err(EnclaveError::Threads)?;
+    if chain.is_stopped() {
+        return Err(EnclaveError::StateStreamLost(StateError::StreamLost(
+            "a state write failed on the stream".into(),
+        )));
+    }
+    Ok(())
 }

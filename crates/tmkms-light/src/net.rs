@@ -235,7 +235,7 @@ pub fn run_connection<K: ConsensusSigner>(
     shutdown: &AtomicBool,
 ) {
     let mut backoff = Backoff::new(connection.max_backoff);
-    while !shutdown.load(Ordering::Relaxed) {
+    while !shutdown.load(Ordering::Relaxed) && !chain.is_stopped() {
         match connect_via(dialer, &connection.address, identity, connection.timeout) {
             Ok(mut stream) => {
                 let started = Instant::now();
@@ -257,6 +257,10 @@ pub fn run_connection<K: ConsensusSigner>(
                 return;
             }
             Err(e) => warn!(error = %e, "cannot reach node; will retry"),
+        }
+        if chain.is_stopped() {
+            error!(addr = %connection.address, "the state store is gone; closing this connection");
+            return;
         }
         sleep_unless_shutdown(backoff.next_delay(), shutdown);
     }

@@ -44,6 +44,8 @@ pub enum SessionError {
     Protocol(DecodeError),
     #[error("writing to node: {0}")]
     Write(std::io::Error),
+    #[error("the signer stopped: its state store is gone")]
+    Stopped,
 }
 
 /// Serve requests on `io` until the peer closes it or it becomes unusable.
@@ -99,6 +101,9 @@ where
         }
         answered += 1;
         log_signed(&response, started, config.clock);
+        if chain.is_stopped() {
+            return (answered, SessionError::Stopped);
+        }
         reader.shrink();
     }
 }
@@ -112,13 +117,13 @@ fn log_signed(response: &Response, started: Option<std::time::Instant>, clock: O
     };
     match response {
         Response::SignedVote(Ok(signed)) => info!(
-            at = %signed.vote.position(),
-            extension_signed = signed.extension_signature.is_some(),
+            at = %signed.vote().position(),
+            extension_signed = signed.extension_signature().is_some(),
             latency_us,
             "signed"
         ),
         Response::SignedProposal(Ok(signed)) => {
-            info!(at = %signed.proposal.position(), latency_us, "signed")
+            info!(at = %signed.proposal().position(), latency_us, "signed")
         }
         _ => {}
     }

@@ -89,6 +89,33 @@ pub(crate) fn decode_canonical_proposal(sign_bytes: &[u8]) -> Option<CanonicalPr
     CanonicalProposal::decode_length_delimited(sign_bytes).ok()
 }
 
+/// Which consensus message `bytes` are the sign bytes of, for *any* chain
+/// id: `Some("vote" | "proposal" | "vote extension")` or `None`.
+///
+/// A verifier never parses what was signed: it rebuilds the canonical
+/// encoding of the vote, proposal or extension it holds and checks the
+/// signature over that. So the byte strings that can pass as a consensus
+/// signature are exactly the canonical encodings — those that decode as a
+/// `Canonical*` message and encode back to the same bytes (deterministic
+/// protobuf: fields in order, defaults omitted, no unknown fields; the
+/// encoding Go's marshaller and prost share). Recognising them by this
+/// round trip catches every chain id and every field value, while leaving
+/// other length-prefixed payloads alone.
+pub fn consensus_message_kind(bytes: &[u8]) -> Option<&'static str> {
+    fn round_trips<M: prost::Message + Default>(bytes: &[u8]) -> bool {
+        M::decode_length_delimited(bytes).is_ok_and(|m| m.encode_length_delimited_to_vec() == bytes)
+    }
+    if round_trips::<CanonicalVote>(bytes) {
+        Some("vote")
+    } else if round_trips::<CanonicalProposal>(bytes) {
+        Some("proposal")
+    } else if round_trips::<CanonicalVoteExtension>(bytes) {
+        Some("vote extension")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -151,6 +178,44 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(hex::encode(&bytes), hex::encode(&expected));
+    }
+
+    #[test]
+    fn recognises_consensus_sign_bytes_of_any_chain() {
+        let other = ChainId::try_from("other-chain").unwrap();
+        for chain_id in [chain(), other] {
+            for kind in [VoteKind::Prevote, VoteKind::Precommit] {
+                for block in [false, true] {
+                    let v = vote(kind, block);
+                    assert_eq!(
+                        consensus_message_kind(&vote_sign_bytes(&chain_id, &v)),
+                        Some("vote")
+                    );
+                    let ext = vote_extension_sign_bytes(&chain_id, &v);
+                    assert!(consensus_message_kind(&ext).is_some());
+                }
+            }
+            let p = Proposal {
+                height: Height::from(9u32),
+                round: Round::from(2u16),
+                pol_round: None,
+                block_id: vote(VoteKind::Precommit, true).block_id,
+                timestamp: Timestamp::new(1_700_000_001, 0).unwrap(),
+            };
+            assert!(consensus_message_kind(&proposal_sign_bytes(&chain_id, &p)).is_some());
+        }
+    }
+
+    #[test]
+    fn leaves_other_payloads_alone() {
+        // Not length-prefixed, a prefix that does not match, unknown fields.
+        for bytes in [
+            &b"celestia raw bytes"[..],
+            &[0x05, 0x01][..],
+            &hex::decode("05f80101020304").unwrap()[..],
+        ] {
+            assert_eq!(consensus_message_kind(bytes), None, "{bytes:02x?}");
+        }
     }
 
     #[test]

@@ -51,12 +51,7 @@ fn signer(
         max_height: max_height.map(Height::from),
         danger_allow_sign_bytes: sign_bytes,
     };
-    let chain = ChainSigner::new(
-        policy,
-        key.clone(),
-        Box::new(store.clone()),
-        SignState::default(),
-    );
+    let chain = ChainSigner::open(policy, key.clone(), Box::new(store.clone())).unwrap();
     (chain, store, key)
 }
 
@@ -127,18 +122,18 @@ fn extension_signed_only_for_non_nil_precommits_in_extension_dialects() {
             let Response::SignedVote(Ok(signed)) = sign_vote(&chain, dialect, v, false) else {
                 panic!("{dialect}: no signature for {v:?}");
             };
-            verify(&key, &vote_sign_bytes(&chain_id(), v), &signed.signature);
+            verify(&key, &vote_sign_bytes(&chain_id(), v), &signed.signature());
             let expect = wants_ext && dialect.has_vote_extensions();
             assert_eq!(
-                signed.extension_signature.is_some(),
+                signed.extension_signature().is_some(),
                 expect,
                 "{dialect} {v:?}"
             );
-            if let Some(ext) = signed.extension_signature {
+            if let Some(ext) = signed.extension_signature() {
                 verify(&key, &vote_extension_sign_bytes(&chain_id(), v), &ext);
             }
             assert!(
-                signed.vote.extension.is_empty(),
+                signed.vote().extension.is_empty(),
                 "extension must not be echoed"
             );
         }
@@ -152,7 +147,7 @@ fn honours_skip_extension_signing() {
     let Response::SignedVote(Ok(signed)) = sign_vote(&chain, Dialect::V1, &precommit, true) else {
         panic!()
     };
-    assert!(signed.extension_signature.is_none());
+    assert!(signed.extension_signature().is_none());
 }
 
 #[test]
@@ -167,11 +162,11 @@ fn extension_signature_is_fresh_on_replay() {
     let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_38, &again, false) else {
         panic!()
     };
-    assert_eq!(a.signature, b.signature);
+    assert_eq!(a.signature(), b.signature());
     verify(
         &key,
         &vote_extension_sign_bytes(&chain_id(), &again),
-        &b.extension_signature.unwrap(),
+        &b.extension_signature().unwrap(),
     );
 }
 
@@ -296,9 +291,13 @@ fn replayed_vote_returns_stored_timestamp() {
     let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_34, &later, false) else {
         panic!()
     };
-    assert_eq!(a.signature, b.signature);
-    assert_eq!(b.vote.timestamp, first.timestamp);
-    verify(&key, &vote_sign_bytes(&chain_id(), &b.vote), &b.signature);
+    assert_eq!(a.signature(), b.signature());
+    assert_eq!(b.vote().timestamp, first.timestamp);
+    verify(
+        &key,
+        &vote_sign_bytes(&chain_id(), b.vote()),
+        &b.signature(),
+    );
 }
 
 #[test]
@@ -328,8 +327,8 @@ fn proposal_with_new_timestamp_is_signed_afresh() {
     let Response::SignedProposal(Ok(b)) = sign(&q) else {
         panic!()
     };
-    assert_ne!(a.signature, b.signature);
-    verify(&key, &proposal_sign_bytes(&chain_id(), &q), &b.signature);
+    assert_ne!(a.signature(), b.signature());
+    verify(&key, &proposal_sign_bytes(&chain_id(), &q), &b.signature());
     assert_eq!(
         store.state.lock().unwrap().as_ref().unwrap().sign_bytes,
         proposal_sign_bytes(&chain_id(), &q)
@@ -359,6 +358,37 @@ fn sign_bytes_disabled_by_default_and_never_signs_consensus_messages() {
     let consensus = vote_sign_bytes(&chain_id(), &vote(VoteKind::Precommit, 9, block(1), b""));
     let r = chain.handle(Dialect::V1, Request::SignBytes { value: consensus });
     assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
+}
+
+/// Sign-bytes must not sign a consensus message of *any* chain: the chain
+/// id check alone lets a vote, proposal or extension of another chain (the
+/// key may vote there too) through, outside the guard.
+#[test]
+fn sign_bytes_refuses_consensus_messages_of_every_chain() {
+    let (chain, _, _) = signer(None, true);
+    let precommit = vote(VoteKind::Precommit, 9, block(1), b"ext");
+    for chain_id in [chain_id(), ChainId::try_from("another-chain").unwrap()] {
+        let proposal = Proposal {
+            height: Height::from(9u32),
+            round: Round::from(0u16),
+            pol_round: None,
+            block_id: block(1),
+            timestamp: Timestamp::new(1_700_000_009, 0).unwrap(),
+        };
+        for value in [
+            vote_sign_bytes(&chain_id, &precommit),
+            vote_sign_bytes(&chain_id, &vote(VoteKind::Prevote, 3, None, b"")),
+            vote_extension_sign_bytes(&chain_id, &precommit),
+            proposal_sign_bytes(&chain_id, &proposal),
+        ] {
+            let r = chain.handle(Dialect::V1, Request::SignBytes { value });
+            assert_eq!(
+                error_code(&r),
+                Some(ErrorCode::DoubleSign),
+                "{chain_id}: {r:?}"
+            );
+        }
+    }
 }
 
 /// Our sign bytes must equal those of an independent implementation

@@ -258,6 +258,8 @@ struct Disk {
     fault: Option<Fault>,
     /// Position of the last write that returned `Ok`.
     acked: Option<Position>,
+    /// What the next `load` returns instead of `state`, once.
+    boot: Option<SignState>,
 }
 
 #[derive(Clone, Default)]
@@ -265,7 +267,13 @@ struct Store(Arc<Mutex<Disk>>);
 
 impl StateStore for Store {
     fn load(&mut self) -> Result<Option<SignState>, StateError> {
-        Ok(self.0.lock().unwrap().state.clone())
+        let mut disk = self.0.lock().unwrap();
+        // The signer being rebuilt starts from the modelled memory, which
+        // may be behind the disk after a failed write.
+        if let Some(memory) = disk.boot.take() {
+            return Ok(Some(memory));
+        }
+        Ok(disk.state.clone())
     }
 
     fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
@@ -536,6 +544,7 @@ impl Search {
             state: node.durable.map(|id| state_of(self.states.get(id))),
             fault: None,
             acked: node.acked,
+            boot: None,
         })));
         let mut next = node;
         let mut released = None;
@@ -549,12 +558,13 @@ impl Search {
                 let req = self.requests[usize::from(index)].clone();
                 store.0.lock().unwrap().fault = Some(node.pending);
                 next.pending = Fault::None;
-                let signer = ChainSigner::new(
+                store.0.lock().unwrap().boot = Some(mem.clone());
+                let signer = ChainSigner::open(
                     self.policy.clone(),
                     Arc::clone(&self.key),
                     Box::new(store.clone()),
-                    mem.clone(),
-                );
+                )
+                .unwrap();
                 let response = signer.handle(DIALECT, req.request());
                 let after = signer.last_state().unwrap();
                 let answer = self.check_response(&req, response, node.pending, &mem, &after, trail);
@@ -593,17 +603,17 @@ impl Search {
         let released = match (&req.msg, response) {
             (Msg::Vote(asked), Response::SignedVote(Ok(signed))) => {
                 let mut expected = asked.clone();
-                expected.timestamp = signed.vote.timestamp;
+                expected.timestamp = signed.vote().timestamp;
                 expected.extension = Vec::new();
-                if signed.vote != expected {
+                if *signed.vote() != expected {
                     self.fail(
                         trail,
                         "returned vote differs from the request beyond its timestamp",
                     );
                 }
-                let bytes = vote_sign_bytes(&chain, &signed.vote);
-                self.verify(&bytes, &signed.signature, "vote", trail);
-                match (asked.is_non_nil_precommit(), signed.extension_signature) {
+                let bytes = vote_sign_bytes(&chain, signed.vote());
+                self.verify(&bytes, &signed.signature(), "vote", trail);
+                match (asked.is_non_nil_precommit(), signed.extension_signature()) {
                     (true, Some(ext)) => {
                         let ext_bytes = vote_extension_sign_bytes(&chain, asked);
                         self.verify(&ext_bytes, &ext, "extension", trail);
@@ -619,21 +629,21 @@ impl Search {
                 Some(Answer {
                     class: bytes.clone(),
                     sign_bytes: bytes,
-                    signature: signed.signature,
+                    signature: signed.signature(),
                 })
             }
             (Msg::Proposal(asked), Response::SignedProposal(Ok(signed))) => {
-                if &signed.proposal != asked {
+                if signed.proposal() != asked {
                     self.fail(trail, "returned proposal differs from the request");
                 }
-                let bytes = proposal_sign_bytes(&chain, &signed.proposal);
-                self.verify(&bytes, &signed.signature, "proposal", trail);
-                let mut timeless = signed.proposal.clone();
+                let bytes = proposal_sign_bytes(&chain, signed.proposal());
+                self.verify(&bytes, &signed.signature(), "proposal", trail);
+                let mut timeless = signed.proposal().clone();
                 timeless.timestamp = Timestamp::default();
                 Some(Answer {
                     class: proposal_sign_bytes(&chain, &timeless),
                     sign_bytes: bytes,
-                    signature: signed.signature,
+                    signature: signed.signature(),
                 })
             }
             (_, Response::SignedVote(Err(e)) | Response::SignedProposal(Err(e))) => {

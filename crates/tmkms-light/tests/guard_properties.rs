@@ -93,9 +93,7 @@ proptest! {
         let store = SharedStore::default();
         let policy = ChainPolicy { chain_id: chain_id(), max_height: None, danger_allow_sign_bytes: false };
         let start = |s: &SharedStore| {
-            let mut s2 = s.clone();
-            let initial = s2.load().unwrap().unwrap_or_default();
-            ChainSigner::new(policy.clone(), key.clone(), Box::new(s2), initial)
+            ChainSigner::open(policy.clone(), key.clone(), Box::new(s.clone())).unwrap()
         };
         let mut chain = start(&store);
         let mut ledger = Ledger::default();
@@ -111,8 +109,8 @@ proptest! {
                     let response = chain.handle(dialect, Request::SignVote { chain_id: chain_id().to_string(), vote: v.clone(), skip_extension_signing: false });
                     if let Response::SignedVote(Ok(signed)) = response {
                         // The signature must be over the vote as returned (timestamp included).
-                        let bytes = vote_sign_bytes(&chain_id(), &signed.vote);
-                        key.verifying_key().verify(&bytes, &DalekSignature::from_bytes(&signed.signature.0)).unwrap();
+                        let bytes = vote_sign_bytes(&chain_id(), signed.vote());
+                        key.verifying_key().verify(&bytes, &DalekSignature::from_bytes(&signed.signature().0)).unwrap();
                         // Conflict = a different vote (any field, incl. timestamp) at one position.
                         let previous = ledger.votes.entry(v.position()).or_insert_with(|| bytes.clone());
                         prop_assert_eq!(&*previous, &bytes, "two different votes signed at {}", v.position());
@@ -122,8 +120,8 @@ proptest! {
                     let p = Proposal { height: Height::from(h), round: Round::from(r), pol_round: None, block_id: block_id(block), timestamp: Timestamp::new(ts, 0).unwrap() };
                     let response = chain.handle(dialect, Request::SignProposal { chain_id: chain_id().to_string(), proposal: p.clone() });
                     if let Response::SignedProposal(Ok(signed)) = response {
-                        let bytes = proposal_sign_bytes(&chain_id(), &signed.proposal);
-                        key.verifying_key().verify(&bytes, &DalekSignature::from_bytes(&signed.signature.0)).unwrap();
+                        let bytes = proposal_sign_bytes(&chain_id(), signed.proposal());
+                        key.verifying_key().verify(&bytes, &DalekSignature::from_bytes(&signed.signature().0)).unwrap();
                         // Proposals may be re-signed with a new timestamp only.
                         let mut timeless = p.clone();
                         timeless.timestamp = Timestamp::default();

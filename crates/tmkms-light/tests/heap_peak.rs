@@ -31,7 +31,7 @@ use tmkms_light::privval::frame::DEFAULT_MAX_FRAME_BYTES;
 use tmkms_light::privval::Dialect;
 use tmkms_light::session::{serve, SessionConfig};
 use tmkms_light::state::MemoryStore;
-use tmkms_light::types::{ChainId, SignState};
+use tmkms_light::types::ChainId;
 use tmkms_node_sim::codec::{encode_request, Request};
 use tmkms_node_sim::{verify_vote, BlockIdSpec, NodeListener, VoteSpec};
 
@@ -151,12 +151,7 @@ fn measure(vote: VoteSpec, stack: usize) -> Measured {
         max_height: None,
         danger_allow_sign_bytes: false,
     };
-    let chain = ChainSigner::new(
-        policy,
-        key,
-        Box::new(MemoryStore::default()),
-        SignState::default(),
-    );
+    let chain = ChainSigner::open(policy, key, Box::new(MemoryStore::default())).unwrap();
     let request_body_len = encode_request(
         tmkms_node_sim::Dialect::V0_38,
         &Request::SignVote {

@@ -257,7 +257,7 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         max_height: config.max_height,
         danger_allow_sign_bytes: config.danger_allow_sign_bytes,
     };
-    let chain = Arc::new(ChainSigner::new(policy, key, Box::new(store), initial));
+    let chain = Arc::new(ChainSigner::open(policy, key, Box::new(store))?);
     let connections = config
         .validator
         .iter()

@@ -36,8 +36,8 @@ fn raw_block_id(block_id: Option<&BlockId>) -> raw_types::BlockId {
 /// node only reads the signatures and the timestamp, and echoing a large
 /// extension would exceed the 10 KiB response cap of v0.38 nodes.
 fn raw_signed_vote(dialect: Dialect, signed: &SignedVote) -> raw_types::Vote {
-    let vote = &signed.vote;
-    let extension_signature = match (dialect.has_vote_extensions(), &signed.extension_signature) {
+    let vote = signed.vote();
+    let extension_signature = match (dialect.has_vote_extensions(), &signed.extension_signature()) {
         (true, Some(sig)) => sig.0.to_vec(),
         _ => Vec::new(),
     };
@@ -52,14 +52,14 @@ fn raw_signed_vote(dialect: Dialect, signed: &SignedVote) -> raw_types::Vote {
         }),
         validator_address: vote.validator_address.clone(),
         validator_index: i32::try_from(vote.validator_index).unwrap_or(i32::MAX),
-        signature: signed.signature.0.to_vec(),
+        signature: signed.signature().0.to_vec(),
         extension: Vec::new(),
         extension_signature,
     }
 }
 
 fn raw_signed_proposal(signed: &SignedProposal) -> raw_types::Proposal {
-    let p = &signed.proposal;
+    let p = signed.proposal();
     raw_types::Proposal {
         r#type: PROPOSAL_WIRE_TYPE,
         height: p.height.as_i64(),
@@ -70,7 +70,7 @@ fn raw_signed_proposal(signed: &SignedProposal) -> raw_types::Proposal {
             seconds: p.timestamp.seconds,
             nanos: p.timestamp.nanos,
         }),
-        signature: signed.signature.0.to_vec(),
+        signature: signed.signature().0.to_vec(),
     }
 }
 

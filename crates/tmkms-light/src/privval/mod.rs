@@ -12,6 +12,7 @@ pub use decode::{decode_request, DecodeError, RequestKind};
 pub use dialect::{Dialect, UnknownDialect};
 pub use encode::encode_response;
 
+use crate::state::ReleasedSignature;
 use crate::types::{Proposal, Signature, Vote};
 
 /// A validated request from the node.
@@ -71,22 +72,67 @@ pub struct RemoteError {
     pub description: String,
 }
 
-/// A signed vote ready to go back to the node.
+/// A signed vote ready to go back to the node. Built only from a
+/// [`ReleasedSignature`], i.e. after the state naming it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedVote {
     /// The vote as requested, with the timestamp that was signed. Its
     /// extension is never echoed back (the node ignores it and caps
     /// response sizes).
-    pub vote: Vote,
-    pub signature: Signature,
-    pub extension_signature: Option<Signature>,
+    vote: Vote,
+    signature: ReleasedSignature,
+    extension_signature: Option<Signature>,
 }
 
-/// A signed proposal ready to go back to the node.
+impl SignedVote {
+    pub fn new(
+        mut vote: Vote,
+        signature: ReleasedSignature,
+        extension_signature: Option<Signature>,
+    ) -> Self {
+        vote.extension = Vec::new();
+        Self {
+            vote,
+            signature,
+            extension_signature,
+        }
+    }
+
+    pub fn vote(&self) -> &Vote {
+        &self.vote
+    }
+
+    pub fn signature(&self) -> Signature {
+        self.signature.signature()
+    }
+
+    pub fn extension_signature(&self) -> Option<Signature> {
+        self.extension_signature
+    }
+}
+
+/// A signed proposal ready to go back to the node (see [`SignedVote`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedProposal {
-    pub proposal: Proposal,
-    pub signature: Signature,
+    proposal: Proposal,
+    signature: ReleasedSignature,
+}
+
+impl SignedProposal {
+    pub fn new(proposal: Proposal, signature: ReleasedSignature) -> Self {
+        Self {
+            proposal,
+            signature,
+        }
+    }
+
+    pub fn proposal(&self) -> &Proposal {
+        &self.proposal
+    }
+
+    pub fn signature(&self) -> Signature {
+        self.signature.signature()
+    }
 }
 
 /// A response to the node.

@@ -142,13 +142,31 @@ impl FileStore {
     /// parent directories are created with mode 0700, the file with 0600.
     /// Returns once the file's contents and its directory entry are durable.
     pub fn create(path: impl AsRef<Path>, initial: &SignState) -> Result<Self, StateError> {
-        let path = path.as_ref();
         // Both slots hold `initial`, so a later loss of either (bit rot) still
         // falls back to it rather than to an empty state.
         let first = encode_slot(1, initial)?;
         let copy = encode_slot(0, initial)?;
+        Self::create_from_records(path, &[first, copy])
+    }
+
+    /// Create a new state file from two records an enclave encoded (and
+    /// tagged) for `init` or `state import`: `records[0]` goes to slot 0,
+    /// `records[1]` to slot 1. Both must decode. Otherwise as [`Self::create`].
+    pub fn create_from_records(
+        path: impl AsRef<Path>,
+        records: &[[u8; SLOT_LEN]; 2],
+    ) -> Result<Self, StateError> {
+        let path = path.as_ref();
+        let [first, copy] = records;
+        let (seq0, _) = decode_slot(first)?;
+        let (seq1, _) = decode_slot(copy)?;
+        let (newest_slot, newest_seq) = if seq0 >= seq1 {
+            (Slot::Zero, seq0)
+        } else {
+            (Slot::One, seq1)
+        };
         let mut image = [0u8; FILE_LEN as usize];
-        for (slot, record) in [(Slot::Zero, &first), (Slot::One, &copy)] {
+        for (slot, record) in [(Slot::Zero, first), (Slot::One, copy)] {
             let start = usize::try_from(slot.offset()).unwrap_or(usize::MAX);
             image
                 .get_mut(start..start.saturating_add(SLOT_LEN))
@@ -191,8 +209,8 @@ impl FileStore {
             file,
             _lock: lock,
             durable: Durable {
-                slot: Slot::Zero,
-                seq: 1,
+                slot: newest_slot,
+                seq: newest_seq,
             },
         })
     }

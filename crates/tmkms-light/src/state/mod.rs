@@ -2,9 +2,10 @@
 //!
 //! One small trait, [`StateStore`], hides where state lives: a local file
 //! ([`file::FileStore`]), or — for enclaves — the untrusted host that must
-//! acknowledge each write. The only way to obtain a [`Persisted`] proof is
-//! [`persist_durably`], and releasing a signature requires one, so "sign before
-//! the state is durable" does not compile.
+//! acknowledge each write. The only way to obtain a [`DurableState`] is from
+//! the store ([`persist_durably`], [`load_durable`]), and releasing a
+//! signature requires one, so "sign before the state is durable" does not
+//! compile.
 
 #[cfg(unix)]
 pub mod file;
@@ -14,7 +15,8 @@ pub mod remote;
 
 use thiserror::Error;
 
-use crate::types::SignState;
+use crate::signer::{ConsensusSigner, SignError};
+use crate::types::{SignState, Signature};
 
 /// Errors of a state store. Every variant names the file or peer involved so
 /// the operator knows what to fix.
@@ -49,6 +51,10 @@ pub enum StateError {
     Damaged { slot: usize, reason: String },
     #[error("state store unavailable: {0}")]
     Unavailable(String),
+    #[error("the state stream to the host is gone ({0}); nothing more can be made durable, so the enclave stops and its supervisor restarts it")]
+    StreamLost(String),
+    #[error("no state record the enclave wrote itself: {found}. The enclave only starts from a record it authenticated, so a deleted, replaced or freshly created state file cannot reset it. Restore the state file this signer wrote, or import a state you know is at or above the last height this validator signed with `state import` (through the enclave, on a trusted host)")]
+    NoAuthenticRecord { found: String },
 }
 
 /// Where the guard's state is kept.
@@ -65,20 +71,80 @@ pub trait StateStore: Send {
     fn persist(&mut self, state: &SignState) -> Result<(), StateError>;
 }
 
-/// Proof that a state was made durable. Only [`persist_durably`] creates it.
-#[derive(Debug)]
-#[must_use]
-pub struct Persisted {
-    _private: (),
+/// A state the store holds durably: loaded from it, or acknowledged by it.
+///
+/// Only this module creates one ([`persist_durably`], [`load_durable`]), and
+/// a signature can only be released through one ([`DurableState::release`]),
+/// so "signature before durable write" does not compile. The record written
+/// ahead never carries the signature: it is made after the write returned
+/// (Ed25519 is deterministic, so re-signing the stored bytes later gives the
+/// same signature), and kept here in memory only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableState {
+    state: SignState,
 }
 
-/// Persist `state` through `store` and return the proof the signing path needs.
+/// A signature that may leave the signer: made over the sign bytes of a
+/// [`DurableState`]. The response types require one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleasedSignature(Signature);
+
+impl ReleasedSignature {
+    pub fn signature(&self) -> Signature {
+        self.0
+    }
+
+    /// For encoder tests and fuzzing only: a signature that no durable state
+    /// vouches for. Not compiled into the providers.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn unchecked(signature: Signature) -> Self {
+        Self(signature)
+    }
+}
+
+impl DurableState {
+    /// Wrap a state an enclave verified itself (authenticated records).
+    pub(crate) fn verified(state: SignState) -> Self {
+        Self { state }
+    }
+
+    pub fn state(&self) -> &SignState {
+        &self.state
+    }
+
+    /// The signature over this state's sign bytes: the one made before in
+    /// this run, or a new one (kept for the next replay).
+    pub fn release<K: ConsensusSigner + ?Sized>(
+        &mut self,
+        key: &K,
+    ) -> Result<ReleasedSignature, SignError> {
+        if let Some(signature) = self.state.signature {
+            return Ok(ReleasedSignature(signature));
+        }
+        let signature = key.sign(&self.state.sign_bytes)?;
+        self.state.signature = Some(signature);
+        Ok(ReleasedSignature(signature))
+    }
+}
+
+/// Persist `state` through `store` — without its signature — and return it
+/// as durable once the store confirmed the write.
 pub fn persist_durably<S: StateStore + ?Sized>(
     store: &mut S,
-    state: &SignState,
-) -> Result<Persisted, StateError> {
-    store.persist(state)?;
-    Ok(Persisted { _private: () })
+    mut state: SignState,
+) -> Result<DurableState, StateError> {
+    state.signature = None;
+    store.persist(&state)?;
+    Ok(DurableState { state })
+}
+
+/// The store's durable state; a store never written counts as
+/// `SignState::default()` (softsign refuses that case before, unless the
+/// operator allowed an empty state).
+pub fn load_durable<S: StateStore + ?Sized>(store: &mut S) -> Result<DurableState, StateError> {
+    Ok(DurableState {
+        state: store.load()?.unwrap_or_default(),
+    })
 }
 
 /// A store that keeps state in memory only. For tests and for the

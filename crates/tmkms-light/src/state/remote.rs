@@ -7,15 +7,19 @@
 //! acknowledged a durable write of exactly that record. The host stores it
 //! with the same two-slot file as softsign ([`FileStore::write_record`]).
 //!
+//! The record written ahead carries no signature: the signature is made
+//! only after the acknowledgement, so a host that keeps a record and
+//! answers with an error holds nothing it could use.
+//!
 //! At start the enclave reads both slots and verifies them itself
-//! ([`choose_state`]): a record whose tag does not verify, or a damaged slot,
-//! stops the start (falling back to the other slot could be a rollback made
-//! to look like damage). Records without a tag were written by host tools
-//! (`init`, `state import`) and are accepted: moving state forward is always
-//! safe, and a host that wants to reset state can hand over an empty file
-//! anyway. A host can replay an older authentic pair of records; the enclave
-//! cannot tell a whole-file replay from the truth, but it logs what it loaded
-//! and warns when the two slots are not consecutive writes.
+//! ([`choose_state`]): it starts only from a record it authenticated, so a
+//! fresh, untagged or deleted file stops the start (`init` and
+//! `state import` go through the enclave, which tags what it accepts). A
+//! damaged slot (a torn write) is passed over for the other authentic slot;
+//! a record whose tag does not verify stops the start. A host can replay an
+//! older authentic pair of records; the enclave cannot tell a whole-file
+//! replay from the truth, but it logs what it loaded and warns when the two
+//! slots are not consecutive writes.
 //!
 //! Wire protocol (each message one [`crate::link`] frame):
 //!
@@ -61,32 +65,44 @@ pub struct VerifiedState {
 
 /// Verify both slots as read from the host and choose the state to start from.
 ///
-/// Every slot must decode; a tagged record must carry a valid tag. The
-/// record with the highest position wins (the highest sequence number among
-/// equals), so an untagged record can move state forward but never back.
+/// Only a record the enclave authenticated (a valid tag) can be started
+/// from. A slot that is missing or damaged (a torn write after a power cut)
+/// or carries no tag is passed over with a warning, and the other slot is
+/// used if it authenticates — passing over a damaged newer slot is no more
+/// than the host could do anyway by replaying an older record. A record
+/// with a valid checksum but a wrong tag was forged or belongs to another
+/// key or chain: the start is refused. Among authentic records the highest
+/// position wins (the highest sequence number among equals).
 pub fn choose_state(
     slots: &[Option<[u8; SLOT_LEN]>; 2],
     key: &StateTagKey,
 ) -> Result<VerifiedState, StateError> {
-    let mut records = Vec::with_capacity(2);
+    let mut authentic = Vec::with_capacity(2);
+    let mut passed_over = Vec::new();
+    let mut max_seq = 0u64;
     for (index, slot) in slots.iter().enumerate() {
-        let bytes = slot.as_ref().ok_or_else(|| StateError::Damaged {
-            slot: index,
-            reason: "the host could not read it".into(),
-        })?;
-        let (seq, state) = decode_slot(bytes).map_err(|e| StateError::Damaged {
-            slot: index,
-            reason: e.to_string(),
-        })?;
-        let authenticated = match check_tag(bytes, key) {
-            TagCheck::Valid => true,
-            TagCheck::Absent => false,
-            TagCheck::Invalid => return Err(StateError::Forged { slot: index }),
+        let Some(bytes) = slot.as_ref() else {
+            passed_over.push(format!("slot {index}: missing"));
+            continue;
         };
-        records.push((seq, state, authenticated));
+        let (seq, state) = match decode_slot(bytes) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                passed_over.push(format!("slot {index}: damaged ({e})"));
+                continue;
+            }
+        };
+        max_seq = max_seq.max(seq);
+        match check_tag(bytes, key) {
+            TagCheck::Valid => authentic.push((index, seq, state)),
+            TagCheck::Absent => passed_over.push(format!(
+                "slot {index}: a record at {} without the enclave's tag (written by a host tool)",
+                state.position
+            )),
+            TagCheck::Invalid => return Err(StateError::Forged { slot: index }),
+        }
     }
-    let max_seq = records.iter().map(|(seq, ..)| *seq).max().unwrap_or(0);
-    if let [(a, _, true), (b, _, true)] = records.as_slice() {
+    if let [(_, a, _), (_, b, _)] = authentic.as_slice() {
         if a.abs_diff(*b) != 1 {
             warn!(
                 slot0_seq = a,
@@ -96,21 +112,34 @@ pub fn choose_state(
             );
         }
     }
-    let (seq, state, authenticated) = records
+    let Some((index, seq, state)) = authentic
         .into_iter()
-        .max_by_key(|(seq, state, _)| (state.position, *seq))
-        .ok_or(StateError::Unavailable("no state slots".into()))?;
+        .max_by_key(|(_, seq, state)| (state.position, *seq))
+    else {
+        return Err(StateError::NoAuthenticRecord {
+            found: passed_over.join("; "),
+        });
+    };
+    for reason in &passed_over {
+        warn!(
+            %reason,
+            using_slot = index,
+            "passed over a state slot that does not hold an authentic record"
+        );
+    }
     Ok(VerifiedState {
         state,
         seq,
         max_seq,
-        authenticated,
+        authenticated: true,
     })
 }
 
 /// Enclave side: a [`StateStore`] that persists through the host.
 pub struct RemoteStore<S> {
-    link: S,
+    /// `None` once the stream failed: a reply that may still arrive on it
+    /// could be taken for the answer to a later write.
+    link: Option<S>,
     key: StateTagKey,
     next_seq: u64,
 }
@@ -124,32 +153,38 @@ impl<S> std::fmt::Debug for RemoteStore<S> {
 }
 
 fn link_error(e: LinkError) -> StateError {
-    StateError::Unavailable(format!("state stream to the host: {e}"))
+    StateError::StreamLost(e.to_string())
 }
 
 impl<S: Read + Write + Send> RemoteStore<S> {
-    pub fn new(link: S, key: StateTagKey) -> Self {
-        Self {
-            link,
+    /// Connect to the host's state store: fetch both slots, verify them
+    /// ([`choose_state`]), and return the store with the state to start
+    /// from. There is no other way to make a `RemoteStore`, so one is never
+    /// used before its state was verified.
+    pub fn connect(link: S, key: StateTagKey) -> Result<(Self, VerifiedState), StateError> {
+        let mut store = Self {
+            link: Some(link),
             key,
             next_seq: 1,
-        }
+        };
+        let verified = store.load_verified()?;
+        Ok((store, verified))
+    }
+
+    fn link(&mut self) -> Result<&mut S, StateError> {
+        self.link
+            .as_mut()
+            .ok_or_else(|| StateError::StreamLost("it failed before".into()))
     }
 
     /// Fetch both slots from the host and verify them ([`choose_state`]).
-    pub fn load_verified(&mut self) -> Result<VerifiedState, StateError> {
-        write_frame(&mut self.link, &[LOAD]).map_err(|e| link_error(e.into()))?;
-        let reply = read_frame(&mut self.link, MAX_STATE_FRAME).map_err(link_error)?;
+    fn load_verified(&mut self) -> Result<VerifiedState, StateError> {
+        let link = self.link()?;
+        write_frame(link, &[LOAD]).map_err(|e| link_error(e.into()))?;
+        let reply = read_frame(link, MAX_STATE_FRAME).map_err(link_error)?;
         let slots = parse_slots(&reply)?;
         let verified = choose_state(&slots, &self.key)?;
         self.next_seq = verified.max_seq.saturating_add(1);
-        if !verified.authenticated {
-            warn!(
-                at = %verified.state.position,
-                "starting from a state record the enclave did not write (init or `state import`); \
-                 make sure it is at or above the last height this validator signed"
-            );
-        }
         info!(
             seq = verified.seq,
             at = %verified.state.position,
@@ -193,29 +228,34 @@ impl<S: Read + Write + Send> StateStore for RemoteStore<S> {
     fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
         let seq = self.next_seq;
         let record = encode_tagged_slot(seq, state, &self.key)?;
+        // Once a record went out, its sequence number is spent, whatever
+        // the reply: the host may have stored it, and a second, different
+        // record under the same number could then replace it.
+        self.next_seq = seq.saturating_add(1);
         let mut message = [0u8; 1 + SLOT_LEN];
         let (kind, body) = message.split_at_mut(1);
         kind.copy_from_slice(&[WRITE]);
         body.copy_from_slice(&record);
-        write_frame(&mut self.link, &message).map_err(|e| link_error(e.into()))?;
-        let reply = read_frame(&mut self.link, 4096).map_err(link_error)?;
-        match reply.split_first() {
-            Some((&ACK, acked)) if acked == seq.to_le_bytes() => {
-                self.next_seq = seq.saturating_add(1);
-                Ok(())
+        let link = self.link()?;
+        let sent = write_frame(link, &message).map_err(|e| link_error(e.into()));
+        let reply = sent.and_then(|()| read_frame(link, 4096).map_err(link_error));
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.link = None;
+                return Err(e);
             }
+        };
+        match reply.split_first() {
+            Some((&ACK, acked)) if acked == seq.to_le_bytes() => Ok(()),
             Some((&ERROR, reason)) => Err(StateError::Unavailable(format!(
                 "host could not persist state: {}",
                 String::from_utf8_lossy(reason)
             ))),
-            // Anything else: the write's fate is unknown; sign nothing. The
-            // next write uses a fresh sequence number either way.
-            _ => {
-                self.next_seq = seq.saturating_add(1);
-                Err(StateError::Unavailable(
-                    "host sent an unexpected reply to a state write".into(),
-                ))
-            }
+            // Anything else: the write's fate is unknown; sign nothing.
+            _ => Err(StateError::Unavailable(
+                "host sent an unexpected reply to a state write".into(),
+            )),
         }
     }
 }
