@@ -12,13 +12,17 @@
 //! * `read_frame` returns exactly the declared body when it fits the cap
 //!   and was delivered in full, `Closed` on an empty stream, and an error
 //!   otherwise; `recv_json` agrees with `read_frame` + `serde_json`;
-//! * the Nitro init attestation's user data splits and rebuilds to itself.
+//! * the Nitro init attestation's user data splits and rebuilds to itself;
+//! * Nitro state records in an answer convert to the core's types exactly
+//!   when each is 512 bytes, and back unchanged.
 #![no_main]
 
 use std::io::{self, Read};
 
 use libfuzzer_sys::fuzz_target;
+use tmkms_light::enclave::ImportedRecords;
 use tmkms_light::link::{read_frame, recv_json, LinkError};
+use tmkms_light::state::record::SLOT_LEN;
 use tmkms_light_sgx_app::protocol as sgx;
 use tmkms_nitro_enclave::protocol as nitro;
 
@@ -63,7 +67,33 @@ fn check_requests(json: &[u8]) {
     }
     // The answers, which the hosts parse from the enclaves.
     let _ = serde_json::from_slice::<sgx::Response>(json);
-    let _ = serde_json::from_slice::<nitro::Response>(json);
+    if let Ok(response) = serde_json::from_slice::<nitro::Response>(json) {
+        check_nitro_records(&response);
+    }
+}
+
+/// State records in a Nitro answer convert to the core's types exactly when
+/// every one has the record length, and convert back unchanged.
+fn check_nitro_records(response: &nitro::Response) {
+    let slots: Vec<&nitro::WireSlot> = match response {
+        nitro::Response::Initialized { state_records, .. } => state_records.iter().collect(),
+        nitro::Response::StateImported { records, .. } => {
+            let converted = ImportedRecords::try_from(records);
+            let lengths_ok = match records {
+                nitro::WireRecords::Create(slots) => slots.iter().all(|s| s.0.len() == SLOT_LEN),
+                nitro::WireRecords::Append(slot) => slot.0.len() == SLOT_LEN,
+            };
+            assert_eq!(converted.is_ok(), lengths_ok, "record length check");
+            if let Ok(converted) = converted {
+                assert_eq!(&nitro::WireRecords::from(&converted), records);
+            }
+            return;
+        }
+        _ => return,
+    };
+    for slot in slots {
+        assert_eq!(slot.record().is_ok(), slot.0.len() == SLOT_LEN);
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -405,24 +405,31 @@ fn control_seeds(root: &Path) {
     let mut seeds = Seeds::new(root, "enclave_control");
     let settings = r#"{"chain_id":"test-chain","max_height":1000000,"max_frame_bytes":1048576,"danger_allow_sign_bytes":false,"validators":[{"address":"tcp://f2673103417334a839f5c20096909c3023ba4903@127.0.0.1:26658","protocol_version":"v0.38","timeout_secs":5,"reconnect_max_backoff_secs":10}]}"#;
     let b64 = |b: &[u8]| STANDARD.encode(b);
+    let sgx_policy = r#"{"chain_id":"test-chain","danger_allow_sign_bytes":false,"protocol_versions":["v0.38"],"node_ids":["f2673103417334a839f5c20096909c3023ba4903"]}"#;
     let sgx = [
-        ("sgx-generate", r#"{"generate":{"backup":null}}"#.to_owned()),
+        (
+            "sgx-generate",
+            format!(r#"{{"generate":{{"backup":null,"policy":{sgx_policy}}}}}"#),
+        ),
         (
             "sgx-generate-backup",
             format!(
-                r#"{{"generate":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}}}}}}"#,
+                r#"{{"generate":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"policy":{sgx_policy}}}}}"#,
                 b64(&[1; 40]),
                 b64(&[2; 300])
             ),
         ),
         (
             "sgx-cloud-wrap",
-            format!(r#"{{"cloud_wrap":{{"target_info":"{}"}}}}"#, b64(&[0; 512])),
+            format!(
+                r#"{{"cloud_wrap":{{"target_info":"{}","allow_debug":false}}}}"#,
+                b64(&[0; 512])
+            ),
         ),
         (
             "sgx-recover",
             format!(
-                r#"{{"recover":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"consensus_backup":"{}","identity_backup":null}}}}"#,
+                r#"{{"recover":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"consensus_backup":"{}","identity_backup":null,"policy":{sgx_policy}}}}}"#,
                 b64(&[1; 40]),
                 b64(&[2; 40]),
                 b64(&[3; 80])
@@ -431,8 +438,16 @@ fn control_seeds(root: &Path) {
         (
             "sgx-public-keys",
             format!(
-                r#"{{"public_keys":{{"sealed_consensus_key":"{}"}}}}"#,
+                r#"{{"public_keys":{{"sealed_consensus_key":"{}","policy":{sgx_policy}}}}}"#,
                 b64(b"TMKLSEAL")
+            ),
+        ),
+        (
+            "sgx-import-state",
+            format!(
+                r#"{{"import_state":{{"sealed_consensus_key":"{}","policy":{sgx_policy},"current_slots":["{}",null],"state":"{{\"height\": \"5\", \"round\": 0, \"step\": 3}}","allow_regression":false}}}}"#,
+                b64(b"TMKLSEAL"),
+                b64(&[9; 512])
             ),
         ),
         (
@@ -445,8 +460,27 @@ fn control_seeds(root: &Path) {
         ),
     ];
     let kms = r#"{"region":"us-east-1","key_id":"arn:aws:kms:us-east-1:000000000000:key/1","endpoint_url":"https://kms.us-east-1.amazonaws.com","proxy":"vsock://3:8000","credentials":{"access_key_id":"ASIA","secret_access_key":"secret","session_token":"token"}}"#;
+    let policy = r#"{"chain_id":"test-chain","danger_allow_sign_bytes":false,"protocol_versions":["v0.38"],"node_ids":["f2673103417334a839f5c20096909c3023ba4903"]}"#;
     let nitro = [
-        ("nitro-init", format!(r#"{{"init":{{"kms":{kms}}}}}"#)),
+        (
+            "nitro-init",
+            format!(r#"{{"init":{{"kms":{kms},"policy":{policy}}}}}"#),
+        ),
+        (
+            "nitro-import-state",
+            format!(
+                r#"{{"import_state":{{"kms":{kms},"policy":{policy},"encrypted_consensus_key":"{}","current_slots":["{}",null],"state":"{{\"height\": \"5\", \"round\": 0, \"step\": 3}}","allow_regression":false}}}}"#,
+                b64(&[8; 200]),
+                b64(&[9; 512])
+            ),
+        ),
+        (
+            "nitro-import-state-new-file",
+            format!(
+                r#"{{"import_state":{{"kms":{kms},"policy":{policy},"encrypted_consensus_key":"{}","current_slots":null,"state":"{{}}","allow_regression":true}}}}"#,
+                b64(&[8; 200])
+            ),
+        ),
         (
             "nitro-start",
             format!(

@@ -10,12 +10,17 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
-use tmkms_light::enclave::{run_signer, SignerParts};
+use tmkms_light::enclave::{
+    import_state_records, run_signer, BoundPolicy, EnclaveError, SignerParts,
+};
 use tmkms_light::link::{recv_json, send_json};
+use tmkms_light::state::import::{parse_state_json, ImportFormat};
 use tmkms_nitro_enclave::host::{HelperDialer, HelperHost};
 use tmkms_nitro_enclave::keys;
-use tmkms_nitro_enclave::protocol::{Request, Response, MAX_CONTROL_MESSAGE, STREAM_STATE};
-use tmkms_nitro_nsm::{DeviceNsm, MockNsm, Nsm};
+use tmkms_nitro_enclave::protocol::{
+    KmsAccess, Request, Response, WireRecords, WireSlot, MAX_CONTROL_MESSAGE, STREAM_STATE,
+};
+use tmkms_nitro_nsm::{DeviceNsm, MockNsm, Nsm, NSM_DEVICE_PATH};
 use tmkms_nitro_transport::logstream::{LogSink, LogSinkConfig};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{error, info, warn};
@@ -30,7 +35,8 @@ struct Args {
     /// Where the helper connects (vsock://any:5050 inside an enclave).
     #[arg(long, default_value = "vsock://any:5050")]
     listen: Endpoint,
-    /// TESTS ONLY: a mock NSM signing attestation documents with a throwaway test chain.
+    /// TESTS ONLY: a mock NSM signing attestation documents with a throwaway test chain;
+    /// also lets KMS calls go to endpoints other than AWS KMS (a local emulator, plain HTTP).
     #[arg(long)]
     mock_nsm: bool,
     /// TESTS ONLY: write the mock NSM's root certificate (DER) here.
@@ -97,13 +103,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The NSM: the device, opened at its first use (so that every request is
+/// checked — the KMS endpoint first — before the device is needed), or with
+/// `--mock-nsm` the test stand-in, which also lets KMS calls go to a
+/// non-AWS endpoint (a local emulator over plain HTTP).
 fn open_nsm(args: &Args) -> Result<Box<dyn Nsm>, String> {
     if !args.mock_nsm {
-        return DeviceNsm::open()
-            .map(|nsm| Box::new(nsm) as Box<dyn Nsm>)
-            .map_err(|e| e.to_string());
+        if !std::path::Path::new(NSM_DEVICE_PATH).exists() {
+            warn!("{NSM_DEVICE_PATH} does not exist: this is not a Nitro Enclave, and every request that needs an attestation will fail");
+        }
+        return Ok(Box::new(DeviceNsm::lazy()));
     }
-    warn!("MOCK NSM: attestation documents are signed by a throwaway TEST chain that AWS KMS rejects; tests only");
+    warn!("MOCK NSM: attestation documents are signed by a throwaway TEST chain that AWS KMS rejects, and KMS calls may go to any endpoint, plain HTTP included; tests only");
     let mock = MockNsm::new().map_err(|e| e.to_string())?;
     if let Some(path) = &args.mock_nsm_root_out {
         std::fs::write(path, mock.root_certificate_der())
@@ -132,14 +143,40 @@ fn run(args: &Args) -> Result<(), String> {
             }
         };
         match request {
-            Request::Init { kms } => {
-                let response = keys::init(&*nsm, &kms).unwrap_or_else(|e| Response::Error {
-                    message: e.to_string(),
-                });
+            Request::Init { kms, policy } => {
+                let response =
+                    keys::init(&*nsm, &kms, &policy).unwrap_or_else(|e| Response::Error {
+                        message: e.to_string(),
+                    });
                 if let Response::Error { message } = &response {
                     warn!(error = %message, "init failed");
                 } else {
-                    info!("keys generated and encrypted with KMS");
+                    info!(chain_id = %policy.chain_id, policy = %policy.digest_hex(), "keys generated, bound to the policy and encrypted with KMS");
+                }
+                if let Err(e) = send_json(&mut control, &response) {
+                    warn!(error = %e, "could not answer the helper");
+                }
+            }
+            Request::ImportState {
+                kms,
+                policy,
+                encrypted_consensus_key,
+                current_slots,
+                state,
+                allow_regression,
+            } => {
+                let response = import_state(
+                    &*nsm,
+                    &kms,
+                    &policy,
+                    &encrypted_consensus_key,
+                    current_slots,
+                    &state,
+                    allow_regression,
+                )
+                .unwrap_or_else(|message| Response::Error { message });
+                if let Response::Error { message } = &response {
+                    warn!(error = %message, "state import refused");
                 }
                 if let Err(e) = send_json(&mut control, &response) {
                     warn!(error = %e, "could not answer the helper");
@@ -153,18 +190,35 @@ fn run(args: &Args) -> Result<(), String> {
                 host,
                 logs,
             } => {
+                // The KMS settings first: a refused endpoint gets nothing,
+                // not even a log stream.
+                if let Err(e) = keys::kms_target(&*nsm, &kms) {
+                    let message = format!("cannot decrypt the keys: {e}");
+                    warn!("{message}");
+                    let _ = send_json(&mut control, &Response::Error { message });
+                    continue;
+                }
                 if LOG_SINK.get().is_none() {
                     let sink = LogSink::connect(logs, LogSinkConfig::default())
                         .map_err(|e| format!("cannot start the log stream: {e}"))?;
                     let _ = LOG_SINK.set(sink);
                 }
-                let keys = keys::decrypt_keys(
-                    &*nsm,
-                    &kms,
-                    &encrypted_consensus_key,
-                    encrypted_identity_key.as_deref(),
-                );
-                let (key, identity) = match keys {
+                // The policy the host's settings ask for; the keys decrypt
+                // only if it is the one bound to them at init.
+                let keys = BoundPolicy::from_settings(&settings)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bound| {
+                        keys::decrypt_keys(
+                            &*nsm,
+                            &kms,
+                            &bound,
+                            &encrypted_consensus_key,
+                            encrypted_identity_key.as_deref(),
+                        )
+                        .map(|(key, identity)| (bound, key, identity))
+                        .map_err(|e| e.to_string())
+                    });
+                let (bound, key, identity) = match keys {
                     Ok(keys) => keys,
                     Err(e) => {
                         let message = format!("cannot decrypt the keys: {e}");
@@ -192,17 +246,69 @@ fn run(args: &Args) -> Result<(), String> {
                     .map_err(|e| format!("cannot open the state stream to the helper: {e}"))?;
                 let parts = SignerParts {
                     settings,
+                    bound,
                     key,
                     identity,
                     state_link,
                     dialer: Arc::new(HelperDialer::new(host)),
                     clock: Some(std::time::Instant::now),
                 };
-                return run_signer(parts, Arc::new(AtomicBool::new(false)))
-                    .map_err(|e| e.to_string());
+                return run_signer(parts, Arc::new(AtomicBool::new(false))).map_err(|e| match e {
+                    // Without the state stream no signature can be made
+                    // durable: stop, so the supervisor (launch-all, or the
+                    // operator's service manager) starts a fresh pair.
+                    EnclaveError::StateStreamLost(_) => {
+                        format!("{e}; the state stream to the helper is gone, exiting so that the signer is restarted")
+                    }
+                    e => e.to_string(),
+                });
             }
         }
     }
+}
+
+/// `state import` (a trusted ceremony): decrypt the consensus key under
+/// `policy` and tag the requested state as the file's next record(s).
+fn import_state(
+    nsm: &dyn Nsm,
+    kms: &KmsAccess,
+    policy: &BoundPolicy,
+    encrypted_consensus_key: &[u8],
+    current_slots: Option<[Option<WireSlot>; 2]>,
+    state: &str,
+    allow_regression: bool,
+) -> Result<Response, String> {
+    let requested = parse_state_json(state, ImportFormat::CometBft)
+        .map_err(|e| format!("the state to import: {e}"))?;
+    let current = current_slots
+        .map(|slots| {
+            let [a, b] = slots;
+            let one = |slot: Option<WireSlot>| slot.map(|s| s.record()).transpose();
+            Ok::<_, String>([
+                one(a).map_err(|e| e.to_string())?,
+                one(b).map_err(|e| e.to_string())?,
+            ])
+        })
+        .transpose()?;
+    let (key, _) = keys::decrypt_keys(nsm, kms, policy, encrypted_consensus_key, None)
+        .map_err(|e| format!("cannot decrypt the consensus key: {e}"))?;
+    let imported = import_state_records(
+        &key.secret_seed(),
+        &policy.chain_id,
+        current,
+        &requested,
+        allow_regression,
+    )
+    .map_err(|e| e.to_string())?;
+    info!(
+        from = %imported.previous.map(|p| p.to_string()).unwrap_or_else(|| "no file".into()),
+        to = %requested.position,
+        "state import: records tagged"
+    );
+    Ok(Response::StateImported {
+        previous: imported.previous.map(|p| p.to_string()),
+        records: WireRecords::from(&imported.records),
+    })
 }
 
 /// The control connection stays open while the helper lives. When it

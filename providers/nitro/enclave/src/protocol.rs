@@ -2,7 +2,8 @@
 //! [`tmkms_light::link`] frames on the control connection.
 
 use serde::{Deserialize, Serialize};
-use tmkms_light::enclave::EnclaveSettings;
+use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
+use tmkms_light::state::record::SLOT_LEN;
 use tmkms_nitro_transport::Endpoint;
 use zeroize::Zeroizing;
 
@@ -12,15 +13,24 @@ pub const STREAM_STATE: &str = "state";
 pub const STREAM_NODE_PREFIX: &str = "node:";
 /// Largest control message.
 pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024;
-/// Prefix of the init attestation's user data: followed by the 32-byte
-/// consensus public key and the KMS key id (UTF-8).
-pub const INIT_USER_DATA_PREFIX: &[u8] = b"tmkms-light init v1\0";
+/// The init attestation's user data (format and limits: [`crate::user_data`]).
+pub use crate::user_data::{
+    init_user_data, parse_init_user_data, InitUserData, UserDataError, INIT_USER_DATA_PREFIX,
+    UNBOUND_POLICY_DIGEST,
+};
 /// Encryption context of the consensus key's ciphertext.
 pub const CONTEXT_CONSENSUS: &str = "consensus-key";
 /// Encryption context of the identity key's ciphertext.
 pub const CONTEXT_IDENTITY: &str = "identity-key";
 /// Encryption-context key under which the purpose is recorded.
 pub const CONTEXT_KEY: &str = "tmkms-light";
+/// Encryption-context key of the bound policy's digest
+/// ([`BoundPolicy::digest_hex`]): KMS decrypts a key only for the policy it
+/// was encrypted with.
+pub const CONTEXT_POLICY: &str = "tmkms-light-policy";
+/// Encryption-context key of the bound chain id (readable in KMS audit logs;
+/// the digest covers it too).
+pub const CONTEXT_CHAIN_ID: &str = "tmkms-light-chain-id";
 
 /// Temporary AWS credentials for the enclave's KMS calls. Secret: zeroized
 /// on drop, redacted in `Debug`, never logged.
@@ -58,12 +68,79 @@ pub struct KmsAccess {
     pub credentials: SessionCredentials,
 }
 
+/// One 512-byte state record (base64 on the wire).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WireSlot(#[serde(with = "tmkms_light::link::b64")] pub Vec<u8>);
+
+impl std::fmt::Debug for WireSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WireSlot({} bytes)", self.0.len())
+    }
+}
+
+impl From<&[u8; SLOT_LEN]> for WireSlot {
+    fn from(record: &[u8; SLOT_LEN]) -> Self {
+        Self(record.to_vec())
+    }
+}
+
+impl WireSlot {
+    /// The record, if it has the record length.
+    pub fn record(&self) -> Result<[u8; SLOT_LEN], ProtocolError> {
+        self.0
+            .as_slice()
+            .try_into()
+            .map_err(|_| ProtocolError::SlotLength(self.0.len()))
+    }
+}
+
+/// A message that parsed as JSON but does not hold what it must.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("a state record of {0} bytes, expected {SLOT_LEN}")]
+    SlotLength(usize),
+}
+
+/// The records `state import` produced, for the helper to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum WireRecords {
+    /// A new state file: slot 0, slot 1.
+    Create([WireSlot; 2]),
+    /// The next record of the existing file.
+    Append(WireSlot),
+}
+
+impl From<&ImportedRecords> for WireRecords {
+    fn from(records: &ImportedRecords) -> Self {
+        match records {
+            ImportedRecords::Create([a, b]) => WireRecords::Create([a.into(), b.into()]),
+            ImportedRecords::Append(record) => WireRecords::Append(record.into()),
+        }
+    }
+}
+
+impl TryFrom<&WireRecords> for ImportedRecords {
+    type Error = ProtocolError;
+
+    fn try_from(records: &WireRecords) -> Result<Self, ProtocolError> {
+        Ok(match records {
+            WireRecords::Create([a, b]) => ImportedRecords::Create([a.record()?, b.record()?]),
+            WireRecords::Append(record) => ImportedRecords::Append(record.record()?),
+        })
+    }
+}
+
 /// What the helper asks of the enclave.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Request {
-    /// Generate the keys, encrypt them with KMS, attest the public key.
-    Init { kms: KmsAccess },
+    /// Generate the keys, encrypt them with KMS bound to `policy` (chain id,
+    /// sign-bytes flag, protocol versions, pinned node ids — from the
+    /// trusted host's configuration at the init ceremony), attest the public
+    /// key and the policy, and tag the first state records.
+    Init { kms: KmsAccess, policy: BoundPolicy },
     /// Decrypt the keys for this enclave and sign until the helper goes away.
     Start {
         kms: KmsAccess,
@@ -76,6 +153,20 @@ pub enum Request {
         host: Endpoint,
         /// The helper's log endpoint.
         logs: Endpoint,
+    },
+    /// `state import` at a trusted ceremony: decrypt the consensus key for
+    /// `policy` (KMS refuses any other policy than init's), and tag `state`
+    /// as the next record after `current_slots` (the state file's raw slots,
+    /// `None` when there is no file).
+    ImportState {
+        kms: KmsAccess,
+        policy: BoundPolicy,
+        #[serde(with = "tmkms_light::link::b64")]
+        encrypted_consensus_key: Vec<u8>,
+        current_slots: Option<[Option<WireSlot>; 2]>,
+        /// The state to import, as CometBFT `priv_validator_state.json`.
+        state: String,
+        allow_regression: bool,
     },
 }
 
@@ -92,10 +183,18 @@ pub enum Response {
         consensus_public_key: Vec<u8>,
         #[serde(with = "tmkms_light::link::b64")]
         identity_public_key: Vec<u8>,
-        /// NSM attestation whose user data is [`INIT_USER_DATA_PREFIX`] ‖
-        /// consensus public key ‖ KMS key id.
+        /// NSM attestation whose user data is an [`InitUserData`]: the
+        /// consensus public key, the policy digest, the KMS region, key id
+        /// and endpoint.
         #[serde(with = "tmkms_light::link::b64")]
         attestation_document: Vec<u8>,
+        /// The first state records (slot 0, slot 1), tagged by the enclave.
+        state_records: [WireSlot; 2],
+    },
+    StateImported {
+        /// The position the file held before (`None`: a new file).
+        previous: Option<String>,
+        records: WireRecords,
     },
     Started {
         #[serde(with = "tmkms_light::link::b64")]
@@ -106,36 +205,13 @@ pub enum Response {
     },
 }
 
-/// The init attestation's user data.
-pub fn init_user_data(consensus_public_key: &[u8; 32], kms_key_id: &str) -> Vec<u8> {
-    [
-        INIT_USER_DATA_PREFIX,
-        consensus_public_key,
-        kms_key_id.as_bytes(),
-    ]
-    .concat()
-}
-
-/// Split an init attestation's user data into the public key and KMS key id.
-pub fn parse_init_user_data(user_data: &[u8]) -> Option<([u8; 32], String)> {
-    let rest = user_data.strip_prefix(INIT_USER_DATA_PREFIX)?;
-    let (key, id) = rest.split_at_checked(32)?;
-    Some((key.try_into().ok()?, String::from_utf8(id.to_vec()).ok()?))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn init_user_data_round_trips_and_credentials_are_redacted() {
-        let data = init_user_data(&[7u8; 32], "arn:aws:kms:eu-west-1:1:key/abc");
-        assert_eq!(
-            parse_init_user_data(&data).unwrap(),
-            ([7u8; 32], "arn:aws:kms:eu-west-1:1:key/abc".to_owned())
-        );
-        assert!(parse_init_user_data(b"other").is_none());
+    fn credentials_are_redacted() {
         let creds = SessionCredentials {
             access_key_id: "ASIAX".into(),
             secret_access_key: Zeroizing::new("topsecret".into()),

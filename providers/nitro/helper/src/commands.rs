@@ -11,15 +11,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use tmkms_light::config::{render_template, Address, Config, TemplateParams};
-use tmkms_light::enclave::EnclaveSettings;
+use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
 use tmkms_light::link::{recv_json, send_json};
 use tmkms_light::privval::Dialect;
 use tmkms_light::state::file::FileStore;
+use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
 use tmkms_light::state::StateError;
-use tmkms_light::types::{ChainId, SignState};
+use tmkms_light::types::ChainId;
 use tmkms_nitro_enclave::protocol::{
-    parse_init_user_data, KmsAccess, Request, Response, MAX_CONTROL_MESSAGE,
+    parse_init_user_data, KmsAccess, Request, Response, UserDataError, WireSlot,
+    MAX_CONTROL_MESSAGE, UNBOUND_POLICY_DIGEST,
 };
 use tmkms_nitro_transport::logstream::serve_logs;
 use tmkms_nitro_transport::nitro_cli::{NitroCli, RunEnclave, Terminate};
@@ -89,6 +91,63 @@ fn read_ciphertext(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
 }
 
+/// Run `f` with a KMS proxy serving the enclave (for `init` and `state
+/// import`, which run without `enclave vsock-proxy`). The listener is bound
+/// before `f` asks the enclave, so its first KMS call finds it.
+fn with_kms_proxy<T>(settings: &NitroSettings, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let proxy_stop = Arc::new(AtomicBool::new(false));
+    let proxy_listener = settings
+        .kms_proxy_listen
+        .bind()
+        .with_context(|| format!("KMS proxy: listening on {}", settings.kms_proxy_listen))?;
+    let proxy = {
+        let (target, stop) = (settings.kms_proxy_target.clone(), Arc::clone(&proxy_stop));
+        std::thread::spawn(move || {
+            serve_proxy(&proxy_listener, &target, &ProxyConfig::default(), &stop)
+        })
+    };
+    let result = f();
+    proxy_stop.store(true, Ordering::Relaxed);
+    let _ = proxy.join();
+    result
+}
+
+/// Where `init` keeps a plaintext copy of the policy it bound to the key.
+/// Only for a friendly early error: the enclave is the barrier (KMS decrypts
+/// a key only for the policy it was bound to).
+fn policy_path(settings: &NitroSettings) -> PathBuf {
+    settings
+        .encrypted_consensus_key_path
+        .with_file_name("policy.json")
+}
+
+/// Compare `config` with the policy `init` bound to the key, so that a
+/// changed setting is named before the enclave refuses it.
+fn check_bound_policy(config: &Config, settings: &NitroSettings) -> Result<()> {
+    let path = policy_path(settings);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} is missing: this home was initialized before the chain id, danger_allow_sign_bytes, \
+             protocol versions and pinned node ids were bound to the key at init, and the enclave \
+             cannot decrypt its key any more. Run `tmkms-nitro-helper init` again for a new key \
+             (move secrets/ and the state file aside first)",
+            path.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let bound: BoundPolicy = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a policy written by init", path.display()))?;
+    bound
+        .check(&BoundPolicy::from_config(config))
+        .with_context(|| {
+            format!(
+                "the configuration differs from the policy bound to the key at init ({}); the enclave would refuse to decrypt the key",
+                path.display()
+            )
+        })
+}
+
 #[derive(Debug)]
 pub struct InitArgs {
     pub config: PathBuf,
@@ -111,6 +170,13 @@ pub fn init(args: InitArgs) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     if !args.config.exists() {
+        tmkms_nitro_enclave::kms_policy::KmsTarget::resolve(
+            &args.region,
+            &args.kms_key_id,
+            None,
+            tmkms_nitro_enclave::kms_policy::EndpointMode::Production,
+        )
+        .context("-a/--region, -k/--kms-key-id")?;
         let chain_id = ChainId::try_from(args.chain_id.as_str())
             .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
         let address = Address::from_str(&args.address)
@@ -144,32 +210,36 @@ pub fn init(args: InitArgs) -> Result<()> {
             settings.encrypted_consensus_key_path.display()
         );
     }
+    if std::fs::symlink_metadata(&config.state_file_path).is_ok() {
+        bail!(
+            "{} already exists; init writes the new key's first state record itself (the enclave \
+             authenticates it), so move the old state file aside first. To carry a signing height \
+             over, run `tmkms-nitro-helper state import` after init",
+            config.state_file_path.display()
+        );
+    }
     let access = kms_access(&settings)?;
-
-    // The enclave reaches KMS through the proxy; run one for this command.
-    let proxy_stop = Arc::new(AtomicBool::new(false));
-    // Bound before the enclave is asked, so its first KMS call finds it.
-    let proxy_listener = settings
-        .kms_proxy_listen
-        .bind()
-        .with_context(|| format!("KMS proxy: listening on {}", settings.kms_proxy_listen))?;
-    let proxy = {
-        let (target, stop) = (settings.kms_proxy_target.clone(), Arc::clone(&proxy_stop));
-        std::thread::spawn(move || {
-            serve_proxy(&proxy_listener, &target, &ProxyConfig::default(), &stop)
-        })
-    };
-    let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
-    let response = exchange(&mut control, &Request::Init { kms: access });
-    proxy_stop.store(true, Ordering::Relaxed);
-    let _ = proxy.join();
+    // What the enclave will enforce, bound to the key now: this host is
+    // trusted during the ceremony, not afterwards.
+    let policy = BoundPolicy::from_config(&config);
+    let response = with_kms_proxy(&settings, || {
+        let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
+        exchange(
+            &mut control,
+            &Request::Init {
+                kms: access,
+                policy: policy.clone(),
+            },
+        )
+    })?;
     let Response::Initialized {
         encrypted_consensus_key,
         encrypted_identity_key,
         consensus_public_key,
         identity_public_key,
         attestation_document,
-    } = response?
+        state_records,
+    } = response
     else {
         bail!("the enclave answered init with something else");
     };
@@ -182,6 +252,11 @@ pub fn init(args: InitArgs) -> Result<()> {
     let shown = public_key
         .format(args.pubkey_format, &args.bech32_prefix)
         .with_context(|| format!("-b {:?}", args.bech32_prefix))?;
+    let [slot0, slot1] = &state_records;
+    let records = [
+        slot0.record().context("the enclave's first state record")?,
+        slot1.record().context("the enclave's first state record")?,
+    ];
     write_secret_file(
         &settings.encrypted_consensus_key_path,
         &encrypted_consensus_key,
@@ -194,13 +269,26 @@ pub fn init(args: InitArgs) -> Result<()> {
         .with_file_name("init-attestation.cbor");
     std::fs::write(&attestation_path, &attestation_document)
         .with_context(|| format!("writing {}", attestation_path.display()))?;
-    if !config.state_file_path.exists() {
-        drop(FileStore::create(
-            &config.state_file_path,
-            &SignState::default(),
-        )?);
-        eprintln!("state: {} at height 0", config.state_file_path.display());
-    }
+    let policy_file = policy_path(&settings);
+    let policy_json = serde_json::to_vec_pretty(&policy).context("encoding the policy")?;
+    write_secret_file(&policy_file, &policy_json, WriteMode::Overwrite)?;
+    drop(FileStore::create_from_records(
+        &config.state_file_path,
+        &records,
+    )?);
+    eprintln!(
+        "state: {} at height 0 (written by the enclave)",
+        config.state_file_path.display()
+    );
+    eprintln!(
+        "bound to the key: chain id {:?}, danger_allow_sign_bytes = {}, protocol versions {:?}, pinned node ids {:?} (policy {}, copy in {})",
+        policy.chain_id,
+        policy.danger_allow_sign_bytes,
+        policy.protocol_versions,
+        policy.node_ids,
+        policy.digest_hex(),
+        policy_file.display()
+    );
     let identity = PublicKey(
         identity_public_key
             .as_slice()
@@ -226,7 +314,15 @@ pub fn init(args: InitArgs) -> Result<()> {
 }
 
 pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    if allow_empty_state {
+        bail!(
+            "--allow-empty-state does not apply to the Nitro provider: the enclave starts only from \
+             a state record it wrote itself. `init` writes the first one; to start from a CometBFT \
+             or tmkms state file, run `tmkms-nitro-helper state import` (with the enclave running)"
+        );
+    }
     let (config, settings) = load(config_path)?;
+    check_bound_policy(&config, &settings)?;
     let encrypted_consensus_key = read_ciphertext(
         &settings.encrypted_consensus_key_path,
         "encrypted consensus key",
@@ -241,10 +337,13 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     };
     let store = match FileStore::open(&config.state_file_path) {
         Ok(store) => store,
-        Err(StateError::Missing { .. }) if allow_empty_state => {
-            warn!(path = %config.state_file_path.display(), "no state file: creating one at height 0 (--allow-empty-state)");
-            FileStore::create(&config.state_file_path, &SignState::default())?
-        }
+        Err(StateError::Missing { .. }) => bail!(
+            "no state file at {}: the Nitro enclave never starts from nothing. `init` writes the \
+             first record; if the file was lost, import the last signed state (the node's \
+             priv_validator_state.json, or `state show --json` of a copy) with \
+             `tmkms-nitro-helper state import` while the enclave runs",
+            config.state_file_path.display()
+        ),
         Err(e) => return Err(e.into()),
     };
     let shutdown = install_signal_handlers().context("installing signal handlers")?;
@@ -310,6 +409,62 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     }
 }
 
+/// `state import` for a Nitro home: the enclave (running, like for `init`)
+/// decrypts the consensus key for the bound policy and tags the state as
+/// the file's next record; this helper only writes what it returns.
+pub fn state_import(
+    source: &Path,
+    config_path: &Path,
+    format: ImportFormat,
+    allow_regression: bool,
+) -> Result<()> {
+    let (config, settings) = load(config_path)?;
+    check_bound_policy(&config, &settings)?;
+    let state = tmkms_light_cli::read_state_json(source, format)?;
+    let encrypted_consensus_key = read_ciphertext(
+        &settings.encrypted_consensus_key_path,
+        "encrypted consensus key",
+    )?;
+    // Held (locked) until the enclave answered: a running signer makes this
+    // fail at once instead of racing it.
+    let store = match FileStore::open(&config.state_file_path) {
+        Ok(store) => Some(store),
+        Err(StateError::Missing { .. }) => None,
+        Err(StateError::Locked { path, lock }) => bail!(
+            "{path} is in use (lock {lock}): stop the signer before importing a state; the enclave must run alone (`enclave run`)"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let current_slots = store.as_ref().map(|store| {
+        store
+            .raw_slots()
+            .map(|slot| slot.as_ref().map(WireSlot::from))
+    });
+    let request = Request::ImportState {
+        kms: kms_access(&settings)?,
+        policy: BoundPolicy::from_config(&config),
+        encrypted_consensus_key,
+        current_slots,
+        state: to_cometbft_json(&state),
+        allow_regression,
+    };
+    let response = with_kms_proxy(&settings, || {
+        let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;
+        exchange(&mut control, &request)
+    })?;
+    let Response::StateImported { previous, records } = response else {
+        bail!("the enclave answered state import with something else");
+    };
+    let records = ImportedRecords::try_from(&records).context("the enclave's state records")?;
+    drop(store);
+    tmkms_light_cli::write_imported_state(&config.state_file_path, &records)?;
+    match previous {
+        Some(before) => eprintln!("state moved from {before} to {}", state.position),
+        None => eprintln!("state created at {}", state.position),
+    }
+    Ok(())
+}
+
 pub fn verify(document: &Path, root: Option<&Path>, hrp: &str) -> Result<()> {
     let bytes =
         std::fs::read(document).with_context(|| format!("reading {}", document.display()))?;
@@ -336,14 +491,32 @@ pub fn verify(document: &Path, root: Option<&Path>, hrp: &str) -> Result<()> {
         }
     );
     print!("{}", tmkms_nitro_nsm::describe(&doc));
-    if let Some((key, kms_key_id)) = doc.user_data().and_then(parse_init_user_data) {
-        let key = PublicKey(key);
-        println!(
-            "consensus public key: {}",
-            key.to_bech32(hrp).with_context(|| format!("-b {hrp:?}"))?
-        );
-        println!("validator address: {}", key.validator_address_hex());
-        println!("KMS key id: {kms_key_id}");
+    let Some(user_data) = doc.user_data() else {
+        return Ok(());
+    };
+    // What init bound to the key, signed with the PCRs above.
+    let init = match parse_init_user_data(user_data) {
+        Ok(init) => init,
+        Err(UserDataError::NotInit) => return Ok(()),
+        Err(e) => bail!("{}: {e}", document.display()),
+    };
+    let key = PublicKey(init.consensus_public_key);
+    println!(
+        "consensus public key: {}",
+        key.to_bech32(hrp).with_context(|| format!("-b {hrp:?}"))?
+    );
+    println!("validator address: {}", key.validator_address_hex());
+    println!("KMS region: {}", init.region);
+    println!("KMS key id: {}", init.kms_key_id);
+    println!("KMS endpoint: {}", init.kms_endpoint);
+    let unbound = init.policy_digest == UNBOUND_POLICY_DIGEST;
+    println!(
+        "bound policy digest: {}{}",
+        init.policy_digest,
+        if unbound { " (no policy bound)" } else { "" }
+    );
+    if init.test_enclave {
+        println!("enclave: TEST (--mock-nsm): its KMS endpoint was not held to AWS KMS; not a production key");
     }
     Ok(())
 }

@@ -64,14 +64,16 @@ enum Command {
     Start {
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
-        /// Create a state file at height 0 if there is none.
-        #[arg(long)]
+        /// Refused for Nitro: the enclave starts only from a state record it wrote
+        /// (`init` writes the first; `state import` makes one from a state JSON).
+        #[arg(long, hide = true)]
         allow_empty_state: bool,
     },
-    /// Inspect or import the double-sign state (works while the signer runs).
+    /// Inspect the double-sign state (works while the signer runs) or import one
+    /// (through the enclave, with the signer stopped).
     State {
         #[command(subcommand)]
-        command: tmkms_light_cli::StateCommand,
+        command: StateCommand,
     },
     /// Manage the enclave with nitro-cli.
     Enclave {
@@ -93,6 +95,33 @@ enum Command {
         root: Option<PathBuf>,
         #[arg(short = 'b', long, default_value = "cosmosvalconspub")]
         bech32_prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Print the last signed height/round/step.
+    Show {
+        #[arg(short = 'c', long, default_value = "tmkms.toml")]
+        config: PathBuf,
+        /// Print CometBFT priv_validator_state.json instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import CometBFT's priv_validator_state.json or tmkms's state JSON. The enclave
+    /// writes the record (it starts only from records it authenticated): stop the
+    /// signer, run the enclave alone (`enclave run`), then import.
+    Import {
+        /// The state JSON file to import.
+        source: PathBuf,
+        #[arg(short = 'c', long, default_value = "tmkms.toml")]
+        config: PathBuf,
+        /// Input format: auto, cometbft, tmkms.
+        #[arg(long, default_value = "auto")]
+        format: tmkms_light::state::import::ImportFormat,
+        /// Allow moving the state to a lower height/round/step (dangerous).
+        #[arg(long)]
+        danger_allow_regression: bool,
     },
 }
 
@@ -169,7 +198,15 @@ fn main() -> ExitCode {
             root,
             bech32_prefix,
         } => commands::verify(&document, root.as_deref(), &bech32_prefix),
-        Command::State { command } => command.run(),
+        Command::State { command } => match command {
+            StateCommand::Show { config, json } => tmkms_light_cli::state_show(&config, json),
+            StateCommand::Import {
+                source,
+                config,
+                format,
+                danger_allow_regression,
+            } => commands::state_import(&source, &config, format, danger_allow_regression),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

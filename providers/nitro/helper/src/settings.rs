@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tmkms_nitro_enclave::kms_policy::{EndpointMode, KmsTarget};
 use tmkms_nitro_transport::{Endpoint, NITRO_PARENT_CID, VSOCK_CID_ANY};
 
 /// vsock ports (defaults).
@@ -41,7 +42,9 @@ struct RawNitro {
 pub struct NitroSettings {
     pub region: String,
     pub kms_key_id: String,
-    /// KMS URL override (VPC endpoint, or a local stand-in in tests).
+    /// KMS URL override: an AWS KMS name of the region (FIPS, dual-stack,
+    /// VPC endpoint), or in tests a loopback stand-in that only a
+    /// `--mock-nsm` enclave accepts.
     pub kms_endpoint: Option<String>,
     /// Where the helper reaches the enclave's control listener.
     pub enclave: Endpoint,
@@ -98,9 +101,16 @@ impl NitroSettings {
             cid: VSOCK_CID_ANY,
             port,
         };
+        let kms = check_kms(&raw.region, &raw.kms_key_id, raw.kms_endpoint.as_deref()).map_err(
+            |reason| SettingsError::Invalid {
+                config: config.clone(),
+                reason,
+            },
+        )?;
+        // By default the proxy goes where the enclave's TLS expects to land.
         let kms_proxy_target = raw.kms_proxy_target.unwrap_or_else(|| Endpoint::Tcp {
-            host: format!("kms.{}.amazonaws.com", raw.region),
-            port: 443,
+            host: kms.host.clone(),
+            port: kms.port,
         });
         Ok(Self {
             enclave: raw.enclave.unwrap_or(Endpoint::Vsock {
@@ -131,6 +141,43 @@ impl NitroSettings {
             enclave_config_path: resolve(raw.enclave_config_path, "enclave.toml"),
         })
     }
+}
+
+/// The region, key id and endpoint checked by the enclave's own rule
+/// ([`tmkms_nitro_enclave::kms_policy`]), so that a mistake shows here and
+/// not as an enclave's refusal. One exception the enclave makes only in test
+/// mode is let through: a stand-in on a loopback address (the KMS emulator
+/// of the tests), which only an enclave started with `--mock-nsm` uses.
+/// Returns the endpoint the enclave will connect to.
+fn check_kms(
+    region: &str,
+    key_id: &str,
+    endpoint_url: Option<&str>,
+) -> Result<tmkms_nitro_kms::Endpoint, String> {
+    let production = KmsTarget::resolve(region, key_id, endpoint_url, EndpointMode::Production);
+    match production {
+        Ok(target) => Ok(target.endpoint().clone()),
+        Err(e) if e.is_endpoint() => {
+            let stand_in = KmsTarget::resolve(region, key_id, endpoint_url, EndpointMode::Test)
+                .ok()
+                .filter(|t| is_loopback(&t.endpoint().host));
+            match stand_in {
+                Some(target) => {
+                    tracing::warn!(endpoint = %target.endpoint(), "kms_endpoint is a local test stand-in: only an enclave started with --mock-nsm (tests) uses it; a production enclave refuses it");
+                    Ok(target.endpoint().clone())
+                }
+                None => Err(format!("kms_endpoint: {e}")),
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `enclave.toml`: how `enclave run` starts the enclave.
@@ -180,11 +227,18 @@ kms_key_id = {key}
 # CID of the enclave (as in enclave.toml); the helper reaches the enclave at
 # vsock://<cid>:{ENCLAVE_PORT}. The parent instance is CID {NITRO_PARENT_CID}.
 enclave_cid = {cid}
-# KMS endpoint URL override (e.g. a VPC endpoint). Default: https://kms.<region>.amazonaws.com
-# kms_endpoint = "https://kms.eu-west-1.amazonaws.com"
+# KMS endpoint URL override. Default: https://kms.<region>.amazonaws.com
+# (.amazonaws.com.cn in China). The enclave speaks TLS to it itself and
+# accepts only AWS KMS names of the region: kms-fips.<region>.amazonaws.com,
+# kms[-fips].<region>.api.aws, or a VPC endpoint name
+# vpce-<id>-<suffix>.kms.<region>.vpce.amazonaws.com; `tmkms-nitro-helper
+# verify` on the init attestation shows the one it used.
+# kms_endpoint = "https://kms-fips.eu-west-1.amazonaws.com"
 # Endpoints (vsock://cid:port, unix:///path, tcp://host:port); the defaults
 # are vsock ports {HOST_PORT} (streams), {LOGS_PORT} (logs), {KMS_PROXY_PORT} (KMS proxy).
 # host_listen = "vsock://any:{HOST_PORT}"
+# Where the host's proxy sends the enclave's KMS connections (default: the
+# kms_endpoint host, port 443).
 # kms_proxy_target = "tcp://kms.<region>.amazonaws.com:443"
 # Encrypted keys written by init (KMS ciphertext; useless without the enclave).
 # encrypted_consensus_key_path = "secrets/secret.key"
@@ -222,5 +276,47 @@ mod tests {
         bad.insert("regoin".into(), toml::Value::String("x".into()));
         let err = NitroSettings::from_section(Some(&bad), Path::new("t.toml")).unwrap_err();
         assert!(err.to_string().contains("regoin"), "{err}");
+    }
+
+    fn section(extra: &str) -> Result<NitroSettings, SettingsError> {
+        let text = format!("[nitro]\n{extra}\n");
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let section = table.get("nitro").unwrap().as_table().unwrap();
+        NitroSettings::from_section(Some(section), Path::new("/etc/kms/tmkms.toml"))
+    }
+
+    #[test]
+    fn kms_settings_follow_the_enclave_rule_with_early_errors() {
+        const KEY: &str = "kms_key_id = \"1234abcd-12ab-34cd-56ef-1234567890ab\"";
+        // Allowed names; the proxy goes to the endpoint's host by default.
+        let s = section(&format!("region = \"us-east-1\"\n{KEY}\nkms_endpoint = \"https://vpce-0123456789abcdef0-abcdefgh.kms.us-east-1.vpce.amazonaws.com\"")).unwrap();
+        assert_eq!(
+            s.kms_proxy_target.to_string(),
+            "tcp://vpce-0123456789abcdef0-abcdefgh.kms.us-east-1.vpce.amazonaws.com:443"
+        );
+        let s = section(&format!("region = \"cn-north-1\"\n{KEY}")).unwrap();
+        assert_eq!(
+            s.kms_proxy_target.to_string(),
+            "tcp://kms.cn-north-1.amazonaws.com.cn:443"
+        );
+        // The tests' emulator on loopback passes (only a --mock-nsm enclave uses it).
+        let s = section(&format!(
+            "region = \"us-east-1\"\n{KEY}\nkms_endpoint = \"http://127.0.0.1:4566\""
+        ))
+        .unwrap();
+        assert_eq!(s.kms_proxy_target.to_string(), "tcp://127.0.0.1:4566");
+        // Everything else is refused, saying what to fix.
+        for (extra, expect) in [
+            (format!("region = \"us-east-1\"\n{KEY}\nkms_endpoint = \"https://evil.example\""), "kms_endpoint"),
+            (format!("region = \"us-east-1\"\n{KEY}\nkms_endpoint = \"http://10.0.0.1:4566\""), "plain HTTP"),
+            (format!("region = \"us-east-1\"\n{KEY}\nkms_endpoint = \"https://kms.eu-west-1.amazonaws.com\""), "region eu-west-1"),
+            (format!("region = \"US-EAST-1\"\n{KEY}"), "not an AWS region name"),
+            ("region = \"us-east-1\"\nkms_key_id = \"arn:aws:kms:eu-west-1:111122223333:alias/k\"".to_owned(), "KMS keys are regional"),
+            ("region = \"us-east-1\"\nkms_key_id = \"my key\"".to_owned(), "alias/<name>"),
+        ] {
+            let err = section(&extra).unwrap_err().to_string();
+            assert!(err.contains(expect), "{extra}: {err}");
+            assert!(err.contains("[nitro]"), "{err}");
+        }
     }
 }

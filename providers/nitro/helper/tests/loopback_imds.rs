@@ -3,7 +3,7 @@
 //! that to a closed loopback port. A helper started through the harness
 //! with no credentials must therefore fail fast, naming the loopback
 //! endpoint — never the link-local default 169.254.169.254.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -25,12 +25,18 @@ fn helper_without_credentials_asks_only_the_loopback_metadata_service() {
         .args(["init", "-c", config.to_str().unwrap()])
         .args(["-a", "us-east-1", "-k", "alias/imds-test"])
         .args(["--chain-id", "imds-chain"])
-        .args(["--address", &format!("unix://{}", dir.path().join("node.sock").display())])
+        .args([
+            "--address",
+            &format!("unix://{}", dir.path().join("node.sock").display()),
+        ])
         .output()
         .unwrap();
     let elapsed = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "init without credentials succeeded:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "init without credentials succeeded:\n{stderr}"
+    );
     let pinned = LOOPBACK_IMDS_ENDPOINT.trim_start_matches("http://");
     assert!(
         stderr.contains("instance metadata service") && stderr.contains(pinned),
@@ -39,5 +45,8 @@ fn helper_without_credentials_asks_only_the_loopback_metadata_service() {
     assert!(!stderr.contains("169.254"), "{stderr}");
     // A closed loopback port refuses at once; a route to the link-local
     // default would sit in the 3 s connect timeout.
-    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}:\n{stderr}");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "took {elapsed:?}:\n{stderr}"
+    );
 }

@@ -114,7 +114,10 @@ struct ErrorBody {
 impl KmsClient {
     /// A client for `config`, signing with `credentials`, reaching the endpoint
     /// through streams from `connector` (TLS is added here when the endpoint is
-    /// `https`, so the connector yields the raw stream).
+    /// `https`, so the connector yields the raw stream). The TLS configuration
+    /// is always [`transport::default_tls_config`]: the server's certificate
+    /// must chain to a compiled-in public root and name the endpoint's host;
+    /// there is no way to trust another root or skip the check.
     pub fn new(
         config: KmsConfig,
         credentials: Credentials,
@@ -133,14 +136,6 @@ impl KmsClient {
             clock: AmzDate::now,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
-    }
-
-    /// Replaces the TLS configuration (another root store, e.g. a private CA).
-    pub fn with_tls_config(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
-        if self.config.endpoint.tls {
-            self.tls = Some(tls);
-        }
-        self
     }
 
     /// Replaces the response size cap (default [`DEFAULT_MAX_RESPONSE_BYTES`]).

@@ -27,16 +27,26 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
-    /// The public AWS KMS endpoint of `region`: `https://kms.<region>.amazonaws.com`.
+    /// The public AWS KMS endpoint of `region`: `https://kms.<region>.amazonaws.com`
+    /// (`….amazonaws.com.cn` for the China regions `cn-…`).
     pub fn for_region(region: &str) -> Self {
+        let suffix = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
         Self {
-            host: format!("kms.{region}.amazonaws.com"),
+            host: format!("kms.{region}.{suffix}"),
             port: 443,
             tls: true,
         }
     }
 
     /// Parses `http[s]://host[:port][/]`; IPv6 literals in brackets are accepted.
+    ///
+    /// This is syntax only, for host tools and tests: whether an endpoint may
+    /// be trusted with a secret is the caller's decision (the Nitro enclave
+    /// accepts only AWS KMS names over TLS, see `tmkms_nitro_enclave::kms_policy`).
     pub fn parse(url: &str) -> Result<Self, EndpointError> {
         let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)
@@ -152,6 +162,10 @@ mod tests {
         );
         assert_eq!(e.host_header(), "kms.eu-west-1.amazonaws.com");
         assert_eq!(e, Endpoint::for_region("eu-west-1"));
+        assert_eq!(
+            Endpoint::for_region("cn-north-1").host,
+            "kms.cn-north-1.amazonaws.com.cn"
+        );
         let e = Endpoint::parse("http://[::1]:4566").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 4566));
         assert_eq!(e.host_header(), "[::1]:4566");

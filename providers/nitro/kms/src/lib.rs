@@ -44,3 +44,5 @@ pub use crate::credentials::{Credentials, CredentialsError};
 pub use crate::error::{KmsError, KmsErrorKind};
 pub use crate::transport::{default_tls_config, tcp_connector, Connector, ReadWrite, Stream};
 pub use rsa;
+/// The TLS library the client uses (for tests that stand up a TLS server).
+pub use rustls;

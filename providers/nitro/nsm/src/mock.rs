@@ -227,6 +227,10 @@ impl Nsm for MockNsm {
         let payload = self.payload(request).encode().map_err(NsmError::Mock)?;
         cose::sign_es384(payload, &self.leaf_key).map_err(NsmError::Mock)
     }
+
+    fn is_test_stand_in(&self) -> bool {
+        true
+    }
 }
 
 fn mock_err(e: impl std::fmt::Display) -> NsmError {

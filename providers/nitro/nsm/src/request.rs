@@ -82,4 +82,12 @@ fn check_len(field: &'static str, value: Option<&[u8]>, max: usize) -> Result<()
 pub trait Nsm: Send + Sync {
     /// Returns the raw COSE_Sign1 attestation document for `request`.
     fn attestation(&self, request: &AttestationRequest) -> Result<Vec<u8>, NsmError>;
+
+    /// Whether this is a test stand-in whose documents no real verifier (AWS
+    /// KMS, the pinned AWS root) accepts. The enclave relaxes test-only rules
+    /// (a plain-HTTP KMS emulator) only when this is true; the default, for
+    /// anything that is not [`crate::MockNsm`], is false.
+    fn is_test_stand_in(&self) -> bool {
+        false
+    }
 }

@@ -1,19 +1,20 @@
 //! `tmkms-light-sgx-app`: the enclave. Started by `tmkms-light-sgx-runner`,
 //! never by hand: it connects back to the runner, takes one request on the
 //! `init` stream and answers it; for `start` it signs until the runner goes
-//! away.
+//! away (exit 3) or the state stream to the runner is lost (exit 1: nothing
+//! more can be made durable, so its supervisor must restart it).
 
 use std::io::Read;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tmkms_light::enclave::{run_signer, SignerParts};
+use tmkms_light::enclave::{run_signer, BoundPolicy, EnclaveSettings, SignerParts};
 use tmkms_light::link::{recv_json, send_json};
 use tmkms_light_sgx_app::commands::{handle, unseal_keys};
 use tmkms_light_sgx_app::host::{Host, HostDialer};
 use tmkms_light_sgx_app::protocol::{
-    Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_STATE,
+    Request, Response, MAX_CONTROL_MESSAGE, MAX_VALIDATOR_CONNECTIONS, STREAM_INIT, STREAM_STATE,
 };
 use tmkms_light_sgx_seal::SgxHardware;
 use tracing::{error, info};
@@ -33,6 +34,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Every validator connection runs on its own enclave thread, and the
+/// enclave has a TCS (and heap) for [`MAX_VALIDATOR_CONNECTIONS`] of them.
+fn check_connections(settings: &EnclaveSettings) -> Result<(), String> {
+    let n = settings.validators.len();
+    if n > MAX_VALIDATOR_CONNECTIONS {
+        return Err(format!(
+            "{n} [[validator]] connections configured; this enclave serves at most {MAX_VALIDATOR_CONNECTIONS} (its thread count and heap are sized for a validator and one sentry, see docs/sgx-build.md): remove the extra [[validator]] tables"
+        ));
+    }
+    Ok(())
 }
 
 /// The hardware and the runner, as this build reaches them.
@@ -56,20 +69,32 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("answering the runner: {e}"));
     };
 
-    let (key, identity) =
-        match unseal_keys(&*hw, &sealed_consensus_key, sealed_identity_key.as_deref()) {
-            Ok(keys) => keys,
-            Err(e) => {
-                let message = e.to_string();
-                let _ = send_json(
-                    &mut control,
-                    &Response::Error {
-                        message: message.clone(),
-                    },
-                );
-                return Err(message);
-            }
-        };
+    // The policy comes from the host's settings, and the consensus key
+    // unseals only if it is the one bound at init.
+    let unsealed = check_connections(&settings)
+        .and_then(|()| BoundPolicy::from_settings(&settings).map_err(|e| e.to_string()))
+        .and_then(|bound| {
+            unseal_keys(
+                &*hw,
+                &sealed_consensus_key,
+                sealed_identity_key.as_deref(),
+                &bound,
+            )
+            .map(|(key, identity)| (bound, key, identity))
+            .map_err(|e| e.to_string())
+        });
+    let (bound, key, identity) = match unsealed {
+        Ok(unsealed) => unsealed,
+        Err(message) => {
+            let _ = send_json(
+                &mut control,
+                &Response::Error {
+                    message: message.clone(),
+                },
+            );
+            return Err(message);
+        }
+    };
     send_json(
         &mut control,
         &Response::Started {
@@ -102,6 +127,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot open the state stream to the runner: {e}"))?;
     let parts = SignerParts {
         settings,
+        bound,
         key,
         identity,
         state_link,

@@ -1,6 +1,12 @@
 //! The runner's commands. Keys are generated, sealed, backed up, recovered
 //! and used only inside the enclave; the runner moves sealed blobs, backups
 //! and state records between files and the enclave.
+//!
+//! The enclave is the barrier for everything that matters: it seals the
+//! consensus key bound to the policy of the init ceremony, tags every state
+//! record, and starts only from records it tagged. The runner's own checks
+//! (the policy copy, the connection count) only turn an honest operator's
+//! mistake into a clear message before the enclave is launched.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -10,13 +16,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tmkms_light::config::{render_template, Address, Config, TemplateParams};
-use tmkms_light::enclave::EnclaveSettings;
+use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
 use tmkms_light::privval::Dialect;
 use tmkms_light::state::file::FileStore;
+use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
 use tmkms_light::state::StateError;
-use tmkms_light::types::{ChainId, SignState};
-use tmkms_light_sgx_app::protocol::{KeySet, Request, Response, WrappedBackupKey};
+use tmkms_light::types::ChainId;
+use tmkms_light_sgx_app::protocol::{
+    KeySet, Request, Response, StateSlot, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
+};
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
@@ -64,6 +73,67 @@ fn show_key(bytes: Option<&[u8]>, format: PubkeyFormat, hrp: &str) -> Result<Str
     );
     key.format(format, hrp)
         .with_context(|| format!("-b {hrp:?} is not a valid bech32 prefix"))
+}
+
+/// The runner's plaintext copy of the policy bound to the sealed consensus
+/// key (`secrets/consensus-key.policy.json` next to
+/// `secrets/consensus-key.sealed`). Only for telling an honest operator
+/// which setting changed: the enclave does not read it, it refuses to
+/// unseal the key for any other policy.
+pub fn policy_path(config: &Config) -> PathBuf {
+    config.consensus_key_path.with_extension("policy.json")
+}
+
+fn write_policy(config: &Config, policy: &BoundPolicy) -> Result<()> {
+    let path = policy_path(config);
+    let mut json = serde_json::to_vec_pretty(policy).context("encoding the bound policy")?;
+    json.push(b'\n');
+    write_secret_file(&path, &json, WriteMode::Overwrite)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "bound policy: {} (digest {})",
+        path.display(),
+        policy.digest_hex()
+    );
+    Ok(())
+}
+
+/// The policy of `config`, checked against the copy `init` kept, so that a
+/// changed `tmkms.toml` is named field by field before the enclave refuses
+/// it.
+fn configured_policy(config: &Config, config_path: &Path) -> Result<BoundPolicy> {
+    let policy = BoundPolicy::from_config(config);
+    let path = policy_path(config);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bound: BoundPolicy = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a bound policy copy", path.display()))?;
+            if let Err(e) = bound.check(&policy) {
+                bail!(
+                    "{}: {e}\n(the policy bound to the key at init is recorded in {}; the enclave refuses to unseal the key under any other, so a new chain id or policy needs `init` in a new home)",
+                    config_path.display(),
+                    path.display()
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => warn!(
+            path = %path.display(),
+            "no copy of the policy bound at init; the enclave checks the settings itself"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok(policy)
+}
+
+fn check_connection_count(config: &Config, config_path: &Path) -> Result<()> {
+    let n = config.validator.len();
+    if n > MAX_VALIDATOR_CONNECTIONS {
+        bail!(
+            "{}: {n} [[validator]] tables; the SGX enclave serves at most {MAX_VALIDATOR_CONNECTIONS} connections (a validator and one sentry: its thread count and heap are sized for that, see docs/sgx-build.md). Remove the extra tables",
+            config_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Backup inputs: `-w`, `-e`, `-k` together or not at all.
@@ -165,14 +235,25 @@ pub fn init(args: InitArgs) -> Result<()> {
             config.consensus_key_path.display()
         );
     }
+    if config.state_file_path.exists() {
+        bail!(
+            "{} already exists; init makes a new key, and the enclave starts only from state records tagged under its own key. Move the file aside; to carry its height over, `state import` it (as priv_validator_state.json) after init",
+            config.state_file_path.display()
+        );
+    }
+    check_connection_count(&config, &args.config)?;
     if settings.mode == Mode::Simulation {
         ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
     }
     let backup = args.backup.resolve()?;
+    // The trusted ceremony: what this configuration enforces is bound to the
+    // key now, and cannot be changed by editing tmkms.toml later.
+    let policy = BoundPolicy::from_config(&config);
 
     let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
     let response = enclave.request(&Request::Generate {
         backup: backup.as_ref().map(|(wrapped, _)| wrapped.clone()),
+        policy: policy.clone(),
     });
     let _ = enclave.stop();
     let Response::Keys(keys) = response? else {
@@ -183,7 +264,16 @@ pub fn init(args: InitArgs) -> Result<()> {
         args.pubkey_format,
         &args.bech32_prefix,
     )?;
+    let [slot0, slot1] = keys
+        .initial_state
+        .as_ref()
+        .context("the enclave returned no initial state records")?;
+    let records = [
+        slot0.record().context("initial state record")?,
+        slot1.record().context("initial state record")?,
+    ];
     store_keys(&config, &keys, false)?;
+    write_policy(&config, &policy)?;
     if let Some((_, dir)) = &backup {
         for (name, blob) in [
             (CONSENSUS_BACKUP_FILE, &keys.consensus_backup),
@@ -194,13 +284,18 @@ pub fn init(args: InitArgs) -> Result<()> {
             eprintln!("backup: {}", dir.join(name).display());
         }
     }
-    if !config.state_file_path.exists() {
-        drop(FileStore::create(
-            &config.state_file_path,
-            &SignState::default(),
-        )?);
-        eprintln!("state: {} at height 0", config.state_file_path.display());
-    }
+    drop(
+        FileStore::create_from_records(&config.state_file_path, &records).with_context(|| {
+            format!(
+                "creating the state file {}",
+                config.state_file_path.display()
+            )
+        })?,
+    );
+    eprintln!(
+        "state: {} at height 0 (records tagged by the enclave)",
+        config.state_file_path.display()
+    );
     println!("{shown}");
     Ok(())
 }
@@ -264,6 +359,8 @@ pub struct CloudWrapArgs {
     pub dcap: Option<PathBuf>,
     /// For the first cloud-wrap, which comes before `init` writes the config.
     pub enclave: Option<EnclaveChoice>,
+    /// Wrap in a DEBUG enclave or the simulation (tests only).
+    pub allow_debug: bool,
 }
 
 /// The `[sgx]` settings `init` would write into `config_path` for `choice`,
@@ -304,7 +401,10 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
     let dcap = args.dcap.as_ref().map(|_| Dcap::connect()).transpose()?;
     let target_info = dcap.as_ref().map(|qe| qe.target_info().to_vec());
     let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
-    let response = enclave.request(&Request::CloudWrap { target_info });
+    let response = enclave.request(&Request::CloudWrap {
+        target_info,
+        allow_debug: args.allow_debug,
+    });
     let _ = enclave.stop();
     let Response::CloudWrap {
         sealed_wrap_key,
@@ -334,6 +434,11 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
         "enclave report (binds SHA-256 of the DER public key): {}",
         report_path.display()
     );
+    if args.dcap.is_none() {
+        eprintln!(
+            "note: without -d this REPORT is made for no target enclave, so no one can check its MAC (not even the quoting enclave): it proves nothing about where the key lives. Run cloud-wrap -d on the SGX machine for a DCAP quote, and have the verifier check MRSIGNER, ISVPRODID, ISVSVN, ATTRIBUTES DEBUG = 0 and REPORTDATA[0..32] = SHA-256 of the DER public key (docs/sgx-build.md) before wrapping a backup key for it"
+        );
+    }
     if let (Some(path), Some(qe)) = (&args.dcap, &dcap) {
         let quote = qe.quote(&report)?;
         let request = azure_attest_request(&quote, &public_key_der);
@@ -361,10 +466,14 @@ pub struct RecoverArgs {
 
 pub fn recover(args: RecoverArgs) -> Result<()> {
     let (config, settings) = load(&args.config)?;
+    check_connection_count(&config, &args.config)?;
     let (wrapped, dir) = args
         .backup
         .resolve()?
         .context("recover needs -w, -e and -k")?;
+    // A trusted ceremony like init: the recovered key is bound to the policy
+    // of this configuration.
+    let policy = BoundPolicy::from_config(&config);
     let (want_consensus, want_identity) = match (args.consensus, args.identity) {
         (false, false) => (true, dir.join(IDENTITY_BACKUP_FILE).exists()),
         chosen => chosen,
@@ -400,12 +509,22 @@ pub fn recover(args: RecoverArgs) -> Result<()> {
         backup: wrapped,
         consensus_backup,
         identity_backup,
+        policy: policy.clone(),
     });
     let _ = enclave.stop();
     let Response::Keys(keys) = response? else {
         bail!("the enclave answered Recover with something else");
     };
     store_keys(&config, &keys, args.force)?;
+    if keys.sealed_consensus_key.is_some() {
+        write_policy(&config, &policy)?;
+        if !config.state_file_path.exists() {
+            eprintln!(
+                "no state file at {}: before start, import the last state this validator signed (`state import <priv_validator_state.json>`), or copy the state file of the old machine",
+                config.state_file_path.display()
+            );
+        }
+    }
     if keys.consensus_public_key.is_some() {
         println!(
             "{}",
@@ -425,6 +544,7 @@ pub fn recover(args: RecoverArgs) -> Result<()> {
 
 pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
     let (config, settings) = load(config_path)?;
+    let policy = configured_policy(&config, config_path)?;
     let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
     let sealed_identity_key = match &config.id_key_path {
         Some(path) if path.exists() => Some(read_blob(path, "sealed identity key")?),
@@ -434,6 +554,7 @@ pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()>
     let response = enclave.request(&Request::PublicKeys {
         sealed_consensus_key,
         sealed_identity_key,
+        policy,
     });
     let _ = enclave.stop();
     let Response::Keys(keys) = response? else {
@@ -451,7 +572,14 @@ pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()>
 }
 
 pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+    if allow_empty_state {
+        bail!(
+            "--allow-empty-state is not available for SGX: the enclave starts only from a state record it wrote itself, so a host cannot reset it by handing over an empty file. `init` writes the first record; to start at a known height, `state import` it through the enclave"
+        );
+    }
     let (config, settings) = load(config_path)?;
+    check_connection_count(&config, config_path)?;
+    configured_policy(&config, config_path)?;
     let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
     let sealed_identity_key = match (&config.id_key_path, config.uses_tcp()) {
         (Some(path), true) => Some(read_blob(path, "sealed identity key")?),
@@ -459,10 +587,10 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     };
     let store = match FileStore::open(&config.state_file_path) {
         Ok(store) => store,
-        Err(StateError::Missing { .. }) if allow_empty_state => {
-            warn!(path = %config.state_file_path.display(), "no state file: creating one at height 0 (--allow-empty-state)");
-            FileStore::create(&config.state_file_path, &SignState::default())?
-        }
+        Err(StateError::Missing { path }) => bail!(
+            "state file {path} does not exist. The enclave starts only from a state record it wrote: restore the state file this signer wrote (never an older copy), or import the last state this validator signed through the enclave with `tmkms-light-sgx-runner state import <priv_validator_state.json> -c {}`",
+            config_path.display()
+        ),
         Err(e) => return Err(e.into()),
     };
     let node_sockets = config
@@ -518,4 +646,71 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `state import` for an SGX home: the enclave tags the state (forward only
+/// unless `allow_regression`) and the runner writes the record. The state
+/// file stays locked from reading its slots to writing the record, so a
+/// running signer makes this fail instead of racing it.
+pub fn state_import(
+    source: &Path,
+    config_path: &Path,
+    format: ImportFormat,
+    allow_regression: bool,
+) -> Result<()> {
+    let (config, settings) = load(config_path)?;
+    let policy = configured_policy(&config, config_path)?;
+    let requested = tmkms_light_cli::read_state_json(source, format)?;
+    let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
+    let store = match FileStore::open(&config.state_file_path) {
+        Ok(store) => Some(store),
+        Err(StateError::Missing { .. }) => None,
+        Err(e) => {
+            return Err(e).context("state import reads the current state file first; stop the signer before importing, and move a corrupt file aside")
+        }
+    };
+    let current_slots = store.as_ref().map(|store| {
+        store
+            .raw_slots()
+            .map(|slot| slot.as_ref().map(StateSlot::from))
+    });
+    if settings.mode == Mode::Simulation {
+        ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
+    }
+    let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
+    let response = enclave.request(&Request::ImportState {
+        sealed_consensus_key,
+        policy,
+        current_slots,
+        state: to_cometbft_json(&requested),
+        allow_regression,
+    });
+    let _ = enclave.stop();
+    let Response::StateImported { previous, records } = response? else {
+        bail!("the enclave answered ImportState with something else");
+    };
+    let records = ImportedRecords::try_from(&records).context("the enclave's state records")?;
+    match (store, &records) {
+        (Some(mut store), ImportedRecords::Append(record)) => {
+            store.write_record(record).with_context(|| {
+                format!(
+                    "writing the imported state into {}",
+                    config.state_file_path.display()
+                )
+            })?;
+        }
+        (None, ImportedRecords::Create(_)) => {
+            tmkms_light_cli::write_imported_state(&config.state_file_path, &records)?;
+        }
+        _ => bail!("the enclave's answer does not fit the state file (append to a missing file, or create over an existing one)"),
+    }
+    match previous {
+        Some(before) => eprintln!("state moved from {before} to {}", requested.position),
+        None => eprintln!(
+            "state created at {} in {}",
+            requested.position,
+            config.state_file_path.display()
+        ),
+    }
+    Ok(())
 }

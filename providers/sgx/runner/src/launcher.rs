@@ -34,7 +34,7 @@ pub(crate) const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, Error)]
 pub enum LaunchError {
     #[cfg(not(feature = "hardware"))]
-    #[error("mode = \"hardware\" needs a runner built with SGX loading support (cargo build --features hardware), on an SGX CPU with the SGX driver and the AESM service; this runner cannot load enclaves. For tests and demos set mode = \"simulation\" in [sgx]")]
+    #[error("mode = \"hardware\" needs a runner built with SGX loading support, and this runner was built without it. Build it with `cargo build --release --locked -p tmkms-light-sgx-runner --features hardware` (needs protoc, Debian package protobuf-compiler) and run it on an SGX CPU with the SGX driver (/dev/sgx_enclave) and the AESM service (aesmd)")]
     HardwareUnavailable,
     #[cfg(feature = "hardware")]
     #[error(transparent)]

@@ -72,7 +72,9 @@ impl From<ModeArg> for Mode {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create tmkms.toml (if missing), generate the consensus and identity keys inside the
-    /// enclave, seal them, and create the state file. With -w/-e/-k also write encrypted backups.
+    /// enclave, seal them (the consensus key bound to the chain id, sign-bytes flag, protocol
+    /// versions and pinned node ids of the config), and create the state file from records the
+    /// enclave tagged. With -w/-e/-k also write encrypted backups (a trusted ceremony).
     Init {
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
@@ -125,6 +127,10 @@ enum Command {
         /// secret is created next to the config, where init will look for it.
         #[arg(long)]
         sigstruct: Option<PathBuf>,
+        /// Wrap in a DEBUG enclave or the host simulation, whose memory and keys the host can
+        /// read (tests with throwaway keys only).
+        #[arg(long)]
+        danger_allow_debug: bool,
     },
     /// Re-seal backed-up keys on this CPU (the consensus key, the identity key, or both).
     Recover {
@@ -155,18 +161,47 @@ enum Command {
         #[arg(short = 'b', long, default_value = "cosmosvalconspub")]
         bech32_prefix: String,
     },
-    /// Inspect or import the double-sign state (works while the signer runs).
+    /// Inspect the double-sign state (works while the signer runs) or import one (through the
+    /// enclave, with the signer stopped).
     State {
         #[command(subcommand)]
-        command: tmkms_light_cli::StateCommand,
+        command: StateCommand,
     },
     /// Run the signer.
     Start {
         #[arg(short = 'c', long, default_value = "tmkms.toml")]
         config: PathBuf,
-        /// Create a state file at height 0 if there is none.
-        #[arg(long)]
+        /// Refused for SGX: the enclave starts only from a state record it wrote (`init` writes
+        /// the first; `state import` makes one from a state JSON).
+        #[arg(long, hide = true)]
         allow_empty_state: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Print the last signed height/round/step.
+    Show {
+        #[arg(short = 'c', long, default_value = "tmkms.toml")]
+        config: PathBuf,
+        /// Print CometBFT priv_validator_state.json instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import CometBFT's priv_validator_state.json or tmkms's state JSON. The enclave tags the
+    /// record (it starts only from records it authenticated); stop the signer first.
+    Import {
+        /// The state JSON file to import.
+        source: PathBuf,
+        #[arg(short = 'c', long, default_value = "tmkms.toml")]
+        config: PathBuf,
+        /// Input format: auto, cometbft, tmkms.
+        #[arg(long, default_value = "auto")]
+        format: tmkms_light::state::import::ImportFormat,
+        /// Allow moving the state to a lower height/round/step (dangerous: only at a trusted
+        /// ceremony, when you know nothing was signed above it).
+        #[arg(long)]
+        danger_allow_regression: bool,
     },
 }
 
@@ -214,6 +249,7 @@ fn main() -> ExitCode {
             mode,
             enclave,
             sigstruct,
+            danger_allow_debug,
         } => commands::cloud_wrap(commands::CloudWrapArgs {
             config,
             sealed_wrap_key,
@@ -224,6 +260,7 @@ fn main() -> ExitCode {
                 enclave,
                 sigstruct,
             }),
+            allow_debug: danger_allow_debug,
         }),
         Command::Recover {
             config,
@@ -251,7 +288,15 @@ fn main() -> ExitCode {
             config,
             allow_empty_state,
         } => commands::start(&config, allow_empty_state),
-        Command::State { command } => command.run(),
+        Command::State { command } => match command {
+            StateCommand::Show { config, json } => tmkms_light_cli::state_show(&config, json),
+            StateCommand::Import {
+                source,
+                config,
+                format,
+                danger_allow_regression,
+            } => commands::state_import(&source, &config, format, danger_allow_regression),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

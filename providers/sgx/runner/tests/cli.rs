@@ -62,15 +62,22 @@ fn hardware_mode_without_sgx_support_says_what_to_do() {
         stderr.contains("hardware") && !stderr.contains("panicked"),
         "{stderr}"
     );
+    // It says how to get hardware support, and never suggests switching a
+    // (production) config to the simulation, which protects nothing.
+    assert!(
+        stderr.contains("--features hardware") && !stderr.contains("simulation"),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("secrets/consensus-key.sealed").exists(),
         "no key written when the enclave cannot run"
     );
 }
 
-/// Migration into an SGX home: `state import` of CometBFT's state file, then
-/// the enclave refuses below it and signs above it, and `state show` reads
-/// the enclave-written (tagged) record back.
+/// Migration into an SGX home: `state import` of CometBFT's state file goes
+/// through the enclave, which tags the record; then the enclave refuses
+/// below it and signs above it, and `state show` reads the enclave-written
+/// records back. Moving the state back needs --danger-allow-regression.
 #[test]
 fn state_import_sets_the_floor_the_enclave_signs_above() {
     use std::time::Duration;
@@ -110,9 +117,67 @@ fn state_import_sets_the_floor_the_enclave_signs_above() {
         text.contains("height 51") && text.contains("prevote"),
         "{text}"
     );
+    // The enclave tagged the imported record itself: it starts from it as
+    // authentic, with no record passed over.
+    let log = kms.log();
     assert!(
-        kms.log().contains("did not write"),
-        "untagged start warned:\n{}",
-        kms.log()
+        log.contains("authenticated=true") && !log.contains("passed over"),
+        "{log}"
+    );
+
+    // Not while the signer runs (the state file is locked) ...
+    let older = kms.path("older.json");
+    std::fs::write(&older, r#"{"height":"10","round":0,"step":2}"#).unwrap();
+    let err = common::run_fails(&["state", "import", older.to_str().unwrap(), "-c", &config]);
+    assert!(err.contains("locked"), "{err}");
+    drop(conn);
+    drop(signer);
+    // ... and never backwards without the danger flag.
+    let err = common::run_fails(&["state", "import", older.to_str().unwrap(), "-c", &config]);
+    assert!(
+        err.contains("refusing to move the state backwards from 51/0/prevote"),
+        "{err}"
+    );
+    assert_eq!(kms.state().position.height.value(), 51);
+    let out = common::run_ok(&[
+        "state",
+        "import",
+        older.to_str().unwrap(),
+        "-c",
+        &config,
+        "--danger-allow-regression",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("state moved from 51/0/prevote to 10/0/"),
+        "{out:?}"
+    );
+    assert_eq!(kms.state().position.height.value(), 10);
+}
+
+/// `start --allow-empty-state` and too many `[[validator]]` tables are
+/// refused before the enclave is launched, saying why.
+#[test]
+fn start_refuses_allow_empty_state_and_too_many_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("unix://{}", dir.path().join("node.sock").display());
+    let kms = common::Sgx::init_in(dir, "cli-chain", &address, "v0.38", &[]);
+    let err = common::run_fails(&["start", "-c", kms.config_str(), "--allow-empty-state"]);
+    assert!(
+        err.contains("--allow-empty-state is not available for SGX")
+            && err.contains("state import"),
+        "{err}"
+    );
+    let mut text = std::fs::read_to_string(&kms.config).unwrap();
+    for i in 0..2 {
+        text.push_str(&format!(
+            "\n[[validator]]\naddress = \"unix://{}\"\nprotocol_version = \"v0.38\"\n",
+            kms.path(&format!("sentry{i}.sock")).display()
+        ));
+    }
+    std::fs::write(&kms.config, text).unwrap();
+    let err = common::run_fails(&["start", "-c", kms.config_str()]);
+    assert!(
+        err.contains("3 [[validator]] tables") && err.contains("at most 2"),
+        "{err}"
     );
 }

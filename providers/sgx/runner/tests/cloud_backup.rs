@@ -61,6 +61,7 @@ fn cloud_wrap(home: &Path, extra: &[&str]) -> (PathBuf, Vec<u8>) {
     let config = home.join("tmkms.toml");
     let sealed = home.join("cloud-wrap.sealed");
     let pem = home.join("cloud-wrap.pub.pem");
+    // The simulation protects nothing: cloud-wrap there is for tests only.
     let mut args = vec![
         "cloud-wrap",
         "-c",
@@ -69,10 +70,19 @@ fn cloud_wrap(home: &Path, extra: &[&str]) -> (PathBuf, Vec<u8>) {
         s(&sealed),
         "-o",
         s(&pem),
+        "--danger-allow-debug",
     ];
     args.extend_from_slice(extra);
     let out = run_ok(&args);
     let printed = stdout(&out);
+    // Without -d the REPORT targets no one: the runner says it proves nothing.
+    let notes = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        notes.contains("made for no target enclave")
+            && notes.contains("ATTRIBUTES DEBUG = 0")
+            && notes.contains("SHA-256 of the DER public key"),
+        "{notes}"
+    );
     assert!(
         printed.starts_with("-----BEGIN PUBLIC KEY-----"),
         "{printed}"
@@ -205,6 +215,7 @@ fn backup_restores_the_same_keys_on_a_new_cpu_and_refuses_wrong_inputs() {
         s(&kms1.path("cw2.sealed")),
         "-o",
         s(&kms1.path("cw2.pem")),
+        "--danger-allow-debug",
         "-d",
         s(&kms1.path("quote.json")),
     ]);
@@ -337,5 +348,43 @@ fn backup_restores_the_same_keys_on_a_new_cpu_and_refuses_wrong_inputs() {
         let blob = fs::read(backups1.join(name)).unwrap();
         assert!(!blob.windows(32).any(|w| w == seed.as_slice()), "{name}");
         assert!(!blob.windows(32).any(|w| w == backup_key.as_slice()));
+    }
+}
+
+/// A wrapping key in an enclave whose memory the host can read (the
+/// simulation, or a DEBUG enclave) would hand the host every backup key the
+/// KMS wraps for it: cloud-wrap refuses there unless the operator says
+/// `--danger-allow-debug`, and writes nothing.
+#[test]
+fn cloud_wrap_refuses_debug_enclaves_and_the_simulation_without_the_danger_flag() {
+    let app = app_path();
+    // (The DEBUG-enclave refusal on hardware is a unit test of the app:
+    // in the simulation the simulation itself is the reason.)
+    for debug in [false, true] {
+        let home = tempfile::tempdir().unwrap();
+        let sig = sigstruct(home.path(), Signer::A, 1, debug);
+        let sealed = home.path().join("cloud-wrap.sealed");
+        let err = run_fails(&[
+            "cloud-wrap",
+            "-c",
+            s(&home.path().join("tmkms.toml")),
+            "-w",
+            s(&sealed),
+            "-o",
+            s(&home.path().join("cloud-wrap.pub.pem")),
+            "--mode",
+            "simulation",
+            "--enclave",
+            s(&app),
+            "--sigstruct",
+            s(&sig),
+        ]);
+        assert!(
+            err.contains("refusing cloud-wrap") && err.contains("this is the SGX host simulation"),
+            "debug={debug}: {err}"
+        );
+        assert!(err.contains("--danger-allow-debug"), "{err}");
+        assert!(!sealed.exists(), "nothing written");
+        assert!(!home.path().join("cloud-wrap.pub.pem").exists());
     }
 }

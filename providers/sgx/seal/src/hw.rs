@@ -20,6 +20,12 @@ pub trait SgxHardware: Send + Sync {
     /// The identity of the enclave this hardware serves.
     fn identity(&self) -> &EnclaveIdentity;
 
+    /// Whether this is the host simulation, whose keys protect nothing
+    /// (a real enclave: `false`).
+    fn is_simulated(&self) -> bool {
+        false
+    }
+
     /// EGETKEY: derive the 128-bit key `request` describes.
     fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, HwError>;
 

@@ -8,7 +8,8 @@
 //!   warning when constructed.
 //! * [`EnclaveIdentity`] is what EGETKEY/EREPORT mix in; on the host it comes
 //!   from a signed SIGSTRUCT ([`EnclaveIdentity::from_sigstruct`]).
-//! * [`seal`]/[`unseal`] protect a secret with the enclave signer's Seal key;
+//! * [`seal`]/[`unseal`] protect a secret with the enclave signer's Seal key,
+//!   [`seal_bound`]/[`unseal_bound`] also bind it to caller-chosen bytes;
 //!   the sealed byte format is documented in [`mod@seal`].
 //! * [`cloud`] backs the 32-byte seeds up under a backup key that a cloud KMS
 //!   wraps for an enclave-generated RSA key; its formats are documented there.
@@ -35,8 +36,8 @@ pub use codec::MAX_LABEL_LEN;
 pub use hw::{HwError, SgxHardware};
 pub use identity::{EnclaveIdentity, SigstructError, SIGSTRUCT_LEN};
 pub use seal::{
-    inspect, seal, unseal, unseal_seed, SealError, SealedHeader, LABEL_CLOUD_WRAP_KEY,
-    LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
+    inspect, seal, seal_bound, unseal, unseal_bound, unseal_seed, unseal_seed_bound, SealError,
+    SealedHeader, LABEL_CLOUD_WRAP_KEY, LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
 };
 #[cfg(target_env = "sgx")]
 pub use sgx_hw::EnclaveHardware;

@@ -16,16 +16,27 @@
 //! * a random 32-byte key id, so each blob has its own key.
 //!
 //! The secret is encrypted with AES-128-GCM-SIV (the Seal key is 128-bit),
-//! with the whole header — key request fields and the caller's label (e.g.
-//! `consensus-key`) — as associated data.
+//! with the whole header — key request fields, the caller's label (e.g.
+//! `consensus-key`) and the digest of the caller's *bound data* — as
+//! associated data.
 //!
-//! # Sealed blob format, version 1
+//! # Bound data
+//! [`seal_bound`] binds a secret to bytes the caller chooses and the blob
+//! does not hold (the SGX enclave binds its consensus key to the encoded
+//! policy of the init ceremony: chain id, sign-bytes flag, protocol versions,
+//! pinned node ids). The header records SHA-256 of those bytes, and the
+//! header is authenticated, so [`unseal_bound`] opens the blob only for the
+//! same bytes: other bound data is refused before decryption with
+//! [`SealError::BoundDataMismatch`], and a header whose digest was edited to
+//! match fails authentication. [`seal`]/[`unseal`] bind the empty string.
+//!
+//! # Sealed blob format, version 2
 //! All integers little-endian; the host may store the blob as a file as is.
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `TMKLSEAL` |
-//! | 8 | 2 | format version = 1 |
+//! | 8 | 2 | format version = 2 |
 //! | 10 | 2 | KEYREQUEST.KEYPOLICY (v1: 0x0002, MRSIGNER) |
 //! | 12 | 2 | KEYREQUEST.ISVSVN (the sealing enclave's ISVSVN) |
 //! | 14 | 16 | KEYREQUEST.CPUSVN (the CPU's CPUSVN at sealing) |
@@ -37,17 +48,24 @@
 //! | 90 | 12 | AES-GCM-SIV nonce (random) |
 //! | 102 | 1 | label length L, 1..=64 |
 //! | 103 | L | label, printable ASCII |
-//! | 103+L | n+16 | AES-128-GCM-SIV ciphertext of the n-byte secret ‖ 16-byte tag |
+//! | 103+L | 32 | SHA-256 of the bound data (of the empty string for [`seal`]) |
+//! | 135+L | n+16 | AES-128-GCM-SIV ciphertext of the n-byte secret ‖ 16-byte tag |
 //!
-//! Associated data = bytes `0 .. 103+L`, so every header byte is
+//! Associated data = bytes `0 .. 135+L`, so every header byte is
 //! authenticated. The header is untrusted until decryption succeeds: its
 //! ISVSVN and DEBUG fields only choose a clearer error message; the binding
-//! itself comes from the key derivation.
+//! itself comes from the key derivation and the authenticated digest.
+//!
+//! Version 1 (written before bound data existed) is the same without the
+//! digest (associated data `0 .. 103+L`). It is still read, as bound to the
+//! empty string: such a blob opens with [`unseal`] but never with non-empty
+//! bound data.
 
 use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm_siv::{Aes128GcmSiv, Nonce};
 use rand_core::{OsRng, RngCore};
 use sgx_isa::{AttributesFlags, Keyname, Keypolicy, Keyrequest};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::codec::{validate_label, Reader, MAX_LABEL_LEN};
@@ -63,7 +81,9 @@ pub const LABEL_CLOUD_WRAP_KEY: &str = "cloud-wrap-key";
 /// Magic bytes that start a sealed blob.
 pub const SEALED_MAGIC: [u8; 8] = *b"TMKLSEAL";
 /// The sealed blob format version written by [`seal`].
-pub const SEALED_VERSION: u16 = 1;
+pub const SEALED_VERSION: u16 = 2;
+/// The format before bound data, still read.
+pub const SEALED_VERSION_UNBOUND: u16 = 1;
 /// Largest secret [`seal`] accepts (an RSA-2048 PKCS#8 key is about 1.2 KiB).
 pub const MAX_SEALED_SECRET_LEN: usize = 8192;
 
@@ -76,6 +96,7 @@ pub const SEAL_ATTRIBUTE_MASK: AttributesFlags = AttributesFlags::from_bits_trun
 );
 
 const HEADER_FIXED_LEN: usize = 103;
+const DIGEST_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
 /// What a sealed blob's header says, before anything is decrypted. Untrusted:
@@ -94,6 +115,9 @@ pub struct SealedHeader {
     pub debug: bool,
     /// Length of the sealed secret in bytes.
     pub secret_len: usize,
+    /// SHA-256 of the bound data (`None`: a version 1 blob, which binds
+    /// nothing).
+    pub bound_digest: Option<[u8; 32]>,
 }
 
 /// Why sealing or unsealing failed.
@@ -119,7 +143,7 @@ pub enum SealError {
     #[error("not a valid sealed blob: {0}; pass the file the enclave wrote, unmodified")]
     Format(&'static str),
     /// The blob was written by a newer format.
-    #[error("sealed blob format version {found} is not supported (this build reads version {SEALED_VERSION}): upgrade the enclave")]
+    #[error("sealed blob format version {found} is not supported (this build reads versions {SEALED_VERSION_UNBOUND} and {SEALED_VERSION}): upgrade the enclave")]
     UnsupportedVersion {
         /// Version found.
         found: u16,
@@ -131,6 +155,15 @@ pub enum SealError {
         expected: String,
         /// Label in the blob.
         found: String,
+    },
+    /// The blob was sealed for other bound data than the caller gave.
+    #[error("sealed for other bound data (SHA-256 {}) than given (SHA-256 {given}): the secret is bound to what the sealing enclave was asked to bind it to", sealed.as_deref().unwrap_or("none: an older blob format that binds nothing"))]
+    BoundDataMismatch {
+        /// The digest recorded in the (untrusted) header, hex; `None` for a
+        /// version 1 blob.
+        sealed: Option<String>,
+        /// SHA-256 of the bound data given, hex.
+        given: String,
     },
     /// The blob was sealed by a newer enclave version.
     #[error("sealed by a newer enclave (ISVSVN {sealed} > this enclave's {own}): an older enclave cannot open it; run the newer enclave")]
@@ -219,8 +252,9 @@ fn encode_header(
     sealer_flags: u64,
     nonce: &[u8; 12],
     label: &str,
+    bound_digest: &[u8; DIGEST_LEN],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_FIXED_LEN + label.len());
+    let mut out = Vec::with_capacity(HEADER_FIXED_LEN + label.len() + DIGEST_LEN);
     out.extend_from_slice(&SEALED_MAGIC);
     out.extend_from_slice(&SEALED_VERSION.to_le_bytes());
     out.extend_from_slice(&request.keypolicy.bits().to_le_bytes());
@@ -236,15 +270,32 @@ fn encode_header(
     // Validated labels are at most 64 bytes.
     out.push(u8::try_from(label.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(label.as_bytes());
+    out.extend_from_slice(bound_digest);
     out
 }
 
-/// Seals `secret` for this enclave's signer under `label`. Returns the blob
-/// described in the module documentation.
+fn digest(bound: &[u8]) -> [u8; DIGEST_LEN] {
+    Sha256::digest(bound).into()
+}
+
+/// Seals `secret` for this enclave's signer under `label`, bound to nothing
+/// ([`seal_bound`] with empty bound data). Returns the blob described in the
+/// module documentation.
 pub fn seal<H: SgxHardware + ?Sized>(
     hw: &H,
     label: &str,
     secret: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    seal_bound(hw, label, secret, &[])
+}
+
+/// Seals `secret` for this enclave's signer under `label`, bound to `bound`:
+/// only [`unseal_bound`] with the same bytes opens it.
+pub fn seal_bound<H: SgxHardware + ?Sized>(
+    hw: &H,
+    label: &str,
+    secret: &[u8],
+    bound: &[u8],
 ) -> Result<Vec<u8>, SealError> {
     check_label(label)?;
     if secret.is_empty() || secret.len() > MAX_SEALED_SECRET_LEN {
@@ -254,7 +305,13 @@ pub fn seal<H: SgxHardware + ?Sized>(
     let cpusvn = hw.self_report()?.cpusvn;
     let request = seal_key_request(id.isvsvn, cpusvn, random()?);
     let nonce: [u8; 12] = random()?;
-    let mut blob = encode_header(&request, id.attributes.flags.bits(), &nonce, label);
+    let mut blob = encode_header(
+        &request,
+        id.attributes.flags.bits(),
+        &nonce,
+        label,
+        &digest(bound),
+    );
     let key = hw.egetkey(&request)?;
     let cipher = Aes128GcmSiv::new(key.as_ref().into());
     let ciphertext = cipher
@@ -277,7 +334,7 @@ fn parse(blob: &[u8]) -> Result<Parsed<'_>, SealError> {
         return Err(SealError::Format("missing TMKLSEAL magic"));
     }
     let version = r.u16().map_err(|_| SHORT)?;
-    if version != SEALED_VERSION {
+    if version != SEALED_VERSION && version != SEALED_VERSION_UNBOUND {
         return Err(SealError::UnsupportedVersion { found: version });
     }
     let policy = r.u16().map_err(|_| SHORT)?;
@@ -298,6 +355,11 @@ fn parse(blob: &[u8]) -> Result<Parsed<'_>, SealError> {
         .ok()
         .filter(|l| validate_label(l).is_ok())
         .ok_or(SealError::Format("label is not printable ASCII"))?;
+    let bound_digest = if version == SEALED_VERSION {
+        Some(r.array::<DIGEST_LEN>().map_err(|_| SHORT)?)
+    } else {
+        None
+    };
     let aad_len = r.consumed(blob);
     let ciphertext = r.remaining();
     if ciphertext.len() <= TAG_LEN {
@@ -326,6 +388,7 @@ fn parse(blob: &[u8]) -> Result<Parsed<'_>, SealError> {
             cpusvn,
             debug: sealer_flags & AttributesFlags::DEBUG.bits() != 0,
             secret_len: ciphertext.len() - TAG_LEN,
+            bound_digest,
         },
         request,
         nonce,
@@ -340,11 +403,21 @@ pub fn inspect(blob: &[u8]) -> Result<SealedHeader, SealError> {
     parse(blob).map(|p| p.header)
 }
 
-/// Opens a blob [`seal`] made, checking it holds `label`.
+/// Opens a blob [`seal`] made, checking it holds `label` (bound to nothing).
 pub fn unseal<H: SgxHardware + ?Sized>(
     hw: &H,
     label: &str,
     blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    unseal_bound(hw, label, blob, &[])
+}
+
+/// Opens a blob [`seal_bound`] made for `bound`, checking it holds `label`.
+pub fn unseal_bound<H: SgxHardware + ?Sized>(
+    hw: &H,
+    label: &str,
+    blob: &[u8],
+    bound: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
     check_label(label)?;
     let parsed = parse(blob)?;
@@ -353,6 +426,18 @@ pub fn unseal<H: SgxHardware + ?Sized>(
         return Err(SealError::LabelMismatch {
             expected: label.to_owned(),
             found: header.label.clone(),
+        });
+    }
+    let given = digest(bound);
+    let matches = match &header.bound_digest {
+        Some(sealed) => *sealed == given,
+        // A version 1 blob binds nothing: it opens for empty bound data only.
+        None => bound.is_empty(),
+    };
+    if !matches {
+        return Err(SealError::BoundDataMismatch {
+            sealed: header.bound_digest.map(hex::encode),
+            given: hex::encode(given),
         });
     }
     let id = hw.identity();
@@ -390,7 +475,17 @@ pub fn unseal_seed<H: SgxHardware + ?Sized>(
     label: &str,
     blob: &[u8],
 ) -> Result<Zeroizing<[u8; 32]>, SealError> {
-    let secret = unseal(hw, label, blob)?;
+    unseal_seed_bound(hw, label, blob, &[])
+}
+
+/// [`unseal_bound`] for a 32-byte seed.
+pub fn unseal_seed_bound<H: SgxHardware + ?Sized>(
+    hw: &H,
+    label: &str,
+    blob: &[u8],
+    bound: &[u8],
+) -> Result<Zeroizing<[u8; 32]>, SealError> {
+    let secret = unseal_bound(hw, label, blob, bound)?;
     let mut seed = Zeroizing::new([0u8; 32]);
     if secret.len() != seed.len() {
         return Err(SealError::Format("sealed secret is not a 32-byte seed"));

@@ -194,6 +194,10 @@ impl SgxHardware for SimulatedHardware {
         &self.identity
     }
 
+    fn is_simulated(&self) -> bool {
+        true
+    }
+
     fn egetkey(&self, request: &Keyrequest) -> Result<Zeroizing<[u8; 16]>, HwError> {
         check_reserved(request)?;
         let id = &self.identity;

@@ -290,18 +290,25 @@ kms_proxy_target = "{kms_target}"
     }
 
     /// The consensus key's seed, obtained the way only a test can: a plain
-    /// KMS Decrypt of `secrets/secret.key` from the emulator. For checking
-    /// that the secret never shows up where it must not.
+    /// KMS Decrypt of `secrets/secret.key` from the emulator, with the
+    /// encryption context of the policy init bound (`secrets/policy.json`).
+    /// For checking that the secret never shows up where it must not.
     pub fn consensus_seed(&self, kms: &str) -> Vec<u8> {
         let blob = fs::read(self.path("secrets/secret.key")).unwrap();
-        let context = std::collections::BTreeMap::from([(
-            tmkms_nitro_enclave::protocol::CONTEXT_KEY.to_owned(),
-            tmkms_nitro_enclave::protocol::CONTEXT_CONSENSUS.to_owned(),
-        )]);
-        kms_client(kms)
+        let context = tmkms_nitro_enclave::keys::context(
+            tmkms_nitro_enclave::protocol::CONTEXT_CONSENSUS,
+            &self.bound_policy(),
+        );
+        let plaintext = kms_client(kms)
             .decrypt_with_context(&blob, None, Some(&context))
-            .unwrap()
-            .to_vec()
+            .unwrap();
+        // seed ‖ policy digest (hex)
+        plaintext.get(..32).unwrap().to_vec()
+    }
+
+    /// The policy init bound to the key (its copy in `secrets/policy.json`).
+    pub fn bound_policy(&self) -> tmkms_light::enclave::BoundPolicy {
+        serde_json::from_slice(&fs::read(self.path("secrets/policy.json")).unwrap()).unwrap()
     }
 
     /// Every log this home's processes wrote.

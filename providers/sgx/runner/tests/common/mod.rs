@@ -9,12 +9,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use tmkms_light::config::Config;
+use tmkms_light::enclave::BoundPolicy;
 use tmkms_light::state::file::FileStore;
 use tmkms_light::types::SignState;
 use tmkms_light_sgx_seal::testing::{
     other_test_signing_key, sign_test_sigstruct, test_signing_key, TEST_ENCLAVEHASH, TEST_ISVPRODID,
 };
-use tmkms_light_sgx_seal::{unseal_seed, EnclaveIdentity, SimulatedCpu, SimulatedHardware};
+use tmkms_light_sgx_seal::{
+    unseal_seed_bound, EnclaveIdentity, SimulatedCpu, SimulatedHardware, LABEL_CONSENSUS_KEY,
+};
 
 /// The node side's process helpers, shared by every provider's tests
 /// (`accept` gives up early when the child exits; `Guard` kills its child
@@ -226,10 +230,21 @@ impl Sgx {
         )
     }
 
-    /// Unseal a sealed seed file in the test (see [`Self::sim_hardware`]).
+    /// The policy the config asks for (what `init` binds the key to).
+    pub fn policy(&self) -> BoundPolicy {
+        BoundPolicy::from_config(&Config::load(&self.config).unwrap())
+    }
+
+    /// Unseal a sealed seed file in the test (see [`Self::sim_hardware`]);
+    /// the consensus key for the config's policy.
     pub fn unseal_seed(&self, rel: &str, label: &str) -> [u8; 32] {
         let blob = fs::read(self.path(rel)).unwrap();
-        *unseal_seed(&self.sim_hardware(), label, &blob).unwrap()
+        let bound = if label == LABEL_CONSENSUS_KEY {
+            self.policy().encode()
+        } else {
+            Vec::new()
+        };
+        *unseal_seed_bound(&self.sim_hardware(), label, &blob, &bound).unwrap()
     }
 
     /// Run `start` in the foreground with a deadline; for starts that must fail.

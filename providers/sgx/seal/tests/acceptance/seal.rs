@@ -1,9 +1,11 @@
 use proptest::prelude::*;
 use tmkms_light_sgx_seal::testing::{other_test_signing_key, test_signing_key, TEST_CPUSVN};
 use tmkms_light_sgx_seal::{
-    inspect, seal, unseal, unseal_seed, SealError, SimulatedCpu, SimulatedHardware,
-    LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
+    inspect, seal, seal_bound, unseal, unseal_bound, unseal_seed, unseal_seed_bound, SealError,
+    SgxHardware, SimulatedCpu, SimulatedHardware, LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
 };
+
+use sha2::{Digest, Sha256};
 
 use super::{enclave, enclave_on};
 
@@ -20,13 +22,18 @@ fn round_trips_and_records_the_key_request() {
     let hw = enclave(test_signing_key(), 2, false, 1);
     let blob = sealed_by(&hw);
     assert_eq!(*unseal_seed(&hw, LABEL, &blob).unwrap(), SEED);
-    assert_eq!(blob.len(), 103 + L + 32 + 16);
+    assert_eq!(blob.len(), 103 + L + 32 + 32 + 16);
     assert_eq!(&blob[..8], b"TMKLSEAL");
     let header = inspect(&blob).unwrap();
     assert_eq!(header.label, LABEL);
     assert_eq!(
         (header.version, header.isvsvn, header.cpusvn),
-        (1, 2, TEST_CPUSVN)
+        (2, 2, TEST_CPUSVN)
+    );
+    // Bound to nothing: the digest of the empty string.
+    assert_eq!(
+        header.bound_digest,
+        Some(<[u8; 32]>::from(Sha256::digest(b"")))
     );
     assert!(!header.debug);
     assert_eq!(header.secret_len, 32);
@@ -169,6 +176,104 @@ fn labels_are_checked_and_bound() {
     ));
 }
 
+const POLICY_A: &[u8] = b"tmkms-light bound policy v1\0{\"chain_id\":\"a\"}";
+const POLICY_B: &[u8] = b"tmkms-light bound policy v1\0{\"chain_id\":\"b\"}";
+
+#[test]
+fn bound_data_must_match_to_unseal() {
+    let hw = enclave(test_signing_key(), 1, false, 1);
+    let blob = seal_bound(&hw, LABEL, &SEED, POLICY_A).unwrap();
+    assert_eq!(
+        *unseal_seed_bound(&hw, LABEL, &blob, POLICY_A).unwrap(),
+        SEED
+    );
+    assert_eq!(
+        inspect(&blob).unwrap().bound_digest,
+        Some(<[u8; 32]>::from(Sha256::digest(POLICY_A)))
+    );
+    for other in [POLICY_B, &[][..]] {
+        let err = unseal_bound(&hw, LABEL, &blob, other).unwrap_err();
+        assert!(
+            matches!(err, SealError::BoundDataMismatch { .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&hex::encode(Sha256::digest(POLICY_A))),
+            "{err}"
+        );
+    }
+    // An unbound blob does not open for bound data either.
+    let unbound = seal(&hw, LABEL, &SEED).unwrap();
+    assert!(matches!(
+        unseal_bound(&hw, LABEL, &unbound, POLICY_A),
+        Err(SealError::BoundDataMismatch { .. })
+    ));
+    // A host that rewrites the recorded digest to match other bound data
+    // gets past the header check, and then fails authentication: the digest
+    // is part of the associated data.
+    let mut forged = blob.clone();
+    forged[103 + L..135 + L].copy_from_slice(&Sha256::digest(POLICY_B));
+    assert!(matches!(
+        unseal_bound(&hw, LABEL, &forged, POLICY_B),
+        Err(SealError::AuthenticationFailed)
+    ));
+}
+
+/// A version 1 blob (before bound data), made here with the same key
+/// request and cipher as the seal crate used.
+fn version_1_blob(hw: &SimulatedHardware, label: &str, secret: &[u8]) -> Vec<u8> {
+    use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+    use aes_gcm_siv::{Aes128GcmSiv, Nonce};
+    let id = hw.identity();
+    let cpusvn = hw.self_report().unwrap().cpusvn;
+    let request = tmkms_light_sgx_seal::seal::seal_key_request(id.isvsvn, cpusvn, [9u8; 32]);
+    let nonce = [3u8; 12];
+    let mut blob = Vec::new();
+    blob.extend_from_slice(b"TMKLSEAL");
+    blob.extend_from_slice(&1u16.to_le_bytes());
+    blob.extend_from_slice(&request.keypolicy.bits().to_le_bytes());
+    blob.extend_from_slice(&request.isvsvn.to_le_bytes());
+    blob.extend_from_slice(&request.cpusvn);
+    for v in request.attributemask {
+        blob.extend_from_slice(&v.to_le_bytes());
+    }
+    blob.extend_from_slice(&request.miscmask.to_le_bytes());
+    blob.extend_from_slice(&request.keyid);
+    blob.extend_from_slice(&id.attributes.flags.bits().to_le_bytes());
+    blob.extend_from_slice(&nonce);
+    blob.push(label.len() as u8);
+    blob.extend_from_slice(label.as_bytes());
+    let key = hw.egetkey(&request).unwrap();
+    let cipher = Aes128GcmSiv::new(key.as_ref().into());
+    let ciphertext = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: secret,
+                aad: &blob,
+            },
+        )
+        .unwrap();
+    blob.extend_from_slice(&ciphertext);
+    blob
+}
+
+#[test]
+fn version_1_blobs_open_unbound_only() {
+    let hw = enclave(test_signing_key(), 1, false, 1);
+    let blob = version_1_blob(&hw, LABEL_IDENTITY_KEY, &SEED);
+    let header = inspect(&blob).unwrap();
+    assert_eq!((header.version, header.bound_digest), (1, None));
+    assert_eq!(*unseal_seed(&hw, LABEL_IDENTITY_KEY, &blob).unwrap(), SEED);
+    let err = unseal_bound(&hw, LABEL_IDENTITY_KEY, &blob, POLICY_A).unwrap_err();
+    assert!(
+        matches!(err, SealError::BoundDataMismatch { sealed: None, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("binds nothing"), "{err}");
+}
+
 /// Which error a one-bit flip at `offset` must produce.
 fn expected_kind(offset: usize) -> &'static str {
     match offset {
@@ -184,6 +289,7 @@ fn expected_kind(offset: usize) -> &'static str {
         90..=101 => "AuthenticationFailed", // nonce
         102 => "Format",               // label length
         o if o < 103 + L => "Format",  // label (no longer printable ASCII)
+        o if o < 135 + L => "BoundDataMismatch", // bound-data digest
         _ => "AuthenticationFailed",   // ciphertext and tag
     }
 }
