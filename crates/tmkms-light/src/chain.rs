@@ -399,7 +399,6 @@ impl<K: ConsensusSigner> ChainSigner<K> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::privval::encode_response;
     use crate::session::NODE_RESPONSE_CAP;

@@ -824,12 +824,6 @@ reconnect_max_backoff_secs = {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

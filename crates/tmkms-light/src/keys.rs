@@ -990,12 +990,6 @@ pub fn write_secret_file(path: &Path, contents: &[u8], mode: WriteMode) -> Resul
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

@@ -118,7 +118,6 @@ pub fn consensus_message_kind(bytes: &[u8]) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::types::{Height, PartSetHeader, Round, VoteKind};
 

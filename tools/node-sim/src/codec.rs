@@ -467,7 +467,6 @@ pub fn decode_response(dialect: Dialect, body: &[u8]) -> Result<Response, CodecE
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use crate::spec::{BlockIdSpec, VoteSpec};
 

@@ -480,7 +480,6 @@ impl fmt::Display for CrashRun {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

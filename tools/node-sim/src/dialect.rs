@@ -95,7 +95,6 @@ impl FromStr for Dialect {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

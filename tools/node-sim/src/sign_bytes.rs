@@ -135,7 +135,6 @@ pub fn extension_sign_bytes(chain_id: &str, vote: &VoteSpec) -> Result<Vec<u8>, 
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

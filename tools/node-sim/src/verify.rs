@@ -114,7 +114,6 @@ pub fn verify_proposal(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use ed25519_consensus::SigningKey;
 
     use super::*;

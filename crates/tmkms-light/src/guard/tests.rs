@@ -1,10 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-
 use super::*;
 use crate::sign_bytes::{proposal_sign_bytes, vote_sign_bytes};
 use crate::types::{BlockId, Height, PartSetHeader, Round, Step, VoteKind};

@@ -195,7 +195,6 @@ pub fn write_message<W: Write>(writer: &mut W, body: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
 
     /// Hands out at most `step` bytes per read.

@@ -568,12 +568,6 @@ fn exists(path: &Path) -> StateError {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

@@ -254,7 +254,6 @@ pub fn decrypt_keys(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -131,7 +131,6 @@ fn from_imds(endpoint: &str) -> Result<SessionCredentials, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};

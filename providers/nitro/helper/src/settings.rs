@@ -251,7 +251,6 @@ enclave_cid = {cid}
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -273,12 +273,6 @@ fn encode(node: &Node<'_>, out: &mut Vec<u8>) -> Result<(), BerError> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

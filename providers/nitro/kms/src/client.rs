@@ -418,12 +418,6 @@ fn decode_b64(op: &'static str, field: &str, value: Option<String>) -> Result<Ve
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use crate::config::Endpoint;

@@ -198,12 +198,6 @@ fn aes256_cbc_iv(alg: &spki::AlgorithmIdentifierOwned) -> Result<&[u8], CmsError
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 pub(crate) mod tests {
     use super::*;
     use aes::cipher::BlockEncryptMut;

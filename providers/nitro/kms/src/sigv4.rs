@@ -228,12 +228,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Zeroizing<[u8; 32]> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     //! Vectors from AWS's "Signature Version 4 test suite" (aws-sig-v4-test-suite,
     //! published in the AWS General Reference): credentials AKIDEXAMPLE /

@@ -37,12 +37,6 @@ pub fn aws_root_der() -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use sha2::{Digest, Sha256};
 

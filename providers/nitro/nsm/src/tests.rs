@@ -1,13 +1,6 @@
 //! Acceptance tests: mock documents verify, tampered or foreign ones are refused, hostile
 //! bytes never panic, and a real AWS document verifies against the pinned root.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;

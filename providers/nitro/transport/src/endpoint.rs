@@ -168,12 +168,6 @@ impl<'de> serde::Deserialize<'de> for Endpoint {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

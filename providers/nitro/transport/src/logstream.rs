@@ -586,12 +586,6 @@ fn level_of(line: &str) -> Option<tracing::Level> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

@@ -264,12 +264,6 @@ fn copy_half(mut from: Stream, mut to: Stream) -> io::Result<u64> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;

@@ -378,12 +378,6 @@ impl Drop for Running {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;

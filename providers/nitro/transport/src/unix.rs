@@ -122,12 +122,6 @@ fn bind_private(path: &Path) -> io::Result<UnixListener> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 

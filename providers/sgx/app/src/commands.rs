@@ -343,7 +343,6 @@ pub fn unseal_keys(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use tmkms_light_sgx_seal::sgx_isa::{Keyrequest, Report};
     use tmkms_light_sgx_seal::testing::{test_cpu, test_enclave, test_signing_key};

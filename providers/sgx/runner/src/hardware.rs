@@ -419,12 +419,6 @@ mod sgx {
     }
 
     #[cfg(test)]
-    #[allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )]
     mod tests {
         use std::io::{Read, Write};
         use std::net::TcpListener;
@@ -531,12 +525,6 @@ mod sgx {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use sha2::{Digest, Sha256};
 

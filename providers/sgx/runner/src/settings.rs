@@ -116,7 +116,6 @@ sigstruct_path = {sigstruct}
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -77,12 +77,6 @@ pub(crate) fn validate_label(label: &str) -> Result<(), &'static str> {
 pub const MAX_LABEL_LEN: usize = 64;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 mod tests {
     use super::*;
 
