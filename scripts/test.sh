@@ -47,6 +47,9 @@ step "cargo clippy (sgx runner, --features hardware)"
 command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
 cargo clippy -p tmkms-light-sgx-runner --features hardware --all-targets --locked -- -D warnings
 
+step "enclave binaries link no host-only crate"
+./scripts/check-enclave-deps.sh
+
 step "KMS emulator for the Nitro tests (LocalStack, host mode)"
 # The Nitro tests call KMS Decrypt with an attested Recipient against it;
 # installs into ~/.cache/tmkms-localstack on first use (~2-3 min).

@@ -21,7 +21,7 @@ use tmkms_nitro_enclave::protocol::{
     KmsAccess, Request, Response, WireRecords, WireSlot, MAX_CONTROL_MESSAGE, STREAM_STATE,
 };
 use tmkms_nitro_nsm::{DeviceNsm, MockNsm, Nsm, NSM_DEVICE_PATH};
-use tmkms_nitro_transport::logstream::{LogSink, LogSinkConfig};
+use tmkms_nitro_transport::log_sink::{LogSink, LogSinkConfig};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{error, info, warn};
 

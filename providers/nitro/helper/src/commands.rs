@@ -23,10 +23,10 @@ use tmkms_nitro_enclave::protocol::{
     parse_init_user_data, KmsAccess, Request, Response, UserDataError, WireSlot,
     MAX_CONTROL_MESSAGE, UNBOUND_POLICY_DIGEST,
 };
-use tmkms_nitro_transport::logstream::serve_logs;
-use tmkms_nitro_transport::nitro_cli::{NitroCli, RunEnclave, Terminate};
-use tmkms_nitro_transport::proxy::{run_proxy, serve_proxy, ProxyConfig};
-use tmkms_nitro_transport::supervise::{install_signal_handlers, Supervisor};
+use tmkms_nitro_host::log_server::serve_logs;
+use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
+use tmkms_nitro_host::proxy::{run_proxy, serve_proxy, ProxyConfig};
+use tmkms_nitro_host::supervise::{install_signal_handlers, Supervisor};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{info, warn};
 

@@ -50,8 +50,8 @@ use tmkms_nitro_enclave::protocol::{
     KmsAccess, Request, Response, SessionCredentials, CONTEXT_CONSENSUS, MAX_CONTROL_MESSAGE,
     STREAM_NODE_PREFIX, STREAM_STATE,
 };
-use tmkms_nitro_transport::logstream::{serve_logs_to, LogServeConfig};
-use tmkms_nitro_transport::proxy::splice;
+use tmkms_nitro_host::log_server::{serve_logs_to, LogServeConfig};
+use tmkms_nitro_host::proxy::splice;
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tmkms_node_sim::{
     codes, extension_sign_bytes, proposal_sign_bytes, verify_proposal, verify_signature,

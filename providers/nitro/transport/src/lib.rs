@@ -1,19 +1,16 @@
-//! Host/enclave transport for the Nitro provider.
+//! Host/enclave transport for the Nitro provider, linked by both sides.
 //!
 //! * [`Endpoint`], [`Stream`], [`Listener`]: one address type and one stream type over vsock,
 //!   Unix sockets and TCP, so the enclave (vsock in production) and the tests (Unix/TCP, as
 //!   this kind of host has no vsock loopback) run the same code.
-//! * [`proxy`]: the host's `vsock-proxy`, relaying enclave connections to AWS KMS.
-//! * [`logstream`]: enclave logs to the host over one long-lived, acknowledged stream.
-//! * [`nitro_cli`]: running, describing and terminating enclaves through `nitro-cli`.
-//! * [`supervise`]: the `launch-all` core, running the helper's processes as one unit.
+//! * [`log_sink`]: the enclave side of its log stream to the host.
+//!
+//! Host-only pieces (KMS proxy, log server, `nitro-cli`, supervision) live in
+//! `tmkms-nitro-host`, so the enclave links none of them.
 
 pub mod endpoint;
-pub mod logstream;
-pub mod nitro_cli;
-pub mod proxy;
+pub mod log_sink;
 mod stream;
-pub mod supervise;
 pub mod unix;
 #[cfg(target_os = "linux")]
 mod vsock;

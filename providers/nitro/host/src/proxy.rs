@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{Endpoint, Listener, Stream};
+use tmkms_nitro_transport::{Endpoint, Listener, Stream};
 
 /// Tunables of [`run_proxy_with`].
 #[derive(Clone, Debug)]
