@@ -1,0 +1,1 @@
+//! Shared by the SGX runner and enclave app.
