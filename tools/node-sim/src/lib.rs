@@ -26,6 +26,7 @@
 //! This crate deliberately does not depend on the signer's own crates.
 
 pub mod codec;
+pub mod conformance;
 mod conn;
 pub mod crash;
 mod dialect;

@@ -13,10 +13,8 @@
 mod common;
 
 use common::{kms_endpoint, listen, Guard, Nitro};
-use tmkms_node_sim::scenario::{run_all, SignerAfterSuite, SuiteConfig};
+use tmkms_node_sim::conformance::{run_conformance, SignerUnderTest, CONFORMANCE_MAX_HEIGHT};
 use tmkms_node_sim::Dialect;
-
-const MAX_HEIGHT: i64 = 1_000_000;
 
 fn conformance(dialect: &str, tcp: bool) {
     let Some(kms) = kms_endpoint() else { return };
@@ -30,34 +28,21 @@ fn conformance(dialect: &str, tcp: bool) {
         &chain,
         &listener.local_addr(),
         dialect,
-        &format!("max_height = {MAX_HEIGHT}"),
+        &format!("max_height = {CONFORMANCE_MAX_HEIGHT}"),
     );
     let _enclave = Guard(nitro.spawn_enclave());
     let _proxy = Guard(nitro.spawn_proxy());
     let _helper = Guard(nitro.spawn_helper());
-
-    let mut cfg = SuiteConfig::new(&chain);
-    cfg.max_height = Some(MAX_HEIGHT);
-    cfg.normal_heights = 20;
-    let report = run_all(&listener, &cfg).unwrap_or_else(|e| {
-        panic!(
-            "suite aborted: {e}\nhelper log:\n{}\nenclave log:\n{}",
-            nitro.log(),
-            nitro.enclave_log()
-        )
-    });
-    let log = nitro.log();
-    let problems = report.check_signer(&SignerAfterSuite {
-        pubkey: nitro.pubkey(),
-        state_height: nitro.state().position.height.value(),
-        log: &log,
+    let (_, log) = run_conformance(
+        &listener,
+        &chain,
         tcp,
-    });
-    assert!(
-        problems.is_empty(),
-        "{dialect} tcp={tcp}:\n{}\nhelper log:\n{log}\nenclave log:\n{}",
-        problems.join("\n"),
-        nitro.enclave_log()
+        &SignerUnderTest {
+            pubkey: nitro.pubkey(),
+            state_height: &|| nitro.state().position.height.value(),
+            log: &|| nitro.log(),
+            diagnostics: &|| format!("enclave log:\n{}", nitro.enclave_log()),
+        },
     );
     // Enclave lines arrive over the log stream, re-emitted by the helper.
     assert!(

@@ -12,10 +12,10 @@
 mod common;
 
 use common::{listen, Guard, Sgx};
-use tmkms_node_sim::scenario::{run_all, SignerAfterSuite, SuiteConfig};
+use tmkms_node_sim::conformance::{
+    no_diagnostics, run_conformance, SignerUnderTest, CONFORMANCE_MAX_HEIGHT,
+};
 use tmkms_node_sim::Dialect;
-
-const MAX_HEIGHT: i64 = 1_000_000;
 
 fn conformance(dialect: &str, tcp: bool) {
     let dir = tempfile::tempdir().unwrap();
@@ -23,27 +23,20 @@ fn conformance(dialect: &str, tcp: bool) {
     let listener = listen(dir.path(), tcp, sim_dialect).unwrap();
     let chain = format!("sgx-{}", dialect.replace('.', "-"));
     let kms = Sgx::init_in(dir, &chain, &listener.local_addr(), dialect, &[]);
-    kms.set_top_level(&format!("max_height = {MAX_HEIGHT}"));
+    kms.set_top_level(&format!("max_height = {CONFORMANCE_MAX_HEIGHT}"));
     // The key the enclave unsealed, read before the signer runs.
     let pubkey = kms.pubkey();
     let _signer = Guard(kms.spawn());
-
-    let mut cfg = SuiteConfig::new(&chain);
-    cfg.max_height = Some(MAX_HEIGHT);
-    cfg.normal_heights = 20;
-    let report = run_all(&listener, &cfg)
-        .unwrap_or_else(|e| panic!("suite aborted: {e}\nsigner log:\n{}", kms.log()));
-    let log = kms.log();
-    let problems = report.check_signer(&SignerAfterSuite {
-        pubkey,
-        state_height: kms.state().position.height.value(),
-        log: &log,
+    let (report, log) = run_conformance(
+        &listener,
+        &chain,
         tcp,
-    });
-    assert!(
-        problems.is_empty(),
-        "{dialect} tcp={tcp}:\n{}\nsigner log:\n{log}",
-        problems.join("\n")
+        &SignerUnderTest {
+            pubkey,
+            state_height: &|| kms.state().position.height.value(),
+            log: &|| kms.log(),
+            diagnostics: &no_diagnostics,
+        },
     );
     assert!(
         log.contains("SGX HOST SIMULATION"),
