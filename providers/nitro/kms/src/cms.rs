@@ -9,6 +9,10 @@
 //! AES-CBC has no integrity protection of its own: the envelope is trusted
 //! because it arrives inside the TLS session that ends in the enclave, not
 //! because of its format. The RSA-OAEP step does detect a wrong key.
+//!
+//! Written here over the `cms` crate's parsed types (and `rsa`, `aes`, `cbc`)
+//! because no maintained crate opens an EnvelopedData yet: `cms` parses and
+//! builds the structures but does not decrypt them.
 
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use cms::content_info::ContentInfo;
