@@ -1,0 +1,140 @@
+//! `tmkms.toml`: the signer's configuration.
+//!
+//! The file is read into raw serde types (unknown fields rejected, every
+//! value keeping its position), then validated field by field into
+//! [`Config`]. Every error names the file, the field (with line and column
+//! when there is one) and what to write instead.
+//!
+//! * [`address`] — `tcp://` and `unix://` node addresses;
+//! * `validate` — the raw file structure and its field-by-field validation;
+//! * [`error`] — what can be wrong, where, and the hints for toml's messages;
+//! * [`template`] — the commented `tmkms.toml` that `init` writes.
+
+pub mod address;
+pub mod error;
+pub mod template;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use address::{Address, AddressError};
+pub use error::{ConfigError, Location};
+pub use template::{render_template, TemplateParams};
+
+use crate::privval::Dialect;
+use crate::types::{ChainId, Height};
+use error::toml_message;
+use validate::{RawConfig, Validator};
+
+/// Default cap on one request frame: a 1 MiB vote extension plus 64 KiB for
+/// the rest of the request.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = crate::privval::frame::DEFAULT_MAX_FRAME_BYTES;
+/// Smallest accepted `max_frame_bytes`.
+pub const MIN_MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Largest accepted `max_frame_bytes`.
+pub const MAX_MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// Default read/write timeout of a node connection.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 15;
+/// Smallest accepted timeout: the node pings about every 3.3 s, so a shorter
+/// timeout would drop healthy connections between pings.
+pub const MIN_TIMEOUT_SECS: u64 = 4;
+/// Default upper bound of the reconnection backoff.
+pub const DEFAULT_RECONNECT_MAX_BACKOFF_SECS: u64 = 1;
+
+/// A starting node waits only this long for its signer to connect
+/// (CometBFT's `defaultTimeoutAcceptSeconds`) and exits otherwise; a backoff
+/// cap at or above it can make a node restart fail.
+pub const NODE_ACCEPT_WINDOW_SECS: u64 = 3;
+
+/// Default paths written by [`render_template`], relative to the config file.
+pub const DEFAULT_CONSENSUS_KEY_PATH: &str = "secrets/consensus.key";
+pub const DEFAULT_ID_KEY_PATH: &str = "secrets/id.key";
+pub const DEFAULT_STATE_FILE_PATH: &str = "state/consensus.state";
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub chain_id: ChainId,
+    /// Absolute (relative paths in the file are resolved against its directory).
+    pub consensus_key_path: PathBuf,
+    /// SecretConnection identity key; always present when a validator uses
+    /// `tcp://`, may be absent when all use `unix://`.
+    pub id_key_path: Option<PathBuf>,
+    pub state_file_path: PathBuf,
+    /// Refuse to sign above this height (code 3).
+    pub max_height: Option<Height>,
+    /// Largest request frame accepted from the node.
+    pub max_frame_bytes: usize,
+    /// Serve v1 `SignBytesRequest`s (sign arbitrary bytes with the consensus key).
+    pub danger_allow_sign_bytes: bool,
+    /// At least one.
+    pub validator: Vec<ValidatorConfig>,
+    /// The `[sgx]` section, read by the SGX runner (which validates it).
+    pub sgx: Option<toml::Table>,
+    /// The `[nitro]` section, read by the Nitro helper (which validates it).
+    pub nitro: Option<toml::Table>,
+}
+
+/// One node connection (`[[validator]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorConfig {
+    pub address: Address,
+    pub protocol_version: Dialect,
+    /// Read/write timeout in seconds, at least [`MIN_TIMEOUT_SECS`].
+    pub timeout_secs: u64,
+    /// Upper bound of the reconnection backoff in seconds, at least 1.
+    pub reconnect_max_backoff_secs: u64,
+}
+
+impl ValidatorConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    pub fn reconnect_max_backoff(&self) -> Duration {
+        Duration::from_secs(self.reconnect_max_backoff_secs)
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parse and validate config text. `config_path` names the file in error
+    /// messages, and relative paths are resolved against its directory.
+    pub fn from_toml_str(text: &str, config_path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: config_path.to_path_buf(),
+            message: toml_message(&e),
+        })?;
+        let base_dir = std::path::absolute(config_path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| {
+                config_path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default()
+            });
+        Validator {
+            text,
+            path: config_path,
+            base_dir: &base_dir,
+        }
+        .config(raw)
+    }
+
+    /// Whether any validator connection uses SecretConnection.
+    pub fn uses_tcp(&self) -> bool {
+        self.validator.iter().any(|v| v.address.is_tcp())
+    }
+}
