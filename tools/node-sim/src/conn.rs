@@ -602,40 +602,35 @@ impl SignerConn {
         let response = self.request(&Request::PubKey {
             chain_id: chain_id.to_owned(),
         })?;
-        let Response::PubKey {
-            key_type,
-            key_bytes,
-            error,
-        } = response
-        else {
-            return Err(SimError::UnexpectedResponse {
-                expected: "PubKeyResponse",
-                got: response.name(),
-            });
+        let dialect = self.dialect;
+        let take = |r| match r {
+            Response::PubKey {
+                key_type,
+                key_bytes,
+                error,
+            } => Some(((key_type, key_bytes), error)),
+            _ => None,
         };
-        if let Some(e) = error {
-            return Ok(Err(e));
-        }
-        if key_type != "ed25519" {
-            return Err(SimError::InvalidResponse {
-                what: if self.dialect == Dialect::V1 {
-                    "pub_key_type"
-                } else {
-                    "pub_key"
-                },
-                reason: if key_type.is_empty() {
-                    "no Ed25519 key in the response".to_owned()
-                } else {
-                    format!("{key_type:?}, expected \"ed25519\"")
-                },
-            });
-        }
-        let key =
+        answer(response, "PubKeyResponse", take, |(key_type, key_bytes)| {
+            if key_type != "ed25519" {
+                return Err(SimError::InvalidResponse {
+                    what: if dialect == Dialect::V1 {
+                        "pub_key_type"
+                    } else {
+                        "pub_key"
+                    },
+                    reason: if key_type.is_empty() {
+                        "no Ed25519 key in the response".to_owned()
+                    } else {
+                        format!("{key_type:?}, expected \"ed25519\"")
+                    },
+                });
+            }
             <[u8; 32]>::try_from(key_bytes.as_slice()).map_err(|_| SimError::InvalidResponse {
                 what: "public key",
                 reason: format!("{} bytes, expected 32", key_bytes.len()),
-            })?;
-        Ok(Ok(key))
+            })
+        })
     }
 
     /// Signs `vote`. `skip_extension_signing` exists only in v1.
@@ -695,31 +690,25 @@ impl SignerConn {
     }
 
     fn parse_vote(&self, response: Response) -> Result<Result<SignedVote, RemoteError>, SimError> {
-        let Response::SignedVote { vote, error } = response else {
-            return Err(SimError::UnexpectedResponse {
-                expected: "SignedVoteResponse",
-                got: response.name(),
-            });
+        let take = |r| match r {
+            Response::SignedVote { vote, error } => Some((vote, error)),
+            _ => None,
         };
-        if let Some(e) = error {
-            return Ok(Err(e));
-        }
-        let vote = vote.ok_or(SimError::InvalidResponse {
-            what: "vote",
-            reason: "missing".into(),
-        })?;
-        let extension_signature = if vote.extension_signature.is_empty() {
-            None
-        } else {
-            Some(signature(&vote.extension_signature, "extension signature")?)
-        };
-        Ok(Ok(SignedVote {
-            signature: signature(&vote.signature, "signature")?,
-            extension_signature,
-            timestamp: timestamp_of(vote.timestamp.as_ref()),
-            raw_len: self.last_response_len,
-            echoed_extension_len: vote.extension.len(),
-        }))
+        answer(response, "SignedVoteResponse", take, |vote| {
+            let vote = required(vote, "vote")?;
+            let extension_signature = if vote.extension_signature.is_empty() {
+                None
+            } else {
+                Some(signature(&vote.extension_signature, "extension signature")?)
+            };
+            Ok(SignedVote {
+                signature: signature(&vote.signature, "signature")?,
+                extension_signature,
+                timestamp: timestamp_of(vote.timestamp.as_ref()),
+                raw_len: self.last_response_len,
+                echoed_extension_len: vote.extension.len(),
+            })
+        })
     }
 
     /// Signs `proposal`.
@@ -741,24 +730,18 @@ impl SignerConn {
             proposal,
             chain_id: chain_id.to_owned(),
         })?;
-        let Response::SignedProposal { proposal, error } = response else {
-            return Err(SimError::UnexpectedResponse {
-                expected: "SignedProposalResponse",
-                got: response.name(),
-            });
+        let take = |r| match r {
+            Response::SignedProposal { proposal, error } => Some((proposal, error)),
+            _ => None,
         };
-        if let Some(e) = error {
-            return Ok(Err(e));
-        }
-        let proposal = proposal.ok_or(SimError::InvalidResponse {
-            what: "proposal",
-            reason: "missing".into(),
-        })?;
-        Ok(Ok(SignedProposal {
-            signature: signature(&proposal.signature, "signature")?,
-            timestamp: timestamp_of(proposal.timestamp.as_ref()),
-            raw_len: self.last_response_len,
-        }))
+        answer(response, "SignedProposalResponse", take, |proposal| {
+            let proposal = required(proposal, "proposal")?;
+            Ok(SignedProposal {
+                signature: signature(&proposal.signature, "signature")?,
+                timestamp: timestamp_of(proposal.timestamp.as_ref()),
+                raw_len: self.last_response_len,
+            })
+        })
     }
 
     /// `SignBytesRequest` (v1 only) → a signature over `value`.
@@ -766,21 +749,39 @@ impl SignerConn {
         let response = self.request(&Request::SignBytes {
             value: value.to_vec(),
         })?;
-        let Response::SignBytes {
-            signature: sig,
-            error,
-        } = response
-        else {
-            return Err(SimError::UnexpectedResponse {
-                expected: "SignBytesResponse",
-                got: response.name(),
-            });
+        let take = |r| match r {
+            Response::SignBytes { signature, error } => Some((signature, error)),
+            _ => None,
         };
-        if let Some(e) = error {
-            return Ok(Err(e));
-        }
-        Ok(Ok(signature(&sig, "signature")?))
+        answer(response, "SignBytesResponse", take, |sig| {
+            signature(&sig, "signature")
+        })
     }
+}
+
+/// Splits the answer to a signing request: `take` picks the payload and
+/// error out of the expected response type (any other is a protocol
+/// error); a refusal is returned as is, a payload goes through `accept`.
+fn answer<P, T>(
+    response: Response,
+    expected: &'static str,
+    take: impl FnOnce(Response) -> Option<(P, Option<RemoteError>)>,
+    accept: impl FnOnce(P) -> Result<T, SimError>,
+) -> Result<Result<T, RemoteError>, SimError> {
+    let got = response.name();
+    let (payload, error) = take(response).ok_or(SimError::UnexpectedResponse { expected, got })?;
+    match error {
+        Some(refusal) => Ok(Err(refusal)),
+        None => accept(payload).map(Ok),
+    }
+}
+
+/// A message field the answer must carry.
+fn required<T>(field: Option<T>, what: &'static str) -> Result<T, SimError> {
+    field.ok_or(SimError::InvalidResponse {
+        what,
+        reason: "missing".into(),
+    })
 }
 
 /// `Message { sign_vote_request { chain_id } }` with no vote field.

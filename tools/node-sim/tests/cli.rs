@@ -23,6 +23,23 @@ struct Sim {
     addr: String,
 }
 
+/// Starts `tmkms-node-sim <command>` listening on `listen` for chain
+/// [`CHAIN`] in `protocol`, with `extra` arguments and a 10 s accept timeout.
+fn start_command(command: &str, listen: &str, protocol: &str, extra: &[&str]) -> Sim {
+    let mut args = vec![
+        command,
+        "--listen",
+        listen,
+        "--chain-id",
+        CHAIN,
+        "--protocol",
+        protocol,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--accept-timeout", "10"]);
+    start(&args)
+}
+
 /// Starts the binary and waits for its `listening on <addr>` line.
 fn start(args: &[&str]) -> Sim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tmkms-node-sim"))
@@ -47,6 +64,12 @@ fn start(args: &[&str]) -> Sim {
 }
 
 impl Sim {
+    /// Lets the fake signer connect, then [`Sim::finish`]es.
+    fn against_fake(self, dialect: Dialect, misbehaviour: Misbehaviour) -> (bool, String) {
+        let _fake = FakeSigner::start(self.addr.clone(), dialect, misbehaviour);
+        self.finish()
+    }
+
     /// Waits for exit; returns success and the rest of stdout.
     fn finish(mut self) -> (bool, String) {
         let mut rest = String::new();
@@ -69,29 +92,22 @@ fn fake_pubkey_b64() -> String {
     base64::engine::general_purpose::STANDARD.encode(key.verification_key().to_bytes())
 }
 
+/// A listen address on a Unix socket in `dir`.
+fn unix_listen(dir: &tempfile::TempDir, name: &str) -> String {
+    format!("unix://{}", dir.path().join(name).display())
+}
+
+const TCP_ANY_PORT: &str = "tcp://127.0.0.1:0";
+
 #[test]
 fn run_signs_heights_and_checks_the_pubkey() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("unix://{}", dir.path().join("n.sock").display());
+    let listen = unix_listen(&dir, "n.sock");
     let pk = fake_pubkey_b64();
-    let sim = start(&[
-        "run",
-        "--listen",
-        &listen,
-        "--chain-id",
-        CHAIN,
-        "--protocol",
-        "v0.38",
-        "--heights",
-        "120",
-        "--expect-pubkey",
-        &pk,
-        "--accept-timeout",
-        "10",
-    ]);
+    let extra = ["--heights", "120", "--expect-pubkey", &pk];
+    let sim = start_command("run", &listen, "v0.38", &extra);
     assert_eq!(sim.addr, listen);
-    let _fake = FakeSigner::start(sim.addr.clone(), Dialect::V0_38, Misbehaviour::None);
-    let (ok, out) = sim.finish();
+    let (ok, out) = sim.against_fake(Dialect::V0_38, Misbehaviour::None);
     assert!(ok);
     assert_eq!(out.lines().filter(|l| l.starts_with("height ")).count(), 2);
     assert!(out.contains("done: 120 heights 1..=120"), "{out}");
@@ -99,71 +115,26 @@ fn run_signs_heights_and_checks_the_pubkey() {
 
 #[test]
 fn run_fails_on_a_misbehaving_signer() {
-    let sim = start(&[
-        "run",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--chain-id",
-        CHAIN,
-        "--protocol",
-        "v0.38",
-        "--heights",
-        "5",
-        "--accept-timeout",
-        "10",
-    ]);
+    let sim = start_command("run", TCP_ANY_PORT, "v0.38", &["--heights", "5"]);
     assert!(sim.addr.starts_with("tcp://"));
     assert!(sim.addr.contains('@'));
-    let _fake = FakeSigner::start(
-        sim.addr.clone(),
-        Dialect::V0_38,
-        Misbehaviour::ExtensionSignatureEverywhere,
-    );
-    let (ok, out) = sim.finish();
+    let (ok, out) = sim.against_fake(Dialect::V0_38, Misbehaviour::ExtensionSignatureEverywhere);
     assert!(!ok);
     assert!(out.contains("FAIL: prevote at height 1"), "{out}");
 }
 
 #[test]
 fn run_fails_on_a_pubkey_mismatch() {
-    let sim = start(&[
-        "run",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--chain-id",
-        CHAIN,
-        "--protocol",
-        "v0.37",
-        "--heights",
-        "1",
-        "--expect-pubkey",
-        "AAAA",
-        "--accept-timeout",
-        "10",
-    ]);
-    let _fake = FakeSigner::start(sim.addr.clone(), Dialect::V0_37, Misbehaviour::None);
-    let (ok, _) = sim.finish();
+    let extra = ["--heights", "1", "--expect-pubkey", "AAAA"];
+    let sim = start_command("run", TCP_ANY_PORT, "v0.37", &extra);
+    let (ok, _) = sim.against_fake(Dialect::V0_37, Misbehaviour::None);
     assert!(!ok);
 }
 
 #[test]
 fn bench_prints_json() {
-    let sim = start(&[
-        "bench",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--chain-id",
-        CHAIN,
-        "--protocol",
-        "v1",
-        "-n",
-        "300",
-        "--json",
-        "--accept-timeout",
-        "10",
-    ]);
-    let _fake = FakeSigner::start(sim.addr.clone(), Dialect::V1, Misbehaviour::None);
-    let (ok, out) = sim.finish();
+    let sim = start_command("bench", TCP_ANY_PORT, "v1", &["-n", "300", "--json"]);
+    let (ok, out) = sim.against_fake(Dialect::V1, Misbehaviour::None);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["requests"], 300);
@@ -177,20 +148,9 @@ fn bench_prints_json() {
 #[test]
 fn scenarios_print_pass_per_case() {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("unix://{}", dir.path().join("s.sock").display());
-    let sim = start(&[
-        "scenarios",
-        "--listen",
-        &listen,
-        "--chain-id",
-        CHAIN,
-        "--protocol",
-        "v0.40",
-        "--accept-timeout",
-        "10",
-    ]);
-    let _fake = FakeSigner::start(sim.addr.clone(), Dialect::V0_38, Misbehaviour::None);
-    let (ok, out) = sim.finish();
+    let listen = unix_listen(&dir, "s.sock");
+    let sim = start_command("scenarios", &listen, "v0.40", &[]);
+    let (ok, out) = sim.against_fake(Dialect::V0_38, Misbehaviour::None);
     assert!(ok);
     assert!(out.contains("PASS replays"), "{out}");
     assert!(out.contains("PASS malformed frames"), "{out}");
@@ -207,7 +167,7 @@ fn rejects_an_unknown_protocol() {
         .args([
             "run",
             "--listen",
-            "tcp://127.0.0.1:0",
+            TCP_ANY_PORT,
             "--chain-id",
             CHAIN,
             "--protocol",

@@ -26,6 +26,31 @@ fn hex(bytes: &[u8]) -> String {
 // Hand-derived sign bytes
 // ---------------------------------------------------------------------------
 
+/// The block of the hand-derived vectors: hash 32 × `11`, 3 parts with hash
+/// 32 × `22`.
+fn hand_block() -> BlockIdSpec {
+    BlockIdSpec {
+        hash: [0x11; 32],
+        parts_total: 3,
+        parts_hash: [0x22; 32],
+    }
+}
+
+/// The 72-byte `CanonicalBlockID` body of [`hand_block`]: `0a 20` + hash,
+/// `12 24` part_set_header (36 bytes: `08 03` total = 3, `12 20` + parts
+/// hash).
+fn hand_block_id_hex() -> String {
+    [
+        "0a20",
+        &"11".repeat(32),
+        "1224",
+        "0803",
+        "1220",
+        &"22".repeat(32),
+    ]
+    .concat()
+}
+
 /// A nil precommit at height 1, round 0, timestamp 1970-01-01T00:00:00Z, on
 /// chain "test-chain".
 ///
@@ -71,11 +96,7 @@ fn nil_precommit_sign_bytes_by_hand() {
 /// Body 116 bytes → prefix `74`.
 #[test]
 fn block_prevote_sign_bytes_by_hand() {
-    let block = BlockIdSpec {
-        hash: [0x11; 32],
-        parts_total: 3,
-        parts_hash: [0x22; 32],
-    };
+    let block = hand_block();
     let vote = VoteSpec::prevote(10, 2, Some(block)).with_timestamp(1_700_000_000, 5);
     let want = [
         "74",
@@ -83,12 +104,7 @@ fn block_prevote_sign_bytes_by_hand() {
         "110a00000000000000",
         "190200000000000000",
         "2248",
-        "0a20",
-        &"11".repeat(32),
-        "1224",
-        "0803",
-        "1220",
-        &"22".repeat(32),
+        &hand_block_id_hex(),
         "2a08",
         "0880e2cfaa06",
         "1005",
@@ -124,11 +140,7 @@ fn block_prevote_sign_bytes_by_hand() {
 /// Body 125 bytes → prefix `7d`.
 #[test]
 fn proposal_sign_bytes_by_hand() {
-    let block = BlockIdSpec {
-        hash: [0x11; 32],
-        parts_total: 3,
-        parts_hash: [0x22; 32],
-    };
+    let block = hand_block();
     let p = ProposalSpec::new(5, 1, Some(block)).with_timestamp(1_700_000_000, 0);
     let want = [
         "7d",
@@ -137,12 +149,7 @@ fn proposal_sign_bytes_by_hand() {
         "190100000000000000",
         "20ffffffffffffffffff01",
         "2a48",
-        "0a20",
-        &"11".repeat(32),
-        "1224",
-        "0803",
-        "1220",
-        &"22".repeat(32),
+        &hand_block_id_hex(),
         "3206",
         "0880e2cfaa06",
         "3a0a746573742d636861696e",

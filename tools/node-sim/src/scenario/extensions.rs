@@ -4,10 +4,10 @@
 use crate::conn::SignerConn;
 use crate::dialect::Dialect;
 use crate::error::SimError;
-use crate::spec::{codes, validator_address, BlockIdSpec, SignedVote, VoteSpec};
+use crate::spec::{codes, BlockIdSpec, SignedVote};
 
 use super::report::{Expect, Report};
-use super::run::{any, extension_for, node_skips_extension, Run};
+use super::run::{any, same_signature, Run};
 
 /// Extension-signature presence rules (v0.38/v1). Uses `height` and
 /// `height + 1`.
@@ -24,61 +24,27 @@ pub fn extension_rules(
     pubkey: &[u8; 32],
 ) -> Result<Report, SimError> {
     let mut run = Run::new(conn, chain_id, pubkey, "extension rules");
-    let dialect = run.dialect();
-    if !dialect.has_extensions() {
-        return Err(SimError::Unsupported(format!(
-            "{dialect} has no vote extensions"
-        )));
-    }
-    let address = validator_address(pubkey);
+    run.require_extensions()?;
     let block = Some(BlockIdSpec::for_height(height));
     let stray = b"stray extension".to_vec();
     let tolerant = Expect::OkOrRefused(codes::MALFORMED);
 
-    let prevote = VoteSpec::prevote(height, 0, block)
-        .with_validator(address, 0)
-        .with_extension(stray.clone());
-    run.vote(
-        "prevote carrying extension bytes",
-        tolerant,
-        &prevote,
-        node_skips_extension(dialect, &prevote),
-        &any,
-    );
-    let nil = VoteSpec::precommit(height, 0, None)
-        .with_validator(address, 0)
-        .with_extension(stray);
-    run.vote(
-        "nil precommit carrying extension bytes",
-        tolerant,
-        &nil,
-        false,
-        &any,
-    );
-    let empty = VoteSpec::precommit(height, 1, block).with_validator(address, 0);
-    run.vote(
-        "non-nil precommit with an empty extension",
-        Expect::Ok,
-        &empty,
-        false,
-        &any,
-    );
-    let plain_nil = VoteSpec::precommit(height, 2, None).with_validator(address, 0);
-    run.vote("nil precommit", Expect::Ok, &plain_nil, false, &any);
-    if dialect == Dialect::V1 {
-        let skipped = VoteSpec::precommit(height + 1, 0, Some(BlockIdSpec::for_height(height + 1)))
-            .with_validator(address, 0)
-            .with_extension(extension_for(dialect, height + 1));
-        run.vote(
-            "non-nil precommit with skip_extension_signing",
-            Expect::Ok,
-            &skipped,
-            true,
-            &any,
-        );
+    let prevote = run.prevote(height, 0, block).with_extension(stray.clone());
+    run.vote("prevote carrying extension bytes", tolerant, &prevote);
+    let nil = run.bare_precommit(height, 0, None).with_extension(stray);
+    run.vote("nil precommit carrying extension bytes", tolerant, &nil);
+    let empty = run.bare_precommit(height, 1, block);
+    let name = "non-nil precommit with an empty extension";
+    run.vote(name, Expect::Ok, &empty);
+    let plain_nil = run.bare_precommit(height, 2, None);
+    run.vote("nil precommit", Expect::Ok, &plain_nil);
+    if run.dialect() == Dialect::V1 {
+        let next = height + 1;
+        let skipped = run.precommit(next, 0, Some(BlockIdSpec::for_height(next)));
+        let name = "non-nil precommit with skip_extension_signing";
+        run.vote_with_skip(name, Expect::Ok, &skipped, true, &any);
     }
-    run.ping("connection still open");
-    Ok(run.report)
+    Ok(run.finish_with_ping())
 }
 
 /// A precommit with an `extension_len`-byte extension (v0.38/v1; CometBFT
@@ -93,34 +59,16 @@ pub fn large_extension(
     extension_len: usize,
 ) -> Result<Report, SimError> {
     let mut run = Run::new(conn, chain_id, pubkey, "large extension");
-    let dialect = run.dialect();
-    if !dialect.has_extensions() {
-        return Err(SimError::Unsupported(format!(
-            "{dialect} has no vote extensions"
-        )));
-    }
+    run.require_extensions()?;
     let extension: Vec<u8> = (0..extension_len).map(|i| (i % 251) as u8).collect();
-    let vote = VoteSpec::precommit(height, 0, Some(BlockIdSpec::for_height(height)))
-        .with_validator(validator_address(pubkey), 0)
+    let vote = run
+        .bare_precommit(height, 0, Some(BlockIdSpec::for_height(height)))
         .with_extension(extension);
     let name = format!("precommit with a {extension_len}-byte extension");
-    let first = run.vote(&name, Expect::Ok, &vote, false, &any);
-    if let Some(first) = first {
-        let same = |s: &SignedVote| {
-            if s.signature == first.signature {
-                Ok(())
-            } else {
-                Err("a new vote signature instead of the stored one".to_owned())
-            }
-        };
-        run.vote(
-            "replay of the large precommit",
-            Expect::Ok,
-            &vote,
-            false,
-            &same,
-        );
+    if let Some(first) = run.vote(&name, Expect::Ok, &vote) {
+        let same =
+            same_signature::<SignedVote>(&first, "a new vote signature instead of the stored one");
+        run.vote_checked("replay of the large precommit", Expect::Ok, &vote, &same);
     }
-    run.ping("connection still open");
-    Ok(run.report)
+    Ok(run.finish_with_ping())
 }

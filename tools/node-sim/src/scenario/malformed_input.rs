@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use tendermint_proto::v0_38::types::Vote as RawVote;
+use tendermint_proto::v0_38::types::{Proposal as RawProposal, Vote as RawVote};
 
 use crate::codec::{decode_response, encode_frame, encode_uvarint};
 use crate::conn::{Readiness, SignerConn};
 use crate::error::SimError;
-use crate::spec::{
-    codes, BlockIdSpec, ProposalSpec, RemoteError, SignedProposal, SignedVote, VoteSpec,
-};
+use crate::spec::{codes, BlockIdSpec, ProposalSpec, RemoteError, VoteSpec};
 
 use super::report::{Case, Expect, Outcome};
 
@@ -58,54 +56,35 @@ impl InvalidRequest {
     }
 }
 
-/// Sends one invalid request at `height` (a fresh height) and expects code 4
-/// or a dropped connection.
-pub fn invalid_request(
-    conn: &mut SignerConn,
-    chain_id: &str,
-    height: i64,
-    kind: InvalidRequest,
-) -> Result<Case, SimError> {
-    let block = Some(BlockIdSpec::for_height(height));
-    let prevote = || VoteSpec::prevote(height, 0, block).to_raw();
-    let with_vote = |f: &dyn Fn(&mut RawVote)| {
-        let mut v = prevote();
-        f(&mut v);
-        Some(v)
-    };
-    let signed_anyway = |what: &str| Outcome::Violation(format!("signed {what}"));
-    let vote_outcome = |r: Result<Result<SignedVote, RemoteError>, SimError>| match r {
-        Ok(Ok(_)) => signed_anyway("an invalid vote"),
-        Ok(Err(e)) => Outcome::refused(e),
-        Err(e) => Outcome::from_error(&e),
-    };
-    let proposal_outcome = |r: Result<Result<SignedProposal, RemoteError>, SimError>| match r {
-        Ok(Ok(_)) => signed_anyway("an invalid proposal"),
-        Ok(Err(e)) => Outcome::refused(e),
-        Err(e) => Outcome::from_error(&e),
-    };
-    let outcome = match kind {
-        InvalidRequest::NegativeHeight => {
-            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.height = -1), false))
-        }
-        InvalidRequest::NegativeRound => {
-            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.round = -1), false))
-        }
-        InvalidRequest::UnknownVoteType => {
-            vote_outcome(conn.sign_vote_message(chain_id, with_vote(&|v| v.r#type = 3), false))
-        }
-        InvalidRequest::ShortBlockHash => vote_outcome(conn.sign_vote_message(
-            chain_id,
-            with_vote(&|v| {
+/// The message an [`InvalidRequest`] sends.
+enum InvalidMessage {
+    /// A `SignVoteRequest` with this vote (or none).
+    Vote(Option<RawVote>),
+    /// A `SignProposalRequest` with this proposal.
+    Proposal(RawProposal),
+}
+
+impl InvalidRequest {
+    /// The message of this kind at `height`: a valid prevote or proposal for
+    /// one block, then broken in one field.
+    fn message(self, height: i64) -> InvalidMessage {
+        let block = Some(BlockIdSpec::for_height(height));
+        let vote = |break_it: fn(&mut RawVote)| {
+            let mut v = VoteSpec::prevote(height, 0, block).to_raw();
+            break_it(&mut v);
+            InvalidMessage::Vote(Some(v))
+        };
+        let proposal = |p: ProposalSpec| InvalidMessage::Proposal(p.to_raw());
+        match self {
+            InvalidRequest::NegativeHeight => vote(|v| v.height = -1),
+            InvalidRequest::NegativeRound => vote(|v| v.round = -1),
+            InvalidRequest::UnknownVoteType => vote(|v| v.r#type = 3),
+            InvalidRequest::ShortBlockHash => vote(|v| {
                 if let Some(id) = v.block_id.as_mut() {
                     id.hash.truncate(31);
                 }
             }),
-            false,
-        )),
-        InvalidRequest::ShortPartSetHash => vote_outcome(conn.sign_vote_message(
-            chain_id,
-            with_vote(&|v| {
+            InvalidRequest::ShortPartSetHash => vote(|v| {
                 if let Some(psh) = v
                     .block_id
                     .as_mut()
@@ -114,32 +93,52 @@ pub fn invalid_request(
                     psh.hash.truncate(31);
                 }
             }),
-            false,
-        )),
-        InvalidRequest::MissingVote => vote_outcome(conn.sign_vote_message(chain_id, None, false)),
-        InvalidRequest::ProposalNegativeHeight => {
-            let mut p = ProposalSpec::new(height, 0, block).to_raw();
-            p.height = -1;
-            proposal_outcome(conn.sign_proposal_raw(chain_id, p))
+            InvalidRequest::MissingVote => InvalidMessage::Vote(None),
+            InvalidRequest::ProposalNegativeHeight => {
+                let mut p = ProposalSpec::new(height, 0, block).to_raw();
+                p.height = -1;
+                InvalidMessage::Proposal(p)
+            }
+            InvalidRequest::ProposalPolRoundBelowMinusOne => {
+                proposal(ProposalSpec::new(height, 0, block).with_pol_round(-2))
+            }
+            InvalidRequest::ProposalPolRoundNotBelowRound => {
+                proposal(ProposalSpec::new(height, 1, block).with_pol_round(1))
+            }
         }
-        InvalidRequest::ProposalPolRoundBelowMinusOne => {
-            let p = ProposalSpec::new(height, 0, block)
-                .with_pol_round(-2)
-                .to_raw();
-            proposal_outcome(conn.sign_proposal_raw(chain_id, p))
-        }
-        InvalidRequest::ProposalPolRoundNotBelowRound => {
-            let p = ProposalSpec::new(height, 1, block)
-                .with_pol_round(1)
-                .to_raw();
-            proposal_outcome(conn.sign_proposal_raw(chain_id, p))
-        }
+    }
+}
+
+/// Sends one invalid request at `height` (a fresh height) and expects code 4
+/// or a dropped connection.
+pub fn invalid_request(
+    conn: &mut SignerConn,
+    chain_id: &str,
+    height: i64,
+    kind: InvalidRequest,
+) -> Result<Case, SimError> {
+    let outcome = match kind.message(height) {
+        InvalidMessage::Vote(vote) => refusal(
+            conn.sign_vote_message(chain_id, vote, false),
+            "an invalid vote",
+        ),
+        InvalidMessage::Proposal(proposal) => refusal(
+            conn.sign_proposal_raw(chain_id, proposal),
+            "an invalid proposal",
+        ),
     };
-    Ok(Case {
-        name: kind.name().to_owned(),
-        expect: Expect::RefusedOrDropped(codes::MALFORMED),
-        outcome,
-    })
+    let expect = Expect::RefusedOrDropped(codes::MALFORMED);
+    Ok(Case::new(kind.name(), expect, outcome))
+}
+
+/// What the signer did with a request it must not sign: a signature is a
+/// violation.
+fn refusal<T>(result: Result<Result<T, RemoteError>, SimError>, what: &str) -> Outcome {
+    match result {
+        Ok(Ok(_)) => Outcome::Violation(format!("signed {what}")),
+        Ok(Err(e)) => Outcome::refused(e),
+        Err(e) => Outcome::from_error(&e),
+    }
 }
 
 /// Bytes that are not a well-formed request.
@@ -241,9 +240,5 @@ pub fn malformed_frame(
             },
         },
     };
-    Ok(Case {
-        name: kind.name().to_owned(),
-        expect: Expect::ErrorOrDropped,
-        outcome,
-    })
+    Ok(Case::new(kind.name(), Expect::ErrorOrDropped, outcome))
 }

@@ -57,6 +57,15 @@ impl Outcome {
         }
     }
 
+    /// What the signer did, given the result of a request that expects no
+    /// particular answer beyond success (a ping, a run of signatures).
+    pub(super) fn of<T>(result: &Result<T, SimError>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::from_error(e),
+        }
+    }
+
     /// Whether the connection is gone after this outcome.
     pub fn lost_connection(&self) -> bool {
         matches!(self, Outcome::Dropped | Outcome::NoAnswer)
@@ -99,6 +108,14 @@ pub struct Case {
 }
 
 impl Case {
+    pub(super) fn new(name: impl Into<String>, expect: Expect, outcome: Outcome) -> Self {
+        Case {
+            name: name.into(),
+            expect,
+            outcome,
+        }
+    }
+
     /// Whether the outcome is what was expected.
     pub fn passed(&self) -> bool {
         match (self.expect, &self.outcome) {
@@ -138,6 +155,18 @@ impl Report {
             scenario: scenario.to_owned(),
             cases: Vec::new(),
         }
+    }
+
+    /// A report of one case.
+    pub(super) fn single(scenario: &str, case: Case) -> Self {
+        Report {
+            scenario: scenario.to_owned(),
+            cases: vec![case],
+        }
+    }
+
+    pub(super) fn push(&mut self, name: impl Into<String>, expect: Expect, outcome: Outcome) {
+        self.cases.push(Case::new(name, expect, outcome));
     }
 
     /// Whether every case passed (and there was at least one).

@@ -3,19 +3,28 @@
 
 use crate::conn::SignerConn;
 use crate::dialect::Dialect;
-use crate::spec::{ProposalSpec, SignedProposal, SignedVote, VoteKind, VoteSpec};
-use crate::verify::{verify_proposal, verify_vote};
+use crate::error::SimError;
+use crate::spec::{
+    validator_address, BlockIdSpec, ProposalSpec, RemoteError, SignedProposal, SignedVote,
+    VoteKind, VoteSpec,
+};
+use crate::verify::{verify_proposal, verify_signature, verify_vote};
 
-use super::report::{Case, Expect, Outcome, Report};
+use super::report::{Expect, Outcome, Report};
 
-/// A scenario in progress: runs cases until the connection is lost.
+/// A scenario in progress: runs cases until the connection is lost. Once it
+/// is, every further request is skipped, so a scenario can be written as a
+/// straight list of requests.
 pub(super) struct Run<'a> {
-    pub(super) conn: &'a mut SignerConn,
+    conn: &'a mut SignerConn,
+    /// The chain the requests name; a scenario may switch it between cases.
     pub(super) chain_id: &'a str,
-    pub(super) pubkey: [u8; 32],
-    pub(super) report: Report,
+    pubkey: [u8; 32],
+    report: Report,
 }
 
+/// A scenario-specific check of a verified answer (e.g. "the stored
+/// signature came back").
 pub(super) type Check<'c, T> = &'c dyn Fn(&T) -> Result<(), String>;
 
 impl<'a> Run<'a> {
@@ -37,20 +46,87 @@ impl<'a> Run<'a> {
         self.conn.dialect()
     }
 
-    pub(super) fn live(&self) -> bool {
+    /// Refuses a scenario about vote extensions on a dialect without them.
+    pub(super) fn require_extensions(&self) -> Result<(), SimError> {
+        let dialect = self.dialect();
+        if dialect.has_extensions() {
+            Ok(())
+        } else {
+            Err(SimError::Unsupported(format!(
+                "{dialect} has no vote extensions"
+            )))
+        }
+    }
+
+    /// Refuses a `SignBytesRequest` scenario on a dialect without it.
+    pub(super) fn require_sign_bytes(&self) -> Result<(), SimError> {
+        let dialect = self.dialect();
+        if dialect.has_sign_bytes() {
+            Ok(())
+        } else {
+            Err(SimError::Unsupported(format!(
+                "{dialect} has no SignBytesRequest"
+            )))
+        }
+    }
+
+    /// A prevote by the signer's validator (index 0), without extension.
+    pub(super) fn prevote(&self, height: i64, round: i32, block: Option<BlockIdSpec>) -> VoteSpec {
+        VoteSpec::prevote(height, round, block).with_validator(validator_address(&self.pubkey), 0)
+    }
+
+    /// A precommit by the signer's validator (index 0), without extension.
+    pub(super) fn bare_precommit(
+        &self,
+        height: i64,
+        round: i32,
+        block: Option<BlockIdSpec>,
+    ) -> VoteSpec {
+        VoteSpec::precommit(height, round, block).with_validator(validator_address(&self.pubkey), 0)
+    }
+
+    /// A precommit by the signer's validator carrying the extension a
+    /// healthy application attaches at `height` (none before v0.38).
+    pub(super) fn precommit(
+        &self,
+        height: i64,
+        round: i32,
+        block: Option<BlockIdSpec>,
+    ) -> VoteSpec {
+        self.bare_precommit(height, round, block)
+            .with_extension(extension_for(self.dialect(), height))
+    }
+
+    fn live(&self) -> bool {
         !self.report.connection_lost()
     }
 
-    pub(super) fn record(&mut self, name: impl Into<String>, expect: Expect, outcome: Outcome) {
-        self.report.cases.push(Case {
-            name: name.into(),
-            expect,
-            outcome,
-        });
+    /// Signs `vote` with `skip_extension_signing` set as a node of this
+    /// dialect sets it, and verifies the answer.
+    pub(super) fn vote(
+        &mut self,
+        name: &str,
+        expect: Expect,
+        vote: &VoteSpec,
+    ) -> Option<SignedVote> {
+        self.vote_checked(name, expect, vote, &any)
     }
 
-    /// Signs `vote`, verifies the answer, then applies `check`.
-    pub(super) fn vote(
+    /// [`Run::vote`], then applies `check` to the verified answer.
+    pub(super) fn vote_checked(
+        &mut self,
+        name: &str,
+        expect: Expect,
+        vote: &VoteSpec,
+        check: Check<'_, SignedVote>,
+    ) -> Option<SignedVote> {
+        let skip = node_skips_extension(self.dialect(), vote);
+        self.vote_with_skip(name, expect, vote, skip, check)
+    }
+
+    /// Signs `vote` with `skip_extension_signing` set to `skip`, verifies the
+    /// answer, then applies `check`.
+    pub(super) fn vote_with_skip(
         &mut self,
         name: &str,
         expect: Expect,
@@ -61,34 +137,27 @@ impl<'a> Run<'a> {
         if !self.live() {
             return None;
         }
-        let result = self.conn.sign_vote(self.chain_id, vote, skip);
-        let (outcome, signed) = match result {
-            Ok(Ok(signed)) => {
-                let verified = verify_vote(
-                    &self.pubkey,
-                    self.chain_id,
-                    vote,
-                    &signed,
-                    self.dialect(),
-                    skip,
-                )
+        let (pubkey, chain_id, dialect) = (self.pubkey, self.chain_id, self.dialect());
+        let result = self.conn.sign_vote(chain_id, vote, skip);
+        self.record_signed(name, expect, result, |signed| {
+            verify_vote(&pubkey, chain_id, vote, signed, dialect, skip)
                 .map_err(|e| e.to_string())
-                .and_then(|()| check(&signed));
-                match verified {
-                    Ok(()) => (Outcome::Ok, Some(signed)),
-                    Err(why) => (Outcome::Violation(why), None),
-                }
-            }
-            Ok(Err(refusal)) => (Outcome::refused(refusal), None),
-            Err(e) => (Outcome::from_error(&e), None),
-        };
-        self.record(name, expect, outcome);
-        signed
+                .and_then(|()| check(signed))
+        })
     }
 
-    /// Signs `proposal`, verifies the answer over the requested proposal, then
-    /// applies `check`.
+    /// Signs `proposal` and verifies the answer over the requested proposal.
     pub(super) fn proposal(
+        &mut self,
+        name: &str,
+        expect: Expect,
+        proposal: &ProposalSpec,
+    ) -> Option<SignedProposal> {
+        self.proposal_checked(name, expect, proposal, &any)
+    }
+
+    /// [`Run::proposal`], then applies `check` to the verified answer.
+    pub(super) fn proposal_checked(
         &mut self,
         name: &str,
         expect: Expect,
@@ -98,21 +167,47 @@ impl<'a> Run<'a> {
         if !self.live() {
             return None;
         }
-        let result = self.conn.sign_proposal(self.chain_id, proposal);
+        let (pubkey, chain_id) = (self.pubkey, self.chain_id);
+        let result = self.conn.sign_proposal(chain_id, proposal);
+        self.record_signed(name, expect, result, |signed| {
+            verify_proposal(&pubkey, chain_id, proposal, signed)
+                .map_err(|e| e.to_string())
+                .and_then(|()| check(signed))
+        })
+    }
+
+    /// Sends a `SignBytesRequest` for `value` and verifies the signature over
+    /// the raw value.
+    pub(super) fn sign_bytes(&mut self, name: &str, expect: Expect, value: &[u8]) {
+        if !self.live() {
+            return;
+        }
+        let pubkey = self.pubkey;
+        let result = self.conn.sign_bytes(value);
+        self.record_signed(name, expect, result, |sig| {
+            verify_signature(&pubkey, value, sig)
+                .map_err(|_| "the signature does not verify over the raw value".to_owned())
+        });
+    }
+
+    /// Records the outcome of a signing request; the answer is returned only
+    /// if `verify` accepts it.
+    fn record_signed<T>(
+        &mut self,
+        name: &str,
+        expect: Expect,
+        result: Result<Result<T, RemoteError>, SimError>,
+        verify: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Option<T> {
         let (outcome, signed) = match result {
-            Ok(Ok(signed)) => {
-                let verified = verify_proposal(&self.pubkey, self.chain_id, proposal, &signed)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| check(&signed));
-                match verified {
-                    Ok(()) => (Outcome::Ok, Some(signed)),
-                    Err(why) => (Outcome::Violation(why), None),
-                }
-            }
+            Ok(Ok(signed)) => match verify(&signed) {
+                Ok(()) => (Outcome::Ok, Some(signed)),
+                Err(why) => (Outcome::Violation(why), None),
+            },
             Ok(Err(refusal)) => (Outcome::refused(refusal), None),
             Err(e) => (Outcome::from_error(&e), None),
         };
-        self.record(name, expect, outcome);
+        self.report.push(name, expect, outcome);
         signed
     }
 
@@ -120,11 +215,52 @@ impl<'a> Run<'a> {
         if !self.live() {
             return;
         }
-        let outcome = match self.conn.ping() {
-            Ok(()) => Outcome::Ok,
-            Err(e) => Outcome::from_error(&e),
-        };
-        self.record(name, Expect::Ok, outcome);
+        let outcome = Outcome::of(&self.conn.ping());
+        self.report.push(name, Expect::Ok, outcome);
+    }
+
+    /// Checks that the connection survived the scenario, and returns its
+    /// report.
+    pub(super) fn finish_with_ping(mut self) -> Report {
+        self.ping("connection still open");
+        self.report
+    }
+
+    /// The report, without a final ping.
+    pub(super) fn finish(self) -> Report {
+        self.report
+    }
+}
+
+/// A [`Check`] that compares an answer's signature with an earlier one:
+/// `why` says what a different one means.
+pub(super) fn same_signature<'s, T: Signed>(
+    first: &'s T,
+    why: &'s str,
+) -> impl Fn(&T) -> Result<(), String> + 's {
+    move |s: &T| {
+        if s.signature() == first.signature() {
+            Ok(())
+        } else {
+            Err(why.to_owned())
+        }
+    }
+}
+
+/// An answer carrying a signature.
+pub(super) trait Signed {
+    fn signature(&self) -> &[u8; 64];
+}
+
+impl Signed for SignedVote {
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
+impl Signed for SignedProposal {
+    fn signature(&self) -> &[u8; 64] {
+        &self.signature
     }
 }
 

@@ -160,12 +160,15 @@ macro_rules! conformance_matrix {
     )*};
 }
 
+/// The suite in progress: the connection (re-accepted after a scenario cost
+/// it), the next fresh height and the reports so far.
 struct Suite<'l> {
     listener: &'l NodeListener,
     cfg: &'l SuiteConfig,
     conn: Option<SignerConn>,
     reconnects: usize,
     height: i64,
+    reports: Vec<Report>,
 }
 
 impl Suite<'_> {
@@ -191,6 +194,13 @@ impl Suite<'_> {
         }
     }
 
+    /// Keeps a scenario's report, then settles the connection after it.
+    fn keep(&mut self, report: Report) {
+        let lost = report.connection_lost();
+        self.reports.push(report);
+        self.settle(lost);
+    }
+
     fn heights(&mut self, n: i64) -> i64 {
         let h = self.height;
         self.height = self.height.saturating_add(n);
@@ -210,35 +220,19 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
         conn: None,
         reconnects: 0,
         height: cfg.start_height.max(2),
+        reports: Vec::new(),
     };
     let chain = cfg.chain_id.as_str();
     let pubkey = suite.conn()?.pubkey(chain)?.map_err(SimError::Remote)?;
     suite.reconnects = 0;
-    let mut reports = Vec::new();
 
     // Normal operation.
-    let start = suite.heights(cfg.normal_heights.max(1));
-    let conn = suite.conn()?;
-    let outcome = match normal_heights(
-        conn,
-        chain,
-        start,
-        cfg.normal_heights.max(1),
-        &pubkey,
-        dialect,
-    ) {
-        Ok(_) => Outcome::Ok,
-        Err(e) => Outcome::from_error(&e),
-    };
-    let mut normal = Report::new("normal heights");
-    normal.cases.push(Case {
-        name: format!("{} heights from {start}", cfg.normal_heights.max(1)),
-        expect: Expect::Ok,
-        outcome,
-    });
-    let lost = normal.connection_lost();
-    reports.push(normal);
-    suite.settle(lost);
+    let count = cfg.normal_heights.max(1);
+    let start = suite.heights(count);
+    let signed = normal_heights(suite.conn()?, chain, start, count, &pubkey, dialect);
+    let name = format!("{count} heights from {start}");
+    let case = Case::new(name, Expect::Ok, Outcome::of(&signed));
+    suite.keep(Report::single("normal heights", case));
 
     type Scenario = fn(&mut SignerConn, &str, i64, &[u8; 32]) -> Result<Report, SimError>;
     let mut scripted: Vec<Scenario> = vec![replays, regressions, conflicts, wrong_chain_id];
@@ -251,23 +245,17 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
     for scenario in scripted {
         let h = suite.heights(10);
         let report = scenario(suite.conn()?, chain, h, &pubkey)?;
-        let lost = report.connection_lost();
-        reports.push(report);
-        suite.settle(lost);
+        suite.keep(report);
     }
     if dialect.has_extensions() {
         let h = suite.heights(10);
         let len = cfg.large_extension_len;
         let report = large_extension(suite.conn()?, chain, h, &pubkey, len)?;
-        let lost = report.connection_lost();
-        reports.push(report);
-        suite.settle(lost);
+        suite.keep(report);
     }
     if let Some(max) = cfg.max_height {
         let report = above_max_height(suite.conn()?, chain, max.saturating_add(1), &pubkey)?;
-        let lost = report.connection_lost();
-        reports.push(report);
-        suite.settle(lost);
+        suite.keep(report);
     }
 
     let mut invalid = Report::new("invalid requests");
@@ -278,7 +266,7 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
         invalid.cases.push(case);
         suite.settle(lost);
     }
-    reports.push(invalid);
+    suite.reports.push(invalid);
 
     let mut malformed = Report::new("malformed frames");
     for kind in MalformedFrame::ALL {
@@ -292,29 +280,22 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
         malformed.cases.push(case);
         suite.settle(lost);
     }
-    reports.push(malformed);
+    suite.reports.push(malformed);
 
-    // After all that, the signer must still sign.
-    let mut recovery = Report::new("recovery");
+    // After all that, the signer must still sign; a failed re-accept is the
+    // signer's failure here, not the simulator's.
     let h = suite.heights(1);
-    let outcome = match suite
+    let signed = suite
         .conn()
-        .and_then(|c| normal_heights(c, chain, h, 1, &pubkey, dialect))
-    {
-        Ok(_) => Outcome::Ok,
-        Err(e) => Outcome::from_error(&e),
-    };
-    recovery.cases.push(Case {
-        name: "signs a new height after all scenarios".into(),
-        expect: Expect::Ok,
-        outcome,
-    });
-    reports.push(recovery);
+        .and_then(|c| normal_heights(c, chain, h, 1, &pubkey, dialect));
+    let name = "signs a new height after all scenarios";
+    let case = Case::new(name, Expect::Ok, Outcome::of(&signed));
+    suite.reports.push(Report::single("recovery", case));
 
     Ok(SuiteReport {
         dialect,
         pubkey,
-        reports,
+        reports: suite.reports,
         reconnects: suite.reconnects,
         next_height: suite.height,
     })
