@@ -12,9 +12,8 @@ use std::sync::Mutex;
 use tracing::{debug, error, info, warn};
 
 use crate::guard::{self, Refusal, Signable, Verdict};
-use crate::privval::{
-    Dialect, ErrorCode, RemoteError, Request, Response, SignedProposal, SignedVote,
-};
+use crate::privval::{Dialect, RemoteError, Request, Response, SignedProposal, SignedVote};
+use crate::refusal::Rejection;
 use crate::sign_bytes::consensus_message_kind;
 use crate::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use crate::signer::ConsensusSigner;
@@ -102,11 +101,9 @@ fn quoted_chain_id(requested: &str) -> String {
     }
 }
 
-fn remote(code: ErrorCode, description: impl Into<String>) -> RemoteError {
-    RemoteError {
-        code,
-        description: description.into(),
-    }
+/// A result as the node sees it.
+fn for_node<T>(result: Result<T, Rejection>) -> Result<T, RemoteError> {
+    result.map_err(|rejection| rejection.remote_error())
 }
 
 impl<K: ConsensusSigner> ChainSigner<K> {
@@ -161,27 +158,29 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     pub fn handle(&self, dialect: Dialect, request: Request) -> Response {
         match request {
             Request::Ping => Response::Ping,
-            Request::PubKey { chain_id } => Response::PubKey(
+            Request::PubKey { chain_id } => Response::PubKey(for_node(
                 self.check_chain_id(&chain_id)
                     .map(|()| self.key.public_key()),
-            ),
+            )),
             Request::SignVote {
                 chain_id,
                 vote,
                 skip_extension_signing,
-            } => Response::SignedVote(
+            } => Response::SignedVote(for_node(
                 self.check_chain_id(&chain_id)
                     .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing)),
-            ),
-            Request::SignProposal { chain_id, proposal } => Response::SignedProposal(
+            )),
+            Request::SignProposal { chain_id, proposal } => Response::SignedProposal(for_node(
                 self.check_chain_id(&chain_id)
                     .and_then(|()| self.sign_proposal(proposal)),
-            ),
-            Request::SignBytes { value } => Response::SignedBytes(self.sign_raw_bytes(&value)),
+            )),
+            Request::SignBytes { value } => {
+                Response::SignedBytes(for_node(self.sign_raw_bytes(&value)))
+            }
         }
     }
 
-    fn check_chain_id(&self, requested: &str) -> Result<(), RemoteError> {
+    fn check_chain_id(&self, requested: &str) -> Result<(), Rejection> {
         if requested == self.policy.chain_id.as_str() {
             return Ok(());
         }
@@ -191,23 +190,20 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             requested = %shown,
             "refusing request for another chain"
         );
-        Err(remote(
-            ErrorCode::WrongChainId,
-            format!(
-                "this signer serves chain {:?}, not {shown}",
-                self.policy.chain_id.as_str(),
-            ),
-        ))
+        Err(Rejection::WrongChainId {
+            expected: self.policy.chain_id.as_str().to_owned(),
+            requested: shown,
+        })
     }
 
-    fn check_max_height(&self, position: Position) -> Result<(), RemoteError> {
+    fn check_max_height(&self, position: Position) -> Result<(), Rejection> {
         match self.policy.max_height {
             Some(max) if position.height > max => {
                 error!(requested = %position, max_height = %max, "refusing to sign above max_height");
-                Err(remote(
-                    ErrorCode::AboveMaxHeight,
-                    format!("height {} is above max_height {max}", position.height),
-                ))
+                Err(Rejection::AboveMaxHeight {
+                    height: position.height,
+                    max_height: max,
+                })
             }
             _ => Ok(()),
         }
@@ -218,7 +214,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         dialect: Dialect,
         mut vote: Vote,
         skip_extension_signing: bool,
-    ) -> Result<SignedVote, RemoteError> {
+    ) -> Result<SignedVote, Rejection> {
         let position = vote.position();
         self.check_max_height(position)?;
         let sign_bytes = vote_sign_bytes(&self.policy.chain_id, &vote);
@@ -246,7 +242,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         ))
     }
 
-    fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, RemoteError> {
+    fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, Rejection> {
         let position = proposal.position();
         self.check_max_height(position)?;
         let sign_bytes = proposal_sign_bytes(&self.policy.chain_id, &proposal);
@@ -271,7 +267,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         guarded: &mut Guarded,
         request: Signable<'_>,
         sign_bytes: Vec<u8>,
-    ) -> Result<(Release, Option<crate::types::Timestamp>), RemoteError> {
+    ) -> Result<(Release, Option<crate::types::Timestamp>), Rejection> {
         let verdict = guard::check(guarded.last(), &self.policy.chain_id, request, &sign_bytes)
             .map_err(|refusal| self.refused(guarded.last(), refusal))?;
         match verdict {
@@ -285,7 +281,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 let signature = guarded
                     .durable
                     .release(&self.key)
-                    .map_err(|e| self.sign_failed(&e))?;
+                    .map_err(|e| self.sign_failed(e))?;
                 Ok((Release::Replayed(signature), timestamp))
             }
             Verdict::SignNew => {
@@ -306,7 +302,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         &self,
         guarded: &mut Guarded,
         next: SignState,
-    ) -> Result<ReleasedSignature, RemoteError> {
+    ) -> Result<ReleasedSignature, Rejection> {
         let position = next.position;
         match persist_durably(guarded.store.as_mut(), next.clone()) {
             Ok(durable) => {
@@ -315,7 +311,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 guarded
                     .durable
                     .release(&self.key)
-                    .map_err(|e| self.sign_failed(&e))
+                    .map_err(|e| self.sign_failed(e))
             }
             Err(e) => {
                 error!(
@@ -327,37 +323,31 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 if matches!(e, StateError::StreamLost(_)) {
                     self.stopped.store(true, Ordering::SeqCst);
                 }
-                Err(remote(
-                    ErrorCode::PersistFailed,
-                    format!("could not persist signing state, nothing signed: {e}"),
-                ))
+                Err(Rejection::PersistFailed(e))
             }
         }
     }
 
-    fn sign_failed(&self, e: &crate::signer::SignError) -> RemoteError {
+    fn sign_failed(&self, e: crate::signer::SignError) -> Rejection {
         error!(error = %e, "consensus key could not sign");
-        remote(ErrorCode::PersistFailed, format!("could not sign: {e}"))
+        Rejection::SignFailed(e)
     }
 
-    fn refused(&self, last: &SignState, refusal: Refusal) -> RemoteError {
+    fn refused(&self, last: &SignState, refusal: Refusal) -> Rejection {
         error!(last = %last.position, %refusal, "refusing to sign");
-        remote(ErrorCode::DoubleSign, refusal.to_string())
+        Rejection::Conflict(refusal)
     }
 
-    fn sign_or_refuse(&self, bytes: &[u8]) -> Result<Signature, RemoteError> {
-        self.key.sign(bytes).map_err(|e| self.sign_failed(&e))
+    fn sign_or_refuse(&self, bytes: &[u8]) -> Result<Signature, Rejection> {
+        self.key.sign(bytes).map_err(|e| self.sign_failed(e))
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Guarded>, RemoteError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Guarded>, Rejection> {
         // A poisoned lock means a thread died mid-update: the in-memory state
         // can no longer be trusted, so refuse everything until restart.
         self.guarded.lock().map_err(|_| {
             error!("signing state lock poisoned; restart the signer");
-            remote(
-                ErrorCode::PersistFailed,
-                "internal error: signing state unavailable; restart the signer",
-            )
+            Rejection::StateLockPoisoned
         })
     }
 
@@ -370,13 +360,10 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         }
     }
 
-    fn sign_raw_bytes(&self, value: &[u8]) -> Result<Signature, RemoteError> {
+    fn sign_raw_bytes(&self, value: &[u8]) -> Result<Signature, Rejection> {
         if !self.policy.danger_allow_sign_bytes {
             warn!("refused a sign-bytes request: danger_allow_sign_bytes is off");
-            return Err(remote(
-                ErrorCode::Malformed,
-                "sign-bytes requests are disabled on this signer (danger_allow_sign_bytes = false)",
-            ));
+            return Err(Rejection::SignBytesDisabled);
         }
         // Even when allowed, never let this path sign a consensus message of
         // any chain: that would bypass the double-sign guard (and a chain id
@@ -387,10 +374,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 kind,
                 "refused a sign-bytes request carrying a consensus message"
             );
-            return Err(remote(
-                ErrorCode::DoubleSign,
-                format!("refusing to sign a canonical {kind} through sign-bytes"),
-            ));
+            return Err(Rejection::ConsensusMessageThroughSignBytes { kind });
         }
         debug!(len = value.len(), "signing raw bytes");
         self.sign_or_refuse(value)
@@ -400,7 +384,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privval::encode_response;
+    use crate::privval::{encode_response, ErrorCode};
     use crate::session::NODE_RESPONSE_CAP;
     use crate::state::MemoryStore;
 

@@ -13,9 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::chain::ChainSigner;
 use crate::privval::frame::{write_message, FrameError, FrameReader};
-use crate::privval::{
-    decode_request, encode_response, DecodeError, Dialect, ErrorCode, RemoteError, Response,
-};
+use crate::privval::{decode_request, encode_response, DecodeError, Dialect, Response};
+use crate::refusal::{Answer, RequestError};
 use crate::signer::ConsensusSigner;
 
 /// Largest response a v0.34–v0.39 node reads (`maxRemoteSignerMsgSize`).
@@ -66,23 +65,10 @@ where
                     debug!(kind = ?request.kind(), "request");
                     chain.handle(config.dialect, request)
                 }
-                Err(DecodeError::Invalid { kind, reason }) => {
-                    warn!(?kind, %reason, "answering an invalid request with an error");
-                    let error = RemoteError {
-                        code: ErrorCode::Malformed,
-                        description: format!("invalid request: {reason}"),
-                    };
-                    match Response::error_for(kind, error) {
-                        Some(response) => response,
-                        None => {
-                            return (
-                                answered,
-                                SessionError::Protocol(DecodeError::UnknownMessage),
-                            )
-                        }
-                    }
-                }
-                Err(other) => return (answered, SessionError::Protocol(other)),
+                Err(error) => match answer_undecoded(error) {
+                    Ok(response) => response,
+                    Err(reason) => return (answered, SessionError::Protocol(reason)),
+                },
             },
             Err(FrameError::Closed) => return (answered, SessionError::Closed),
             Err(e) => return (answered, SessionError::Frame(e)),
@@ -105,6 +91,25 @@ where
             return (answered, SessionError::Stopped);
         }
         reader.shrink();
+    }
+}
+
+/// The answer to a message that did not decode into a request to sign: an
+/// error response, or why the connection is dropped.
+fn answer_undecoded(error: DecodeError) -> Result<Response, DecodeError> {
+    let kind = match &error {
+        DecodeError::Invalid { kind, reason } => {
+            warn!(?kind, %reason, "answering an invalid request with an error");
+            Some(*kind)
+        }
+        _ => None,
+    };
+    match RequestError::from(error).answer() {
+        // A ping has no error field to carry the refusal.
+        Answer::Refuse(remote) => kind
+            .and_then(|kind| Response::error_for(kind, remote))
+            .ok_or(DecodeError::UnknownMessage),
+        Answer::DropConnection(reason) => Err(reason),
     }
 }
 

@@ -8,7 +8,7 @@ mod encode;
 pub mod frame;
 pub mod wire_v1;
 
-pub use decode::{decode_request, DecodeError, RequestKind};
+pub use decode::{decode_request, DecodeError, InvalidRequest, RequestKind};
 pub use dialect::{Dialect, UnknownDialect};
 pub use encode::encode_response;
 
