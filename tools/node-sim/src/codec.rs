@@ -385,6 +385,27 @@ impl Response {
     }
 }
 
+impl Response {
+    /// A `SignedVoteResponse` of any dialect (they share field numbers).
+    fn signed_vote(vote: Option<RawVote>, error: Option<pv38::RemoteSignerError>) -> Self {
+        Response::SignedVote {
+            vote,
+            error: remote_error(error),
+        }
+    }
+
+    /// A `SignedProposalResponse` of any dialect (they share field numbers).
+    fn signed_proposal(
+        proposal: Option<RawProposal>,
+        error: Option<pv38::RemoteSignerError>,
+    ) -> Self {
+        Response::SignedProposal {
+            proposal,
+            error: remote_error(error),
+        }
+    }
+}
+
 fn remote_error(e: Option<pv38::RemoteSignerError>) -> Option<RemoteError> {
     e.map(|e| RemoteError {
         code: e.code,
@@ -412,14 +433,8 @@ pub fn decode_response(dialect: Dialect, body: &[u8]) -> Result<Response, CodecE
                 key_bytes: r.pub_key_bytes,
                 error: remote_error(r.error),
             },
-            Some(Sum::SignedVoteResponse(r)) => Response::SignedVote {
-                vote: r.vote,
-                error: remote_error(r.error),
-            },
-            Some(Sum::SignedProposalResponse(r)) => Response::SignedProposal {
-                proposal: r.proposal,
-                error: remote_error(r.error),
-            },
+            Some(Sum::SignedVoteResponse(r)) => Response::signed_vote(r.vote, r.error),
+            Some(Sum::SignedProposalResponse(r)) => Response::signed_proposal(r.proposal, r.error),
             Some(Sum::PingResponse(_)) => Response::Ping,
             Some(Sum::SignBytesResponse(r)) => Response::SignBytes {
                 signature: r.signature,
@@ -449,14 +464,8 @@ pub fn decode_response(dialect: Dialect, body: &[u8]) -> Result<Response, CodecE
                 error: remote_error(r.error),
             }
         }
-        Some(Sum::SignedVoteResponse(r)) => Response::SignedVote {
-            vote: r.vote,
-            error: remote_error(r.error),
-        },
-        Some(Sum::SignedProposalResponse(r)) => Response::SignedProposal {
-            proposal: r.proposal,
-            error: remote_error(r.error),
-        },
+        Some(Sum::SignedVoteResponse(r)) => Response::signed_vote(r.vote, r.error),
+        Some(Sum::SignedProposalResponse(r)) => Response::signed_proposal(r.proposal, r.error),
         Some(Sum::PingResponse(_)) => Response::Ping,
         Some(Sum::PubKeyRequest(_)) => Response::Unexpected("PubKeyRequest"),
         Some(Sum::SignVoteRequest(_)) => Response::Unexpected("SignVoteRequest"),

@@ -190,12 +190,7 @@ impl NodeListener {
         stream.set_nonblocking(false).map_err(setup)?;
         // Go's net package sets TCP_NODELAY by default; so does the node.
         stream.set_nodelay(true).map_err(setup)?;
-        stream
-            .set_read_timeout(Some(DEFAULT_TIMEOUT))
-            .map_err(setup)?;
-        stream
-            .set_write_timeout(Some(DEFAULT_TIMEOUT))
-            .map_err(setup)?;
+        stream.set_timeouts(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
         let ctl = stream.try_clone().map_err(setup)?;
         let sc = SecretConnection::new(stream, self.identity.clone(), Version::V0_34)
             .map_err(|e| SimError::Handshake(e.to_string()))?;
@@ -214,6 +209,25 @@ impl Drop for NodeListener {
         if let Listening::Unix { path, .. } = &self.listening {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// Read and write timeouts, set the same way on both transports.
+trait SocketTimeouts {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl SocketTimeouts for TcpStream {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+impl SocketTimeouts for UnixStream {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
     }
 }
 
@@ -355,12 +369,7 @@ impl SignerConn {
     /// `UnixStream::pair()` in a test).
     pub fn from_unix_stream(stream: UnixStream, dialect: Dialect) -> Result<Self, SimError> {
         let setup = |e| SimError::io("configuring the socket", e);
-        stream
-            .set_read_timeout(Some(DEFAULT_TIMEOUT))
-            .map_err(setup)?;
-        stream
-            .set_write_timeout(Some(DEFAULT_TIMEOUT))
-            .map_err(setup)?;
+        stream.set_timeouts(Some(DEFAULT_TIMEOUT)).map_err(setup)?;
         let control = stream.try_clone().map_err(setup)?;
         Ok(Self::new(
             Transport::Plain(stream),

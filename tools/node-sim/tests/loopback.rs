@@ -25,6 +25,19 @@ fn unix_listener(dir: &tempfile::TempDir, d: Dialect) -> NodeListener {
     NodeListener::bind_unix(dir.path().join("node.sock"), d).unwrap()
 }
 
+/// A fake signer dialled in over a Unix socket in `dir`, and its accepted
+/// connection.
+fn fake_over_unix(
+    dir: &tempfile::TempDir,
+    dialect: Dialect,
+    misbehaviour: Misbehaviour,
+) -> (NodeListener, FakeSigner, SignerConn) {
+    let listener = unix_listener(dir, dialect);
+    let fake = FakeSigner::start(listener.local_addr(), dialect, misbehaviour);
+    let conn = listener.accept(Duration::from_secs(10)).unwrap();
+    (listener, fake, conn)
+}
+
 fn suite(listener: &NodeListener) -> scenario::SuiteReport {
     let mut cfg = SuiteConfig::new(CHAIN);
     cfg.accept_timeout = Duration::from_secs(10);
@@ -107,13 +120,8 @@ fn peer_id_and_pubkey_over_tcp() {
 #[test]
 fn echoing_a_large_extension_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = unix_listener(&dir, Dialect::V0_38);
-    let fake = FakeSigner::start(
-        listener.local_addr(),
-        Dialect::V0_38,
-        Misbehaviour::EchoExtension,
-    );
-    let mut conn = listener.accept(Duration::from_secs(10)).unwrap();
+    let (listener, fake, mut conn) =
+        fake_over_unix(&dir, Dialect::V0_38, Misbehaviour::EchoExtension);
     let report = scenario::large_extension(&mut conn, CHAIN, 5, &fake.pubkey, 64 * 1024).unwrap();
     assert!(!report.passed());
     let case = &report.cases[0];
@@ -137,13 +145,11 @@ fn echoing_a_large_extension_is_reported() {
 #[test]
 fn extension_signature_on_a_prevote_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = unix_listener(&dir, Dialect::V0_38);
-    let fake = FakeSigner::start(
-        listener.local_addr(),
+    let (listener, fake, mut conn) = fake_over_unix(
+        &dir,
         Dialect::V0_38,
         Misbehaviour::ExtensionSignatureEverywhere,
     );
-    let mut conn = listener.accept(Duration::from_secs(10)).unwrap();
     let err =
         scenario::normal_heights(&mut conn, CHAIN, 1, 3, &fake.pubkey, Dialect::V0_38).unwrap_err();
     assert!(
@@ -163,9 +169,7 @@ fn extension_signature_on_a_prevote_is_reported() {
 #[test]
 fn refusals_keep_the_connection_and_malformed_input_drops_it() {
     let dir = tempfile::tempdir().unwrap();
-    let listener = unix_listener(&dir, Dialect::V0_38);
-    let fake = FakeSigner::start(listener.local_addr(), Dialect::V0_38, Misbehaviour::None);
-    let mut conn = listener.accept(Duration::from_secs(10)).unwrap();
+    let (listener, fake, mut conn) = fake_over_unix(&dir, Dialect::V0_38, Misbehaviour::None);
     let report = scenario::regressions(&mut conn, CHAIN, 10, &fake.pubkey).unwrap();
     assert!(report.passed(), "{:?}", report.failures());
     assert!(report
