@@ -13,7 +13,7 @@ use tmkms_light::link::announce;
 use tmkms_light::net::{Dialer, NetError, RawStream};
 use tmkms_nitro_transport::{Endpoint, Stream};
 
-use crate::protocol::STREAM_NODE_PREFIX;
+pub use tmkms_nitro_protocol::messages::node_stream_name;
 
 /// How long opening a stream to the helper may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,15 +34,6 @@ impl HelperHost {
         let mut stream = self.endpoint.connect(CONNECT_TIMEOUT)?;
         announce(&mut stream, name)?;
         Ok(stream)
-    }
-}
-
-/// The node address as the helper knows it (without a peer id, which only
-/// the enclave checks).
-pub fn node_stream_name(address: &Address) -> String {
-    match address {
-        Address::Tcp { host, port, .. } => format!("{STREAM_NODE_PREFIX}tcp://{host}:{port}"),
-        Address::Unix { path } => format!("{STREAM_NODE_PREFIX}unix://{}", path.display()),
     }
 }
 

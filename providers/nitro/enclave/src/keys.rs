@@ -1,6 +1,5 @@
 //! Key generation, KMS encryption and attested decryption inside the enclave.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rsa::pkcs8::EncodePublicKey;
@@ -18,9 +17,10 @@ use zeroize::Zeroizing;
 
 use crate::kms_policy::{EndpointMode, KmsPolicyError, KmsTarget};
 use crate::protocol::{
-    init_user_data, InitUserData, KmsAccess, Response, UserDataError, CONTEXT_CHAIN_ID,
-    CONTEXT_CONSENSUS, CONTEXT_IDENTITY, CONTEXT_KEY, CONTEXT_POLICY,
+    init_user_data, InitUserData, KmsAccess, Response, UserDataError, CONTEXT_CONSENSUS,
+    CONTEXT_IDENTITY,
 };
+pub use tmkms_nitro_protocol::encryption_context::context;
 
 /// Per-request timeout of KMS calls through the proxy.
 const KMS_TIMEOUT: Duration = Duration::from_secs(15);
@@ -100,17 +100,6 @@ fn client(nsm: &dyn Nsm, access: &KmsAccess) -> Result<(KmsClient, KmsTarget), K
         Ok(Box::new(stream) as tmkms_nitro_kms::Stream)
     });
     Ok((KmsClient::new(config, credentials, connector)?, target))
-}
-
-/// The KMS encryption context of a key's ciphertext: what it is, and the
-/// policy (and, readably, the chain) bound to it at init. KMS decrypts only
-/// with the exact context the ciphertext was made with.
-pub fn context(purpose: &str, policy: &BoundPolicy) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (CONTEXT_KEY.to_owned(), purpose.to_owned()),
-        (CONTEXT_POLICY.to_owned(), policy.digest_hex()),
-        (CONTEXT_CHAIN_ID.to_owned(), policy.chain_id.clone()),
-    ])
 }
 
 /// What KMS encrypts: the seed followed by the policy digest (hex), so that

@@ -16,6 +16,6 @@
 
 pub mod host;
 pub mod keys;
-pub mod kms_policy;
 pub mod protocol;
-pub mod user_data;
+
+pub use tmkms_nitro_protocol::{kms_policy, user_data};

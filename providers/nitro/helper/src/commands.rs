@@ -19,14 +19,14 @@ use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
 use tmkms_light::state::StateError;
 use tmkms_light::types::ChainId;
-use tmkms_nitro_enclave::protocol::{
-    parse_init_user_data, KmsAccess, Request, Response, UserDataError, WireSlot,
-    MAX_CONTROL_MESSAGE, UNBOUND_POLICY_DIGEST,
-};
 use tmkms_nitro_host::log_server::serve_logs;
 use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
 use tmkms_nitro_host::proxy::{run_proxy, serve_proxy, ProxyConfig};
 use tmkms_nitro_host::supervise::{install_signal_handlers, Supervisor};
+use tmkms_nitro_protocol::messages::{
+    parse_init_user_data, KmsAccess, Request, Response, UserDataError, WireSlot,
+    MAX_CONTROL_MESSAGE, UNBOUND_POLICY_DIGEST,
+};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{info, warn};
 
@@ -170,11 +170,11 @@ pub fn init(args: InitArgs) -> Result<()> {
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     if !args.config.exists() {
-        tmkms_nitro_enclave::kms_policy::KmsTarget::resolve(
+        tmkms_nitro_protocol::kms_policy::KmsTarget::resolve(
             &args.region,
             &args.kms_key_id,
             None,
-            tmkms_nitro_enclave::kms_policy::EndpointMode::Production,
+            tmkms_nitro_protocol::kms_policy::EndpointMode::Production,
         )
         .context("-a/--region, -k/--kms-key-id")?;
         let chain_id = ChainId::try_from(args.chain_id.as_str())

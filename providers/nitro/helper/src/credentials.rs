@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
-use tmkms_nitro_enclave::protocol::SessionCredentials;
 use tmkms_nitro_kms::http::{read_response, write_request};
+use tmkms_nitro_protocol::messages::SessionCredentials;
 use zeroize::Zeroizing;
 
 /// Environment variable naming the metadata service (AWS SDK convention).

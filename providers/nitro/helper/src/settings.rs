@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tmkms_nitro_enclave::kms_policy::{EndpointMode, KmsTarget};
+use tmkms_nitro_protocol::kms_policy::{EndpointMode, KmsTarget};
 use tmkms_nitro_transport::{Endpoint, NITRO_PARENT_CID, VSOCK_CID_ANY};
 
 /// vsock ports (defaults).
@@ -144,7 +144,7 @@ impl NitroSettings {
 }
 
 /// The region, key id and endpoint checked by the enclave's own rule
-/// ([`tmkms_nitro_enclave::kms_policy`]), so that a mistake shows here and
+/// ([`tmkms_nitro_protocol::kms_policy`]), so that a mistake shows here and
 /// not as an enclave's refusal. One exception the enclave makes only in test
 /// mode is let through: a stand-in on a loopback address (the KMS emulator
 /// of the tests), which only an enclave started with `--mock-nsm` uses.

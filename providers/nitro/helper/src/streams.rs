@@ -11,9 +11,9 @@ use tmkms_light::config::Address;
 use tmkms_light::link::read_announcement;
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::remote::serve_state;
-use tmkms_nitro_enclave::host::node_stream_name;
-use tmkms_nitro_enclave::protocol::STREAM_STATE;
 use tmkms_nitro_host::proxy::splice;
+use tmkms_nitro_protocol::messages::node_stream_name;
+use tmkms_nitro_protocol::messages::STREAM_STATE;
 use tmkms_nitro_transport::{Endpoint, Listener, Stream};
 use tracing::{debug, warn};
 

@@ -46,12 +46,13 @@ use tmkms_light::link::{read_announcement, read_frame, recv_json, send_json, wri
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::record::{decode_slot, encode_slot, SLOT_LEN};
 use tmkms_light::types::SignState;
-use tmkms_nitro_enclave::protocol::{
-    KmsAccess, Request, Response, SessionCredentials, CONTEXT_CONSENSUS, MAX_CONTROL_MESSAGE,
-    STREAM_NODE_PREFIX, STREAM_STATE,
-};
 use tmkms_nitro_host::log_server::{serve_logs_to, LogServeConfig};
 use tmkms_nitro_host::proxy::splice;
+use tmkms_nitro_protocol::encryption_context::{context, CONTEXT_CONSENSUS};
+use tmkms_nitro_protocol::messages::{
+    KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE, STREAM_NODE_PREFIX,
+    STREAM_STATE,
+};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tmkms_node_sim::{
     codes, extension_sign_bytes, proposal_sign_bytes, verify_proposal, verify_signature,
@@ -985,10 +986,7 @@ fn settings_that_differ_from_the_policy_bound_at_init_get_no_key() {
         .encrypt(
             &host.nitro.kms_key_id,
             &plaintext,
-            Some(&tmkms_nitro_enclave::keys::context(
-                CONTEXT_CONSENSUS,
-                &moved_policy,
-            )),
+            Some(&context(CONTEXT_CONSENSUS, &moved_policy)),
         )
         .unwrap();
     let mut run = host.start_with(moved, blob);

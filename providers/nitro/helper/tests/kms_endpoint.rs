@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use common::{command, enclave_bin, Guard, HELPER, REGION};
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ValidatorSettings};
 use tmkms_light::link::{recv_json, send_json};
-use tmkms_nitro_enclave::protocol::{
+use tmkms_nitro_protocol::messages::{
     KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE,
 };
 use tmkms_nitro_transport::{Endpoint, Stream};

@@ -46,7 +46,7 @@ impl Endpoint {
     ///
     /// This is syntax only, for host tools and tests: whether an endpoint may
     /// be trusted with a secret is the caller's decision (the Nitro enclave
-    /// accepts only AWS KMS names over TLS, see `tmkms_nitro_enclave::kms_policy`).
+    /// accepts only AWS KMS names over TLS, see `tmkms_nitro_protocol::kms_policy`).
     pub fn parse(url: &str) -> Result<Self, EndpointError> {
         let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
             (true, r)

@@ -2,6 +2,7 @@
 //! [`tmkms_light::link`] frames on the control connection.
 
 use serde::{Deserialize, Serialize};
+use tmkms_light::config::Address;
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::state::record::SLOT_LEN;
 use tmkms_nitro_transport::Endpoint;
@@ -13,25 +14,20 @@ pub const STREAM_STATE: &str = "state";
 pub const STREAM_NODE_PREFIX: &str = "node:";
 /// Largest control message.
 pub const MAX_CONTROL_MESSAGE: usize = 256 * 1024;
+
+/// The name of the stream to the node at `address`, as the helper knows it
+/// (without a peer id, which only the enclave checks).
+pub fn node_stream_name(address: &Address) -> String {
+    match address {
+        Address::Tcp { host, port, .. } => format!("{STREAM_NODE_PREFIX}tcp://{host}:{port}"),
+        Address::Unix { path } => format!("{STREAM_NODE_PREFIX}unix://{}", path.display()),
+    }
+}
 /// The init attestation's user data (format and limits: [`crate::user_data`]).
 pub use crate::user_data::{
     init_user_data, parse_init_user_data, InitUserData, UserDataError, INIT_USER_DATA_PREFIX,
     UNBOUND_POLICY_DIGEST,
 };
-/// Encryption context of the consensus key's ciphertext.
-pub const CONTEXT_CONSENSUS: &str = "consensus-key";
-/// Encryption context of the identity key's ciphertext.
-pub const CONTEXT_IDENTITY: &str = "identity-key";
-/// Encryption-context key under which the purpose is recorded.
-pub const CONTEXT_KEY: &str = "tmkms-light";
-/// Encryption-context key of the bound policy's digest
-/// ([`BoundPolicy::digest_hex`]): KMS decrypts a key only for the policy it
-/// was encrypted with.
-pub const CONTEXT_POLICY: &str = "tmkms-light-policy";
-/// Encryption-context key of the bound chain id (readable in KMS audit logs;
-/// the digest covers it too).
-pub const CONTEXT_CHAIN_ID: &str = "tmkms-light-chain-id";
-
 /// Temporary AWS credentials for the enclave's KMS calls. Secret: zeroized
 /// on drop, redacted in `Debug`, never logged.
 #[derive(Clone, Serialize, Deserialize)]

@@ -295,8 +295,8 @@ kms_proxy_target = "{kms_target}"
     /// For checking that the secret never shows up where it must not.
     pub fn consensus_seed(&self, kms: &str) -> Vec<u8> {
         let blob = fs::read(self.path("secrets/secret.key")).unwrap();
-        let context = tmkms_nitro_enclave::keys::context(
-            tmkms_nitro_enclave::protocol::CONTEXT_CONSENSUS,
+        let context = tmkms_nitro_protocol::encryption_context::context(
+            tmkms_nitro_protocol::encryption_context::CONTEXT_CONSENSUS,
             &self.bound_policy(),
         );
         let plaintext = kms_client(kms)
