@@ -100,7 +100,7 @@ pub fn handle(hw: &dyn SgxHardware, request: Request) -> Response {
             Response::Keys(KeySet {
                 consensus_public_key: Some(consensus.public_key().as_bytes().to_vec()),
                 identity_public_key: identity.map(|i| i.public_key().as_bytes().to_vec()),
-                ..KeySet::empty()
+                ..KeySet::default()
             })
         }),
         Request::ImportState {
@@ -122,20 +122,6 @@ pub fn handle(hw: &dyn SgxHardware, request: Request) -> Response {
     result.unwrap_or_else(|e| Response::Error {
         message: e.to_string(),
     })
-}
-
-impl KeySet {
-    fn empty() -> Self {
-        Self {
-            sealed_consensus_key: None,
-            sealed_identity_key: None,
-            consensus_public_key: None,
-            identity_public_key: None,
-            consensus_backup: None,
-            identity_backup: None,
-            initial_state: None,
-        }
-    }
 }
 
 /// The policy's chain id must be one the signer accepts: it also keys the
@@ -209,7 +195,7 @@ fn generate(
         consensus_public_key: Some(consensus.public_key().as_bytes().to_vec()),
         identity_public_key: Some(identity.public_key().as_bytes().to_vec()),
         initial_state: Some(slots(&initial)),
-        ..KeySet::empty()
+        ..KeySet::default()
     };
     if let Some(backup) = backup {
         let backup_key = unwrap_backup_key(hw, &backup.sealed_wrap_key, &backup.payload)?;
@@ -269,7 +255,7 @@ fn recover(
         return Err(AppError::NothingToRecover);
     }
     let backup_key = unwrap_backup_key(hw, &backup.sealed_wrap_key, &backup.payload)?;
-    let mut keys = KeySet::empty();
+    let mut keys = KeySet::default();
     if let Some(blob) = consensus_backup {
         let seed = restore_secret(&backup_key, LABEL_CONSENSUS_KEY, blob)
             .map_err(AppError::ConsensusBackup)?;

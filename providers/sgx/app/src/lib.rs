@@ -13,4 +13,6 @@
 
 pub mod commands;
 pub mod host;
-pub mod protocol;
+
+/// The messages and stream names shared with the runner.
+pub use tmkms_light_sgx_protocol as protocol;

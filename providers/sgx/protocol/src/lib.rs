@@ -1,4 +1,7 @@
-//! Messages between the runner and the enclave on the `init` stream.
+//! What the SGX runner (host) and the enclave app agree on: the stream
+//! names, the messages on the `init` stream and the simulation's
+//! environment. Both depend on this crate, neither on the other, so that no
+//! runner code ends up in the enclave and no enclave code in the runner.
 //!
 //! The runner opens the enclave, which connects back to it on the named
 //! streams [`STREAM_INIT`] (one request, one response, then kept open as a
@@ -190,8 +193,9 @@ pub enum Request {
     },
 }
 
-/// Sealed keys, their public keys, and optionally backups.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Sealed keys, their public keys, and optionally backups (the default:
+/// none of them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeySet {
     #[serde(with = "tmkms_light::link::b64_opt", default)]

@@ -23,7 +23,7 @@ use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
 use tmkms_light::state::StateError;
 use tmkms_light::types::ChainId;
-use tmkms_light_sgx_app::protocol::{
+use tmkms_light_sgx_protocol::{
     KeySet, Request, Response, StateSlot, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
 };
 use tracing::{info, warn};

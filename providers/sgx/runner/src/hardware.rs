@@ -19,7 +19,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use thiserror::Error;
-use tmkms_light_sgx_app::protocol::{STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
+use tmkms_light_sgx_protocol::{STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
 
 #[cfg(feature = "hardware")]
 pub(crate) use self::sgx::{launch, Dcap, HardwareError, Running};

@@ -21,7 +21,7 @@ use thiserror::Error;
 use tmkms_light::link::{read_announcement, recv_json, send_json, LinkError};
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::remote::serve_state;
-use tmkms_light_sgx_app::protocol::{
+use tmkms_light_sgx_protocol::{
     sim_env, Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE,
 };
 use tracing::{debug, error, info, warn};

@@ -34,7 +34,7 @@ use tmkms_light::link::{read_announcement, read_frame, recv_json, send_json, wri
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::record::{decode_slot, SLOT_LEN};
 use tmkms_light::types::SignState;
-use tmkms_light_sgx_app::protocol::{sim_env, Request, Response, MAX_CONTROL_MESSAGE};
+use tmkms_light_sgx_protocol::{sim_env, Request, Response, MAX_CONTROL_MESSAGE};
 use tmkms_node_sim::harness::loopback_only;
 use tmkms_node_sim::{
     extension_sign_bytes, proposal_sign_bytes, verify_signature, verify_vote, vote_sign_bytes,
