@@ -3,45 +3,41 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use tmkms_light::chain::{ChainPolicy, ChainSigner};
-use tmkms_light::config::{
-    render_template, Address, Config, TemplateParams, NODE_ACCEPT_WINDOW_SECS,
-};
+use tmkms_light::config::{render_template, Config, NODE_ACCEPT_WINDOW_SECS};
 use tmkms_light::keys::{
     import_key_file, ConsensusKey, IdentityKey, PubkeyFormat, PublicKey, WriteMode,
 };
 use tmkms_light::net::{run_all, Connection, DirectDialer};
-use tmkms_light::privval::Dialect;
 use tmkms_light::session::SessionConfig;
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::ImportFormat;
-use tmkms_light::state::{StateError, StateStore};
-use tmkms_light::types::{ChainId, SignState};
-use tmkms_light_cli::read_state_json;
+use tmkms_light::state::StateStore;
+use tmkms_light::types::SignState;
+use tmkms_light_cli::{
+    open_or_create_state, parent_dir, read_state_json, ConfigArg, InitChainArgs, PubkeyOutputArgs,
+};
 use tracing::{info, warn};
 
-#[derive(Debug)]
+/// `init`: a new home next to the config file.
+#[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    pub config: PathBuf,
-    pub chain_id: String,
-    pub address: String,
-    pub protocol_version: Dialect,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub chain: InitChainArgs,
+    /// Import this key (priv_validator_key.json or base64 key file) instead of generating one.
+    #[arg(long)]
     pub import_key: Option<PathBuf>,
+    /// Import this state (priv_validator_state.json or tmkms state JSON) instead of starting at height 0.
+    #[arg(long)]
     pub import_state: Option<PathBuf>,
-    pub pubkey_format: PubkeyFormat,
-    pub bech32_prefix: String,
-}
-
-fn config_dir(config: &Path) -> PathBuf {
-    match config.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    #[command(flatten)]
+    pub pubkey: PubkeyOutputArgs,
 }
 
 /// The key as `pubkey` prints it, followed by the validator address line.
@@ -61,18 +57,15 @@ fn print_pubkey(key: &PublicKey, format: PubkeyFormat, hrp: &str) -> Result<()> 
 }
 
 pub fn init(args: InitArgs) -> Result<()> {
-    if args.config.exists() {
+    let config_path = args.config.path();
+    if config_path.exists() {
         bail!(
             "{} already exists; init never overwrites a configuration (remove it or choose another path with -c)",
-            args.config.display()
+            config_path.display()
         );
     }
-    let chain_id = ChainId::try_from(args.chain_id.as_str())
-        .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
-    let address = Address::from_str(&args.address)
-        .with_context(|| format!("--address {:?}", args.address))?;
-    let dir = config_dir(&args.config);
-    let params = TemplateParams::new(chain_id, address, args.protocol_version);
+    let params = args.chain.template_params()?;
+    let dir = parent_dir(config_path);
 
     let key = match &args.import_key {
         Some(source) => import_key_file(source)?,
@@ -83,7 +76,11 @@ pub fn init(args: InitArgs) -> Result<()> {
         None => SignState::default(),
     };
     // Before anything is written: a bad -b must not leave a half-made home.
-    let shown = show_pubkey(&key.public_key(), args.pubkey_format, &args.bech32_prefix)?;
+    let shown = show_pubkey(
+        &key.public_key(),
+        args.pubkey.pubkey_format,
+        args.pubkey.hrp(),
+    )?;
     let key_path = dir.join(&params.consensus_key_path);
     let id_path = dir.join(&params.id_key_path);
     let state_path = dir.join(&params.state_file_path);
@@ -95,10 +92,10 @@ pub fn init(args: InitArgs) -> Result<()> {
     created.push(&id_path);
     drop(FileStore::create(&state_path, &state)?);
     created.push(&state_path);
-    write_new_file(&args.config, render_template(&params).as_bytes())?;
+    write_new_file(config_path, render_template(&params).as_bytes())?;
     created.keep();
 
-    eprintln!("wrote {}", args.config.display());
+    eprintln!("wrote {}", config_path.display());
     eprintln!("consensus key: {}", key_path.display());
     eprintln!(
         "identity key: {} (peer id {})",
@@ -177,7 +174,7 @@ pub fn keygen(path: &Path, force: bool) -> Result<()> {
 }
 
 pub fn import_key(source: &Path, config: &Path, force: bool) -> Result<()> {
-    let config = Config::load(config)?;
+    let config = Config::load_for(config, &[])?;
     let key = import_key_file(source)?;
     let mode = if force {
         WriteMode::Overwrite
@@ -196,10 +193,10 @@ pub fn import_key(source: &Path, config: &Path, force: bool) -> Result<()> {
     print_pubkey(&key.public_key(), PubkeyFormat::Base64, "")
 }
 
-pub fn pubkey(config: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
-    let config = Config::load(config)?;
+pub fn pubkey(config: &Path, output: &PubkeyOutputArgs) -> Result<()> {
+    let config = Config::load_for(config, &[])?;
     let key = ConsensusKey::load(&config.consensus_key_path)?;
-    print_pubkey(&key.public_key(), format, hrp)
+    print_pubkey(&key.public_key(), output.pubkey_format, output.hrp())
 }
 
 /// Keep the consensus key out of core dumps and away from same-user
@@ -222,22 +219,16 @@ fn protect_key_memory() {
 
 pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     protect_key_memory();
-    let config = Config::load(config_path)?;
+    let config = Config::load_for(config_path, &[])?;
     let key = ConsensusKey::load(&config.consensus_key_path)?;
     let identity = match (&config.id_key_path, config.uses_tcp()) {
         (Some(path), true) => Some(IdentityKey::load(path)?),
         _ => None,
     };
-    let mut store = match FileStore::open(&config.state_file_path) {
-        Ok(store) => store,
-        Err(StateError::Missing { .. }) if allow_empty_state => {
-            warn!(
-                path = %config.state_file_path.display(),
-                "no state file: creating one at height 0 (--allow-empty-state)"
-            );
-            FileStore::create(&config.state_file_path, &SignState::default())?
-        }
-        Err(e) => return Err(e.into()),
+    let mut store = if allow_empty_state {
+        open_or_create_state(&config.state_file_path)?
+    } else {
+        FileStore::open(&config.state_file_path)?
     };
     let initial = store.load()?.unwrap_or_default();
     let public_key = key.public_key();

@@ -9,20 +9,20 @@
 //! mistake into a clear message before the enclave is launched.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::config::{render_template, Address, Config};
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
-use tmkms_light::privval::Dialect;
 use tmkms_light::state::file::FileStore;
-use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
-use tmkms_light::state::StateError;
-use tmkms_light::types::ChainId;
+use tmkms_light::state::import::to_cometbft_json;
+use tmkms_light_cli::{
+    open_existing_state, parent_dir, read_capped, ConfigArg, InitChainArgs, PubkeyOutputArgs,
+    StateImportArgs,
+};
 use tmkms_light_sgx_protocol::{
     KeySet, Request, Response, StateSlot, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
 };
@@ -44,15 +44,7 @@ pub const IDENTITY_BACKUP_FILE: &str = "id-key.backup";
 const MAX_BLOB_FILE: u64 = 64 * 1024;
 
 fn read_blob(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("{what} {}", path.display()))?;
-    if meta.len() > MAX_BLOB_FILE {
-        bail!(
-            "{what} {} is {} bytes; expected at most {MAX_BLOB_FILE} — wrong file?",
-            path.display(),
-            meta.len()
-        );
-    }
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+    Ok(read_capped(path, MAX_BLOB_FILE, what)?)
 }
 
 fn write_new_secret(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
@@ -137,10 +129,16 @@ fn check_connection_count(config: &Config, config_path: &Path) -> Result<()> {
 }
 
 /// Backup inputs: `-w`, `-e`, `-k` together or not at all.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct BackupArgs {
+    /// Sealed cloud-wrap key (written by `cloud-wrap`).
+    #[arg(short = 'w', long = "wrap-key")]
     pub sealed_wrap_key: Option<PathBuf>,
+    /// The backup key your KMS wrapped for the cloud-wrap public key (RSA_AES_KEY_WRAP_SHA_256).
+    #[arg(short = 'e', long = "wrapped-backup-key")]
     pub payload: Option<PathBuf>,
+    /// Directory of the encrypted key backups.
+    #[arg(short = 'k', long = "backup-dir")]
     pub backup_dir: Option<PathBuf>,
 }
 
@@ -162,17 +160,42 @@ impl BackupArgs {
     }
 }
 
-#[derive(Debug)]
+/// `--mode` on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    Hardware,
+    Simulation,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Hardware => Mode::Hardware,
+            ModeArg::Simulation => Mode::Simulation,
+        }
+    }
+}
+
+/// `init`.
+#[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    pub config: PathBuf,
-    pub chain_id: String,
-    pub address: String,
-    pub protocol_version: Dialect,
-    pub mode: Mode,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub chain: InitChainArgs,
+    /// hardware (real SGX) or simulation (TEST secret, no protection).
+    #[arg(long, value_enum, default_value = "hardware")]
+    pub mode: ModeArg,
+    /// The enclave: .sgxs (hardware) or the host-built tmkms-light-sgx-app (simulation;
+    /// default: next to this binary).
+    #[arg(long)]
     pub enclave: Option<PathBuf>,
+    /// The enclave's SIGSTRUCT (.sig from sgxs-sign).
+    #[arg(long)]
     pub sigstruct: PathBuf,
-    pub pubkey_format: PubkeyFormat,
-    pub bech32_prefix: String,
+    #[command(flatten)]
+    pub pubkey: PubkeyOutputArgs,
+    #[command(flatten)]
     pub backup: BackupArgs,
 }
 
@@ -200,15 +223,13 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 pub fn init(args: InitArgs) -> Result<()> {
-    if !args.config.exists() {
-        let chain_id = ChainId::try_from(args.chain_id.as_str())
-            .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
-        let address = Address::from_str(&args.address)
-            .with_context(|| format!("--address {:?}", args.address))?;
-        let mut params = TemplateParams::new(chain_id, address, args.protocol_version);
+    let config_path = args.config.path();
+    let mode = Mode::from(args.mode);
+    if !config_path.exists() {
+        let mut params = args.chain.template_params()?;
         params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
         params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
-        let enclave = enclave_path(args.mode, args.enclave.as_deref())?;
+        let enclave = enclave_path(mode, args.enclave.as_deref())?;
         // Check the inputs before writing anything, so a failed init leaves
         // no half-made home behind.
         for (what, path) in [("--enclave", &enclave), ("--sigstruct", &args.sigstruct)] {
@@ -216,19 +237,17 @@ pub fn init(args: InitArgs) -> Result<()> {
                 bail!("{what} {}: no such file", path.display());
             }
         }
-        let text = render_template(&params)
-            + &render_section(args.mode, &enclave, &absolute(&args.sigstruct)?);
-        if let Some(dir) = args.config.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(&args.config, text)
-            .with_context(|| format!("writing {}", args.config.display()))?;
-        eprintln!("wrote {}", args.config.display());
+        let text =
+            render_template(&params) + &render_section(mode, &enclave, &absolute(&args.sigstruct)?);
+        let dir = parent_dir(config_path);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(config_path, text)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        eprintln!("wrote {}", config_path.display());
     } else {
-        eprintln!("using the existing {}", args.config.display());
+        eprintln!("using the existing {}", config_path.display());
     }
-    let config = Config::load(&args.config)?;
-    let settings = SgxSettings::from_section(config.sgx.as_ref(), &args.config)?;
+    let (config, settings) = load(config_path)?;
     if config.consensus_key_path.exists() {
         bail!(
             "{} already exists; init never replaces a key (use recover, or move it away first)",
@@ -241,7 +260,7 @@ pub fn init(args: InitArgs) -> Result<()> {
             config.state_file_path.display()
         );
     }
-    check_connection_count(&config, &args.config)?;
+    check_connection_count(&config, config_path)?;
     if settings.mode == Mode::Simulation {
         ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
     }
@@ -261,8 +280,8 @@ pub fn init(args: InitArgs) -> Result<()> {
     };
     let shown = show_key(
         keys.consensus_public_key.as_deref(),
-        args.pubkey_format,
-        &args.bech32_prefix,
+        args.pubkey.pubkey_format,
+        args.pubkey.hrp(),
     )?;
     let [slot0, slot1] = keys
         .initial_state
@@ -312,15 +331,11 @@ fn store_keys(config: &Config, keys: &KeySet, force: bool) -> Result<()> {
         let path = config
             .id_key_path
             .clone()
-            .unwrap_or_else(|| config_dir_of(&config.consensus_key_path).join("id-key.sealed"));
+            .unwrap_or_else(|| parent_dir(&config.consensus_key_path).join("id-key.sealed"));
         write_new_secret(&path, sealed, force)?;
         eprintln!("sealed identity key: {}", path.display());
     }
     Ok(())
-}
-
-fn config_dir_of(path: &Path) -> PathBuf {
-    path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// The simulated CPU's TEST secret: created once, 0600.
@@ -337,8 +352,8 @@ fn ensure_sim_cpu_secret(path: &Path) -> Result<()> {
 }
 
 fn load(config_path: &Path) -> Result<(Config, SgxSettings)> {
-    let config = Config::load(config_path)?;
-    let settings = SgxSettings::from_section(config.sgx.as_ref(), config_path)?;
+    let config = Config::load_for(config_path, &["sgx"])?;
+    let settings = SgxSettings::from_section(config.provider_section("sgx"), config_path)?;
     Ok((config, settings))
 }
 
@@ -351,16 +366,46 @@ pub struct EnclaveChoice {
     pub sigstruct: PathBuf,
 }
 
-#[derive(Debug)]
+/// `cloud-wrap`.
+#[derive(Debug, clap::Args)]
 pub struct CloudWrapArgs {
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Where to write the sealed wrapping key.
+    #[arg(short = 'w', long = "wrap-key", default_value = "cloud-wrap.sealed")]
     pub sealed_wrap_key: PathBuf,
+    /// Where to write the public key (PEM; the DER goes next to it as .der).
+    #[arg(short = 'o', long = "public-key", default_value = "cloud-wrap.pub.pem")]
     pub public_key: PathBuf,
+    /// Also write a DCAP quote in the Azure attestation JSON shape (needs SGX hardware).
+    #[arg(short = 'd', long = "dcap")]
     pub dcap: Option<PathBuf>,
-    /// For the first cloud-wrap, which comes before `init` writes the config.
-    pub enclave: Option<EnclaveChoice>,
-    /// Wrap in a DEBUG enclave or the simulation (tests only).
-    pub allow_debug: bool,
+    /// Before `init` (no tmkms.toml yet): hardware or simulation, as for init.
+    #[arg(long, value_enum, requires = "sigstruct")]
+    pub mode: Option<ModeArg>,
+    /// Before `init`: the enclave, as for init.
+    #[arg(long, requires = "sigstruct")]
+    pub enclave: Option<PathBuf>,
+    /// Before `init`: the enclave's SIGSTRUCT, as for init. The simulated CPU
+    /// secret is created next to the config, where init will look for it.
+    #[arg(long)]
+    pub sigstruct: Option<PathBuf>,
+    /// Wrap in a DEBUG enclave or the host simulation, whose memory and keys the host can
+    /// read (tests with throwaway keys only).
+    #[arg(long)]
+    pub danger_allow_debug: bool,
+}
+
+impl CloudWrapArgs {
+    /// The enclave to run for the first cloud-wrap, which comes before
+    /// `init` writes the config (`--sigstruct` given).
+    fn enclave_choice(&self) -> Option<EnclaveChoice> {
+        self.sigstruct.as_ref().map(|sigstruct| EnclaveChoice {
+            mode: self.mode.map_or(Mode::Hardware, Mode::from),
+            enclave: self.enclave.clone(),
+            sigstruct: sigstruct.clone(),
+        })
+    }
 }
 
 /// The `[sgx]` settings `init` would write into `config_path` for `choice`,
@@ -381,12 +426,13 @@ fn settings_for(choice: &EnclaveChoice, config_path: &Path) -> Result<SgxSetting
 }
 
 pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
-    let settings = match (&args.enclave, args.config.exists()) {
-        (None, _) => load(&args.config)?.1,
-        (Some(choice), false) => settings_for(choice, &args.config)?,
+    let config_path = args.config.path();
+    let settings = match (args.enclave_choice(), config_path.exists()) {
+        (None, _) => load(config_path)?.1,
+        (Some(choice), false) => settings_for(&choice, config_path)?,
         (Some(_), true) => bail!(
             "{} exists and names the enclave: drop --mode/--enclave/--sigstruct (they are for a cloud-wrap before init)",
-            args.config.display()
+            config_path.display()
         ),
     };
     if args.dcap.is_some() && settings.mode == Mode::Simulation {
@@ -403,7 +449,7 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
     let mut enclave = Enclave::launch(&settings, Plumbing::default())?;
     let response = enclave.request(&Request::CloudWrap {
         target_info,
-        allow_debug: args.allow_debug,
+        allow_debug: args.danger_allow_debug,
     });
     let _ = enclave.stop();
     let Response::CloudWrap {
@@ -453,20 +499,29 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug)]
+/// `recover`.
+#[derive(Debug, clap::Args)]
 pub struct RecoverArgs {
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
     pub backup: BackupArgs,
+    /// Recover the consensus key (default: every backup found in -k).
+    #[arg(long)]
     pub consensus: bool,
+    /// Recover the identity key.
+    #[arg(long)]
     pub identity: bool,
+    /// Replace existing sealed key files.
+    #[arg(long)]
     pub force: bool,
-    pub pubkey_format: PubkeyFormat,
-    pub bech32_prefix: String,
+    #[command(flatten)]
+    pub pubkey: PubkeyOutputArgs,
 }
 
 pub fn recover(args: RecoverArgs) -> Result<()> {
-    let (config, settings) = load(&args.config)?;
-    check_connection_count(&config, &args.config)?;
+    let (config, settings) = load(args.config.path())?;
+    check_connection_count(&config, args.config.path())?;
     let (wrapped, dir) = args
         .backup
         .resolve()?
@@ -530,8 +585,8 @@ pub fn recover(args: RecoverArgs) -> Result<()> {
             "{}",
             show_key(
                 keys.consensus_public_key.as_deref(),
-                args.pubkey_format,
-                &args.bech32_prefix
+                args.pubkey.pubkey_format,
+                args.pubkey.hrp()
             )?
         );
     }
@@ -542,7 +597,7 @@ pub fn recover(args: RecoverArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()> {
+pub fn pubkey(config_path: &Path, output: &PubkeyOutputArgs) -> Result<()> {
     let (config, settings) = load(config_path)?;
     let policy = configured_policy(&config, config_path)?;
     let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
@@ -562,7 +617,11 @@ pub fn pubkey(config_path: &Path, format: PubkeyFormat, hrp: &str) -> Result<()>
     };
     println!(
         "{}",
-        show_key(keys.consensus_public_key.as_deref(), format, hrp)?
+        show_key(
+            keys.consensus_public_key.as_deref(),
+            output.pubkey_format,
+            output.hrp()
+        )?
     );
     if let Some(identity) = keys.identity_public_key.as_deref() {
         let key = PublicKey(identity.try_into().context("identity key length")?);
@@ -585,13 +644,12 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         (Some(path), true) => Some(read_blob(path, "sealed identity key")?),
         _ => None,
     };
-    let store = match FileStore::open(&config.state_file_path) {
-        Ok(store) => store,
-        Err(StateError::Missing { path }) => bail!(
-            "state file {path} does not exist. The enclave starts only from a state record it wrote: restore the state file this signer wrote (never an older copy), or import the last state this validator signed through the enclave with `tmkms-light-sgx-runner state import <priv_validator_state.json> -c {}`",
+    let Some(store) = open_existing_state(&config.state_file_path)? else {
+        bail!(
+            "state file {} does not exist. The enclave starts only from a state record it wrote: restore the state file this signer wrote (never an older copy), or import the last state this validator signed through the enclave with `tmkms-light-sgx-runner state import <priv_validator_state.json> -c {}`",
+            config.state_file_path.display(),
             config_path.display()
-        ),
-        Err(e) => return Err(e.into()),
+        );
     };
     let node_sockets = config
         .validator
@@ -649,26 +707,16 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
 }
 
 /// `state import` for an SGX home: the enclave tags the state (forward only
-/// unless `allow_regression`) and the runner writes the record. The state
+/// unless `--danger-allow-regression`) and the runner writes the record. The state
 /// file stays locked from reading its slots to writing the record, so a
 /// running signer makes this fail instead of racing it.
-pub fn state_import(
-    source: &Path,
-    config_path: &Path,
-    format: ImportFormat,
-    allow_regression: bool,
-) -> Result<()> {
+pub fn state_import(args: StateImportArgs) -> Result<()> {
+    let config_path = args.config.path();
     let (config, settings) = load(config_path)?;
     let policy = configured_policy(&config, config_path)?;
-    let requested = tmkms_light_cli::read_state_json(source, format)?;
+    let requested = tmkms_light_cli::read_state_json(&args.source, args.format)?;
     let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
-    let store = match FileStore::open(&config.state_file_path) {
-        Ok(store) => Some(store),
-        Err(StateError::Missing { .. }) => None,
-        Err(e) => {
-            return Err(e).context("state import reads the current state file first; stop the signer before importing, and move a corrupt file aside")
-        }
-    };
+    let store = open_existing_state(&config.state_file_path).context("state import reads the current state file first; stop the signer before importing, and move a corrupt file aside")?;
     let current_slots = store.as_ref().map(|store| {
         store
             .raw_slots()
@@ -683,7 +731,7 @@ pub fn state_import(
         policy,
         current_slots,
         state: to_cometbft_json(&requested),
-        allow_regression,
+        allow_regression: args.danger_allow_regression,
     });
     let _ = enclave.stop();
     let Response::StateImported { previous, records } = response? else {

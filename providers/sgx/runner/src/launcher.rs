@@ -10,7 +10,7 @@
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -18,13 +18,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
-use tmkms_light::link::{read_announcement, recv_json, send_json, LinkError};
+use tmkms_light::link::{recv_json, send_json, LinkError};
 use tmkms_light::state::file::FileStore;
-use tmkms_light::state::remote::serve_state;
+use tmkms_light_cli::{NodeDialer, StreamRouter};
 use tmkms_light_sgx_protocol::{
     sim_env, Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE,
 };
-use tracing::{debug, error, info, warn};
+use tracing::{info, warn};
 
 use crate::settings::{Mode, SgxSettings};
 
@@ -215,8 +215,8 @@ fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Encla
 
 /// What the enclave's named streams are served from.
 pub(crate) struct Streams {
-    state: Mutex<Option<FileStore>>,
-    node_sockets: Vec<PathBuf>,
+    /// `state` and the `node:<path>` streams.
+    router: Arc<StreamRouter<UnixStream>>,
     /// Taken by the first `init` connection; there is only one.
     init: Mutex<Option<mpsc::Sender<UnixStream>>>,
 }
@@ -226,44 +226,58 @@ impl Streams {
     pub(crate) fn new(plumbing: Plumbing) -> (Arc<Self>, mpsc::Receiver<UnixStream>) {
         let (init_tx, init_rx) = mpsc::channel();
         let streams = Arc::new(Self {
-            state: Mutex::new(plumbing.state),
-            node_sockets: plumbing.node_sockets,
+            router: Arc::new(StreamRouter::new(
+                STREAM_STATE,
+                plumbing.state,
+                NodeSockets(plumbing.node_sockets),
+            )),
             init: Mutex::new(Some(init_tx)),
         });
         (streams, init_rx)
     }
 }
 
+/// The configured `unix://` node sockets; the enclave names one as
+/// `node:<path>`.
+struct NodeSockets(Vec<PathBuf>);
+
+impl NodeDialer<UnixStream> for NodeSockets {
+    fn dial(&self, name: &str) -> Option<io::Result<UnixStream>> {
+        let path = Path::new(name.strip_prefix(STREAM_NODE_PREFIX)?);
+        self.0
+            .iter()
+            .any(|configured| configured == path)
+            .then(|| UnixStream::connect(path))
+    }
+}
+
 fn accept_streams(listener: &UnixListener, streams: &Arc<Streams>) {
     for conn in listener.incoming() {
-        let mut conn = match conn {
+        let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
                 warn!(error = %e, "accepting an enclave stream failed");
                 continue;
             }
         };
-        let streams = Arc::clone(streams);
-        let spawned = thread::Builder::new()
-            .name("enclave-stream".into())
-            .spawn(move || {
-                let name = match read_announcement(&mut conn) {
-                    Ok(name) => name,
-                    Err(e) => {
-                        warn!(error = %e, "enclave stream without a valid name; closing it");
-                        return;
-                    }
-                };
-                serve_stream(&name, conn, &streams);
-            });
-        if let Err(e) = spawned {
-            error!(error = %e, "cannot start a thread for an enclave stream");
-        }
+        let for_others = Arc::clone(streams);
+        streams
+            .router
+            .spawn(conn, move |name, conn| serve_other(name, conn, &for_others));
     }
 }
 
-/// Serve the enclave's stream `name` on `conn` until either side closes.
-pub(crate) fn serve_stream(name: &str, mut conn: UnixStream, streams: &Streams) {
+/// Serve the enclave's stream `name` on `conn` until either side closes
+/// (the streams a hardware enclave opens through usercalls).
+#[cfg(feature = "hardware")]
+pub(crate) fn serve_stream(name: &str, conn: UnixStream, streams: &Streams) {
+    if let Err(conn) = streams.router.serve(name, conn) {
+        serve_other(name, conn, streams);
+    }
+}
+
+/// The streams the router does not serve: the control stream, and refusals.
+fn serve_other(name: &str, conn: UnixStream, streams: &Streams) {
     if name == STREAM_INIT {
         let sender = streams.init.lock().ok().and_then(|mut s| s.take());
         match sender {
@@ -272,46 +286,12 @@ pub(crate) fn serve_stream(name: &str, mut conn: UnixStream, streams: &Streams) 
             }
             None => warn!("the enclave opened a second init stream; closing it"),
         }
-    } else if name == STREAM_STATE {
-        // One state stream at a time: the lock is held while it is served.
-        let Ok(mut guard) = streams.state.lock() else {
-            return;
-        };
-        let Some(store) = guard.as_mut() else {
-            warn!("the enclave asked for state, but this command has none; closing the stream");
-            return;
-        };
-        match serve_state(&mut conn, store) {
-            Ok(()) => debug!("enclave closed the state stream"),
-            Err(e) => warn!(error = %e, "state stream ended"),
-        }
     } else if let Some(path) = name.strip_prefix(STREAM_NODE_PREFIX) {
-        let path = PathBuf::from(path);
-        if !streams.node_sockets.contains(&path) {
-            warn!(path = %path.display(), "the enclave asked for a node socket that is not configured; refusing");
-            return;
-        }
-        match UnixStream::connect(&path) {
-            Ok(node) => splice(conn, node),
-            Err(e) => debug!(path = %path.display(), error = %e, "node socket not reachable"),
-        }
+        warn!(
+            path,
+            "the enclave asked for a node socket that is not configured; refusing"
+        );
     } else {
         warn!(name, "the enclave opened an unknown stream; closing it");
     }
-}
-
-/// Copy bytes both ways until either side closes.
-fn splice(enclave: UnixStream, node: UnixStream) {
-    let (Ok(enclave_rx), Ok(node_tx)) = (enclave.try_clone(), node.try_clone()) else {
-        return;
-    };
-    let upstream = thread::spawn(move || copy_then_close(enclave_rx, node_tx));
-    copy_then_close(node, enclave);
-    let _ = upstream.join();
-}
-
-fn copy_then_close(mut from: UnixStream, mut to: UnixStream) {
-    let _ = io::copy(&mut from, &mut to);
-    let _ = to.shutdown(std::net::Shutdown::Both);
-    let _ = from.shutdown(std::net::Shutdown::Both);
 }

@@ -66,7 +66,7 @@ impl SgxSettings {
                     e.message()
                 ),
             })?;
-        let base = config_path.parent().unwrap_or(Path::new("."));
+        let base = tmkms_light_cli::parent_dir(config_path);
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let required = |field: &str, value: Option<PathBuf>| {
             value.map(resolve).ok_or_else(|| SettingsError::Invalid {

@@ -1,0 +1,141 @@
+//! Small file helpers of the host binaries: where a path's directory is,
+//! and reading a small operator-supplied file without trusting its size.
+
+use std::fs;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// The directory `path` is in. A bare file name (`tmkms.toml`) has an empty
+/// parent, which means the current directory: that is returned as `.` so
+/// that joining, creating and printing it all do what the operator expects.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// Why a capped read failed; `what` names the file for the operator
+/// ("sealed consensus key", "state JSON file").
+#[derive(Debug, Error)]
+pub enum CappedReadError {
+    #[error("{what} {}", path.display())]
+    Stat {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what} {} is {len} bytes; expected at most {max} — wrong file?", path.display())]
+    TooLarge {
+        what: String,
+        path: PathBuf,
+        len: u64,
+        max: u64,
+    },
+    #[error("reading {what} {}", path.display())]
+    Read {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Read the whole of `path`, refusing a file over `max` bytes: these files
+/// (sealed blobs, ciphertexts, state JSON) are small, and a large one is
+/// the wrong file, not something to load into memory. The read itself is
+/// capped too, so a file that grows after the size check is refused the
+/// same way.
+pub fn read_capped(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, CappedReadError> {
+    let stat_error = |source| CappedReadError::Stat {
+        what: what.to_owned(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let too_large = |len| CappedReadError::TooLarge {
+        what: what.to_owned(),
+        path: path.to_path_buf(),
+        len,
+        max,
+    };
+    let len = fs::metadata(path).map_err(stat_error)?.len();
+    if len > max {
+        return Err(too_large(len));
+    }
+    let read_error = |source| CappedReadError::Read {
+        what: what.to_owned(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > max {
+        return Err(too_large(read));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_of_a_bare_name_is_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("tmkms.toml")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("")), Path::new("."));
+        assert_eq!(parent_dir(Path::new("/")), Path::new("."));
+    }
+
+    #[test]
+    fn parent_of_a_nested_path_is_its_directory() {
+        assert_eq!(parent_dir(Path::new("home/tmkms.toml")), Path::new("home"));
+        assert_eq!(parent_dir(Path::new("/etc/tmkms.toml")), Path::new("/etc"));
+        assert_eq!(parent_dir(Path::new("./tmkms.toml")), Path::new("."));
+    }
+
+    #[test]
+    fn reads_a_file_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        fs::write(&path, [7u8; 16]).unwrap();
+        assert_eq!(read_capped(&path, 16, "blob").unwrap(), vec![7u8; 16]);
+    }
+
+    #[test]
+    fn refuses_a_file_over_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        fs::write(&path, [7u8; 17]).unwrap();
+        let err = read_capped(&path, 16, "sealed blob").unwrap_err();
+        assert!(matches!(
+            err,
+            CappedReadError::TooLarge {
+                len: 17,
+                max: 16,
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("sealed blob "), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("is 17 bytes; expected at most 16 — wrong file?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_the_file_that_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent");
+        let err = read_capped(&path, 16, "backup").unwrap_err();
+        assert!(matches!(err, CappedReadError::Stat { .. }));
+        assert_eq!(err.to_string(), format!("backup {}", path.display()));
+    }
+}
