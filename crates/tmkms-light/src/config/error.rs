@@ -72,10 +72,15 @@ pub(super) fn toml_message(error: &toml::de::Error) -> String {
 fn unknown_field_hint(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (unknown, rest) = rest.split_once('`')?;
-    let closest = rest
-        .split('`')
-        .skip(1)
-        .step_by(2)
+    let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    closest_name(unknown, &valid).map(|name| format!("hint: did you mean `{name}`?"))
+}
+
+/// The valid name closest to `unknown`, if one is close (a prefix either
+/// way, or at most three edits away).
+pub(super) fn closest_name<'v>(unknown: &str, valid: &[&'v str]) -> Option<&'v str> {
+    let closest = valid
+        .iter()
         .map(|valid| {
             let prefix = valid.starts_with(unknown) || unknown.starts_with(valid);
             (
@@ -84,11 +89,11 @@ fn unknown_field_hint(message: &str) -> Option<String> {
                 } else {
                     edit_distance(unknown, valid)
                 },
-                valid,
+                *valid,
             )
         })
         .min()?;
-    (closest.0 <= 3).then(|| format!("hint: did you mean `{}`?", closest.1))
+    (closest.0 <= 3).then_some(closest.1)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

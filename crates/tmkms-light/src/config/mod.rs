@@ -8,25 +8,30 @@
 //! * [`address`] — `tcp://` and `unix://` node addresses;
 //! * `validate` — the raw file structure and its field-by-field validation;
 //! * [`error`] — what can be wrong, where, and the hints for toml's messages;
-//! * [`template`] — the commented `tmkms.toml` that `init` writes.
+//! * [`template`] — the commented `tmkms.toml` that `init` writes;
+//! * `sections` — top-level tables left to a provider, which names them.
 
 pub mod address;
 pub mod error;
+mod sections;
 pub mod template;
 #[cfg(test)]
 mod tests;
 mod validate;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use address::{Address, AddressError};
 pub use error::{ConfigError, Location};
+pub use sections::AcceptedSections;
 pub use template::{render_template, TemplateParams};
 
 use crate::privval::Dialect;
 use crate::types::{ChainId, Height};
 use error::toml_message;
+use sections::provider_sections;
 use validate::{RawConfig, Validator};
 
 /// Default cap on one request frame: a 1 MiB vote extension plus 64 KiB for
@@ -72,10 +77,10 @@ pub struct Config {
     pub danger_allow_sign_bytes: bool,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
-    /// The `[sgx]` section, read by the SGX runner (which validates it).
-    pub sgx: Option<toml::Table>,
-    /// The `[nitro]` section, read by the Nitro helper (which validates it).
-    pub nitro: Option<toml::Table>,
+    /// Top-level tables the core does not read, by name (e.g. a TEE
+    /// provider's settings, which that provider validates). See
+    /// [`Config::load_for`].
+    pub provider_sections: BTreeMap<String, toml::Table>,
 }
 
 /// One node connection (`[[validator]]`).
@@ -100,22 +105,46 @@ impl ValidatorConfig {
 }
 
 impl Config {
-    /// Read and validate a config file.
+    /// Read and validate a config file that may hold any provider's
+    /// sections (for tools that only use the core settings). A provider
+    /// reading its own section uses [`Config::load_for`].
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_accepting(path, AcceptedSections::Any)
+    }
+
+    /// Read and validate a config file whose only sections besides the
+    /// core settings are `accepted` (e.g. `&["sgx"]`); each is in
+    /// [`Config::provider_sections`], read with [`Config::provider_section`].
+    pub fn load_for(path: &Path, accepted: &[&str]) -> Result<Config, ConfigError> {
+        Self::load_accepting(path, AcceptedSections::Only(accepted))
+    }
+
+    fn load_accepting(path: &Path, accepted: AcceptedSections<'_>) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
-        Self::from_toml_str(&text, path)
+        Self::from_toml_str_accepting(&text, path, accepted)
     }
 
-    /// Parse and validate config text. `config_path` names the file in error
-    /// messages, and relative paths are resolved against its directory.
+    /// Parse and validate config text, accepting any provider section.
+    /// `config_path` names the file in error messages, and relative paths
+    /// are resolved against its directory.
     pub fn from_toml_str(text: &str, config_path: &Path) -> Result<Config, ConfigError> {
+        Self::from_toml_str_accepting(text, config_path, AcceptedSections::Any)
+    }
+
+    /// [`Config::from_toml_str`] with the provider sections the caller accepts.
+    pub fn from_toml_str_accepting(
+        text: &str,
+        config_path: &Path,
+        accepted: AcceptedSections<'_>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: config_path.to_path_buf(),
             message: toml_message(&e),
         })?;
+        let sections = provider_sections(text, config_path, accepted)?;
         let base_dir = std::path::absolute(config_path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -130,7 +159,13 @@ impl Config {
             path: config_path,
             base_dir: &base_dir,
         }
-        .config(raw)
+        .config(raw, sections)
+    }
+
+    /// The provider section `name` (e.g. `"sgx"` for `[sgx]`), if the file
+    /// has one.
+    pub fn provider_section(&self, name: &str) -> Option<&toml::Table> {
+        self.provider_sections.get(name)
     }
 
     /// Whether any validator connection uses SecretConnection.

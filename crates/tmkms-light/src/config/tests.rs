@@ -443,3 +443,50 @@ fn template_documents_every_field_and_its_commented_examples_parse() {
         }
     ));
 }
+
+#[test]
+fn hands_accepted_provider_sections_to_the_caller() {
+    let text = minimal_with("", "address = \"unix:///a\"\n\n[sgx]\nmode = \"sim\"\n");
+    let c = Config::from_toml_str_accepting(
+        &text,
+        Path::new(CONFIG_PATH),
+        AcceptedSections::Only(&["sgx"]),
+    )
+    .unwrap();
+    assert_eq!(
+        c.provider_section("sgx").unwrap().get("mode"),
+        Some(&toml::Value::String("sim".into()))
+    );
+    assert!(c.provider_section("nitro").is_none());
+    // Without a list, any provider's section is kept for its reader.
+    assert!(parse(&text).unwrap().provider_section("sgx").is_some());
+}
+
+#[test]
+fn rejects_sections_nobody_accepts_naming_them() {
+    let only_sgx = |text: &str| {
+        Config::from_toml_str_accepting(
+            text,
+            Path::new(CONFIG_PATH),
+            AcceptedSections::Only(&["sgx"]),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = only_sgx(&minimal_with(
+        "",
+        "address = \"unix:///a\"\n\n[sgxx]\nmode = 1\n",
+    ));
+    assert!(e.contains("unknown field `sgxx`"), "{e}");
+    assert!(e.contains("did you mean `sgx`?"), "{e}");
+    assert!(e.contains("line 9, column 2"), "{e}");
+
+    let e = only_sgx(&minimal_with(
+        "",
+        "address = \"unix:///a\"\n\n[nitro]\nx = 1\n",
+    ));
+    assert!(e.contains("unknown field `nitro`"), "{e}");
+    // A provider name used for a value, not a table, is no section.
+    let e = err(&minimal_with("sgx = 1", "address = \"unix:///a\""));
+    assert!(e.contains("unknown field `sgx`"), "{e}");
+}

@@ -1,6 +1,7 @@
 //! The raw file structure (unknown fields rejected, every value keeping its
 //! position) and its validation, field by field, into [`Config`].
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -11,8 +12,9 @@ use super::address::{Address, EXAMPLE_PORT};
 use super::error::{ConfigError, Location};
 use super::*;
 
+/// Unknown top-level keys are checked by [`super::sections`], which also
+/// collects the provider sections.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     chain_id: Option<Spanned<String>>,
     consensus_key_path: Option<Spanned<String>>,
@@ -22,8 +24,6 @@ pub(super) struct RawConfig {
     max_frame_bytes: Option<Spanned<i64>>,
     danger_allow_sign_bytes: Option<bool>,
     validator: Option<Vec<RawValidator>>,
-    sgx: Option<toml::Table>,
-    nitro: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -60,7 +60,11 @@ impl Validator<'_> {
         value.ok_or_else(|| self.error(None, field, format!("is missing; write e.g. {example}")))
     }
 
-    pub(super) fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+    pub(super) fn config(
+        &self,
+        raw: RawConfig,
+        provider_sections: BTreeMap<String, toml::Table>,
+    ) -> Result<Config, ConfigError> {
         let chain_field = self.required(
             raw.chain_id.as_ref(),
             "chain_id",
@@ -180,8 +184,7 @@ impl Validator<'_> {
             max_frame_bytes,
             danger_allow_sign_bytes: raw.danger_allow_sign_bytes.unwrap_or(false),
             validator,
-            sgx: raw.sgx,
-            nitro: raw.nitro,
+            provider_sections,
         })
     }
 
