@@ -39,8 +39,8 @@ const ENCLAVE_WAIT: Duration = Duration::from_secs(60);
 const MAX_CIPHERTEXT_FILE: u64 = 64 * 1024;
 
 fn load(config_path: &Path) -> Result<(Config, NitroSettings)> {
-    let config = Config::load(config_path)?;
-    let settings = NitroSettings::from_section(config.nitro.as_ref(), config_path)?;
+    let config = Config::load_for(config_path, &["nitro"])?;
+    let settings = NitroSettings::from_section(config.provider_section("nitro"), config_path)?;
     Ok((config, settings))
 }
 
