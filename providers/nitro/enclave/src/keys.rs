@@ -8,9 +8,7 @@ use thiserror::Error;
 use tmkms_light::enclave::{initial_state_records, BoundPolicy};
 use tmkms_light::keys::{ConsensusKey, IdentityKey, SEED_LEN};
 use tmkms_light::types::{ChainId, SignState};
-use tmkms_nitro_kms::{
-    open_enveloped_data, CmsError, Credentials, KmsClient, KmsError, KmsErrorKind,
-};
+use tmkms_nitro_kms::{open_enveloped_data, CmsError, KmsClient, KmsError, KmsErrorKind};
 use tmkms_nitro_nsm::{AttestationRequest, Nsm, NsmError};
 use tracing::warn;
 use zeroize::Zeroizing;
@@ -86,12 +84,7 @@ pub fn kms_target(nsm: &dyn Nsm, access: &KmsAccess) -> Result<KmsTarget, KeyErr
 fn client(nsm: &dyn Nsm, access: &KmsAccess) -> Result<(KmsClient, KmsTarget), KeyError> {
     let target = kms_target(nsm, access)?;
     let config = target.config();
-    let creds = &access.credentials;
-    let credentials = Credentials::new(
-        creds.access_key_id.clone(),
-        creds.secret_access_key.as_str(),
-        creds.session_token.as_ref().map(|t| t.to_string()),
-    );
+    let credentials = access.credentials.clone();
     let proxy = access.proxy.clone();
     let connector: tmkms_nitro_kms::Connector = Box::new(move || {
         let stream = proxy.connect(KMS_TIMEOUT)?;

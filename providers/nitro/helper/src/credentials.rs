@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 use tmkms_nitro_kms::http::{read_response, write_request};
-use tmkms_nitro_protocol::messages::SessionCredentials;
+use tmkms_nitro_kms::Credentials;
 use zeroize::Zeroizing;
 
 /// Environment variable naming the metadata service (AWS SDK convention).
@@ -38,12 +38,12 @@ pub enum CredentialsError {
 }
 
 /// Session credentials from the environment or the instance role.
-pub fn session_credentials() -> Result<SessionCredentials, CredentialsError> {
+pub fn session_credentials() -> Result<Credentials, CredentialsError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     if let Some(access_key_id) = var("AWS_ACCESS_KEY_ID") {
         let secret = var("AWS_SECRET_ACCESS_KEY").ok_or(CredentialsError::MissingSecret)?;
         let token = var("AWS_SESSION_TOKEN").ok_or(CredentialsError::LongLived)?;
-        return Ok(SessionCredentials {
+        return Ok(Credentials {
             access_key_id,
             secret_access_key: Zeroizing::new(secret),
             session_token: Some(Zeroizing::new(token)),
@@ -53,6 +53,8 @@ pub fn session_credentials() -> Result<SessionCredentials, CredentialsError> {
     from_imds(&endpoint).map_err(|reason| CredentialsError::Imds { endpoint, reason })
 }
 
+/// The instance metadata service's answer for a role (its wire format,
+/// turned into [`Credentials`] at once).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RoleCredentials {
@@ -95,7 +97,7 @@ fn request(
     Ok(response.body)
 }
 
-fn from_imds(endpoint: &str) -> Result<SessionCredentials, String> {
+fn from_imds(endpoint: &str) -> Result<Credentials, String> {
     const ROLE_PATH: &str = "/latest/meta-data/iam/security-credentials/";
     let token = request(
         endpoint,
@@ -123,7 +125,7 @@ fn from_imds(endpoint: &str) -> Result<SessionCredentials, String> {
         expires = creds.expiration.as_deref().unwrap_or("?"),
         "temporary credentials of the instance role"
     );
-    Ok(SessionCredentials {
+    Ok(Credentials {
         access_key_id: creds.access_key_id,
         secret_access_key: creds.secret_access_key,
         session_token: Some(creds.token),

@@ -48,10 +48,10 @@ use tmkms_light::state::record::{decode_slot, encode_slot, SLOT_LEN};
 use tmkms_light::types::SignState;
 use tmkms_nitro_host::log_server::{serve_logs_to, LogServeConfig};
 use tmkms_nitro_host::proxy::splice;
+use tmkms_nitro_kms::Credentials;
 use tmkms_nitro_protocol::encryption_context::{context, CONTEXT_CONSENSUS};
 use tmkms_nitro_protocol::messages::{
-    KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE, STREAM_NODE_PREFIX,
-    STREAM_STATE,
+    KmsAccess, Request, Response, MAX_CONTROL_MESSAGE, STREAM_NODE_PREFIX, STREAM_STATE,
 };
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tmkms_node_sim::{
@@ -304,7 +304,7 @@ impl TestHost {
             proxy: Endpoint::Unix {
                 path: self.nitro.sock("kms-proxy"),
             },
-            credentials: SessionCredentials {
+            credentials: Credentials {
                 access_key_id: "test".to_owned(),
                 secret_access_key: Zeroizing::new("test".to_owned()),
                 session_token: Some(Zeroizing::new("test-session".to_owned())),

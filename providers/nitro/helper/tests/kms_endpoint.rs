@@ -40,9 +40,8 @@ use std::time::{Duration, Instant};
 use common::{command, enclave_bin, Guard, HELPER, REGION};
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ValidatorSettings};
 use tmkms_light::link::{recv_json, send_json};
-use tmkms_nitro_protocol::messages::{
-    KmsAccess, Request, Response, SessionCredentials, MAX_CONTROL_MESSAGE,
-};
+use tmkms_nitro_kms::Credentials;
+use tmkms_nitro_protocol::messages::{KmsAccess, Request, Response, MAX_CONTROL_MESSAGE};
 use tmkms_nitro_transport::{Endpoint, Stream};
 use zeroize::Zeroizing;
 
@@ -217,7 +216,7 @@ fn access(endpoint_url: Option<&str>, proxy: Endpoint) -> KmsAccess {
         key_id: KEY_ID.to_owned(),
         endpoint_url: endpoint_url.map(str::to_owned),
         proxy,
-        credentials: SessionCredentials {
+        credentials: Credentials {
             access_key_id: "AKIDHOSTILE".to_owned(),
             secret_access_key: Zeroizing::new("hostile".to_owned()),
             session_token: None,

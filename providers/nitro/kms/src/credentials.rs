@@ -4,13 +4,19 @@
 //! handed in by the host (typically temporary STS credentials of the instance
 //! role). They are secrets: the secret key and the session token are zeroized on
 //! drop and never appear in `Debug` output or logs.
+//!
+//! This one type serves the whole Nitro provider: the helper fetches it, the
+//! control message to the enclave carries it (serde, field names as below),
+//! and the enclave signs its KMS calls with it.
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 /// An access key pair, optionally with an STS session token.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// The access key id (`AKIA…`/`ASIA…`); not secret, it names the key.
     pub access_key_id: String,
@@ -162,5 +168,25 @@ mod tests {
         assert!(s.contains("AKIDVISIBLE"));
         assert!(!s.contains("very-secret-key"));
         assert!(!s.contains("secret-token"));
+    }
+
+    #[test]
+    fn serializes_with_its_field_names_and_refuses_unknown_ones() {
+        let c = Credentials::new("ASIAX", "s3cr3t", Some("tok".into()));
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "access_key_id": "ASIAX",
+                "secret_access_key": "s3cr3t",
+                "session_token": "tok",
+            })
+        );
+        let back: Credentials = serde_json::from_value(json).unwrap();
+        assert_eq!(back.secret_access_key.as_str(), "s3cr3t");
+        assert!(serde_json::from_str::<Credentials>(
+            r#"{"access_key_id":"a","secret_access_key":"b","session_token":null,"x":1}"#
+        )
+        .is_err());
     }
 }

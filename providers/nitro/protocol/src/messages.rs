@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use tmkms_light::config::Address;
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::state::record::SLOT_LEN;
+use tmkms_nitro_kms::Credentials;
 use tmkms_nitro_transport::Endpoint;
-use zeroize::Zeroizing;
 
 /// The write-ahead state stream.
 pub const STREAM_STATE: &str = "state";
@@ -28,29 +28,6 @@ pub use crate::user_data::{
     init_user_data, parse_init_user_data, InitUserData, UserDataError, INIT_USER_DATA_PREFIX,
     UNBOUND_POLICY_DIGEST,
 };
-/// Temporary AWS credentials for the enclave's KMS calls. Secret: zeroized
-/// on drop, redacted in `Debug`, never logged.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: Zeroizing<String>,
-    pub session_token: Option<Zeroizing<String>>,
-}
-
-impl std::fmt::Debug for SessionCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
-}
-
 /// How the enclave reaches KMS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +38,9 @@ pub struct KmsAccess {
     pub endpoint_url: Option<String>,
     /// Where the enclave connects to reach KMS (the host's vsock proxy).
     pub proxy: Endpoint,
-    pub credentials: SessionCredentials,
+    /// Temporary credentials for the enclave's KMS calls (secret: zeroized
+    /// on drop, redacted in `Debug`, never logged).
+    pub credentials: Credentials,
 }
 
 /// One 512-byte state record (base64 on the wire).
@@ -206,13 +185,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_redacted() {
-        let creds = SessionCredentials {
-            access_key_id: "ASIAX".into(),
-            secret_access_key: Zeroizing::new("topsecret".into()),
-            session_token: Some(Zeroizing::new("tok".into())),
+    fn kms_access_does_not_show_its_credentials() {
+        let access = KmsAccess {
+            region: "us-east-1".into(),
+            key_id: "alias/k".into(),
+            endpoint_url: None,
+            proxy: "unix:///tmp/p.sock".parse().unwrap(),
+            credentials: Credentials::new("ASIAX", "topsecret", Some("tok".into())),
         };
-        let shown = format!("{creds:?}");
+        let shown = format!("{access:?}");
+        assert!(shown.contains("ASIAX"), "{shown}");
         assert!(
             !shown.contains("topsecret") && !shown.contains("tok\""),
             "{shown}"
