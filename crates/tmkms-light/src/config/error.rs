@@ -77,7 +77,7 @@ fn unknown_field_hint(message: &str) -> Option<String> {
 }
 
 /// The valid name closest to `unknown`, if one is close (a prefix either
-/// way, or at most three edits away).
+/// way, or at most three edits away by Levenshtein distance).
 pub(super) fn closest_name<'v>(unknown: &str, valid: &[&'v str]) -> Option<&'v str> {
     let closest = valid
         .iter()
@@ -87,32 +87,11 @@ pub(super) fn closest_name<'v>(unknown: &str, valid: &[&'v str]) -> Option<&'v s
                 if prefix {
                     0
                 } else {
-                    edit_distance(unknown, valid)
+                    strsim::levenshtein(unknown, valid)
                 },
                 *valid,
             )
         })
         .min()?;
     (closest.0 <= 3).then_some(closest.1)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = Vec::with_capacity(b.len() + 1);
-        row.push(i + 1);
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev.get(j).copied().unwrap_or(usize::MAX) + usize::from(ca != *cb);
-            let delete = prev
-                .get(j + 1)
-                .copied()
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let insert = row.get(j).copied().unwrap_or(usize::MAX).saturating_add(1);
-            row.push(substitute.min(delete).min(insert));
-        }
-        prev = row;
-    }
-    prev.last().copied().unwrap_or(0)
 }
