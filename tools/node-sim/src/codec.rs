@@ -173,6 +173,8 @@ pub enum CodecError {
     },
     #[error("response does not decode as a {dialect} privval.Message: {reason}")]
     Decode { dialect: Dialect, reason: String },
+    #[error("the {what} does not re-read as its cometbft.types.v1 counterpart: {reason}")]
+    Transcode { what: &'static str, reason: String },
 }
 
 /// Encodes `request` as a `privval.Message` body (no length prefix) of `dialect`.
@@ -193,7 +195,7 @@ pub fn encode_request(dialect: Dialect, request: &Request) -> Result<Vec<u8>, Co
         Dialect::V0_34 => legacy_v0_34::encode(request),
         Dialect::V0_37 => legacy_v0_37::encode(request),
         Dialect::V0_38 => encode_v0_38(request),
-        Dialect::V1 => Ok(encode_v1(request)),
+        Dialect::V1 => encode_v1(request),
     }
 }
 
@@ -224,8 +226,12 @@ fn encode_v0_38(request: &Request) -> Result<Vec<u8>, CodecError> {
     Ok(pv38::Message { sum: Some(sum) }.encode_to_vec())
 }
 
-fn encode_v1(request: &Request) -> Vec<u8> {
+fn encode_v1(request: &Request) -> Result<Vec<u8>, CodecError> {
     use pv1::Sum;
+    let to_v1 = |what, e: prost::DecodeError| CodecError::Transcode {
+        what,
+        reason: e.to_string(),
+    };
     let sum = match request {
         Request::PubKey { chain_id } => Sum::PubKeyRequest(pv1::PubKeyRequest {
             chain_id: chain_id.clone(),
@@ -235,13 +241,13 @@ fn encode_v1(request: &Request) -> Vec<u8> {
             chain_id,
             skip_extension_signing,
         } => Sum::SignVoteRequest(pv1::SignVoteRequest {
-            vote: Some(vote.clone()),
+            vote: Some(pv1::transcode(vote).map_err(|e| to_v1("vote", e))?),
             chain_id: chain_id.clone(),
             skip_extension_signing: *skip_extension_signing,
         }),
         Request::SignProposal { proposal, chain_id } => {
             Sum::SignProposalRequest(pv1::SignProposalRequest {
-                proposal: Some(proposal.clone()),
+                proposal: Some(pv1::transcode(proposal).map_err(|e| to_v1("proposal", e))?),
                 chain_id: chain_id.clone(),
             })
         }
@@ -250,7 +256,7 @@ fn encode_v1(request: &Request) -> Vec<u8> {
             value: value.clone(),
         }),
     };
-    pv1::Message { sum: Some(sum) }.encode_to_vec()
+    Ok(pv1::Message { sum: Some(sum) }.encode_to_vec())
 }
 
 /// Encoders for the pre-extension dialects, through their own
@@ -413,6 +419,19 @@ fn remote_error(e: Option<pv38::RemoteSignerError>) -> Option<RemoteError> {
     })
 }
 
+/// A part of a v1 response (vote, proposal, error) read as its v0.38
+/// counterpart, which has the same field numbers.
+fn as_v0_38<T: prost::Message + Default>(
+    part: Option<impl prost::Message>,
+) -> Result<Option<T>, CodecError> {
+    part.map(|p| pv1::transcode(&p))
+        .transpose()
+        .map_err(|e| CodecError::Decode {
+            dialect: Dialect::V1,
+            reason: e.to_string(),
+        })
+}
+
 /// Decodes a response body of `dialect`.
 ///
 /// Votes of every dialect are decoded with the v0.38 `Vote` (a superset of
@@ -431,14 +450,18 @@ pub fn decode_response(dialect: Dialect, body: &[u8]) -> Result<Response, CodecE
             Some(Sum::PubKeyResponse(r)) => Response::PubKey {
                 key_type: r.pub_key_type,
                 key_bytes: r.pub_key_bytes,
-                error: remote_error(r.error),
+                error: remote_error(as_v0_38(r.error)?),
             },
-            Some(Sum::SignedVoteResponse(r)) => Response::signed_vote(r.vote, r.error),
-            Some(Sum::SignedProposalResponse(r)) => Response::signed_proposal(r.proposal, r.error),
+            Some(Sum::SignedVoteResponse(r)) => {
+                Response::signed_vote(as_v0_38(r.vote)?, as_v0_38(r.error)?)
+            }
+            Some(Sum::SignedProposalResponse(r)) => {
+                Response::signed_proposal(as_v0_38(r.proposal)?, as_v0_38(r.error)?)
+            }
             Some(Sum::PingResponse(_)) => Response::Ping,
             Some(Sum::SignBytesResponse(r)) => Response::SignBytes {
                 signature: r.signature,
-                error: remote_error(r.error),
+                error: remote_error(as_v0_38(r.error)?),
             },
             Some(Sum::PubKeyRequest(_)) => Response::Unexpected("PubKeyRequest"),
             Some(Sum::SignVoteRequest(_)) => Response::Unexpected("SignVoteRequest"),

@@ -1,123 +1,54 @@
 //! The CometBFT v1 privval messages (`cometbft.privval.v1`), which
-//! tendermint-proto 0.41 does not ship.
+//! tendermint-proto 0.41 does not ship, from the published
+//! `iq-cometbft-proto` crate rather than declared by hand: the simulator
+//! stays independent of the signer's own copy in `tmkms-light`.
 //!
-//! Field numbers follow `proto/cometbft/privval/v1/types.proto` at CometBFT
-//! v1.0.1. `cometbft.types.v1.Vote` and `Proposal` have the same fields and
-//! numbers as `tendermint.types` of v0.38, so those messages are reused.
+//! `cometbft.types.v1.Vote` and `Proposal` have the same fields and numbers
+//! as `tendermint.types` of v0.38, which the rest of the simulator builds
+//! and verifies; [`transcode`] moves a message between the two.
 
-use tendermint_proto::v0_38::privval::RemoteSignerError;
-use tendermint_proto::v0_38::types::{Proposal, Vote};
+pub use iq_cometbft_proto::privval::v1::message::Sum;
+pub use iq_cometbft_proto::privval::v1::{
+    Message, PingRequest, PingResponse, PubKeyRequest, PubKeyResponse, RemoteSignerError,
+    SignBytesRequest, SignBytesResponse, SignProposalRequest, SignVoteRequest,
+    SignedProposalResponse, SignedVoteResponse,
+};
+pub use iq_cometbft_proto::types::v1::{Proposal, Vote};
 
-/// `PubKeyRequest { string chain_id = 1; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PubKeyRequest {
-    #[prost(string, tag = "1")]
-    pub chain_id: String,
+/// Re-reads `message` as `T`, a type with the same field numbers (a v0.38
+/// vote or proposal as its v1 counterpart, or back).
+pub fn transcode<T: prost::Message + Default>(
+    message: &impl prost::Message,
+) -> Result<T, prost::DecodeError> {
+    T::decode(message.encode_to_vec().as_slice())
 }
 
-/// `PubKeyResponse { RemoteSignerError error = 2; bytes pub_key_bytes = 3;
-/// string pub_key_type = 4; reserved 1; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PubKeyResponse {
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
-    #[prost(bytes = "vec", tag = "3")]
-    pub pub_key_bytes: Vec<u8>,
-    #[prost(string, tag = "4")]
-    pub pub_key_type: String,
-}
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
 
-/// `SignVoteRequest { Vote vote = 1; string chain_id = 2;
-/// bool skip_extension_signing = 3; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignVoteRequest {
-    #[prost(message, optional, tag = "1")]
-    pub vote: Option<Vote>,
-    #[prost(string, tag = "2")]
-    pub chain_id: String,
-    #[prost(bool, tag = "3")]
-    pub skip_extension_signing: bool,
-}
+    use super::*;
+    use crate::spec::{BlockIdSpec, ProposalSpec, VoteSpec};
 
-/// `SignedVoteResponse { Vote vote = 1; RemoteSignerError error = 2; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignedVoteResponse {
-    #[prost(message, optional, tag = "1")]
-    pub vote: Option<Vote>,
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
-}
+    #[test]
+    fn v0_38_votes_and_proposals_are_v1_ones_byte_for_byte() {
+        let vote = VoteSpec::precommit(7, 2, Some(BlockIdSpec::for_height(7)))
+            .with_validator([3; 20], 4)
+            .with_extension(b"ext".to_vec())
+            .to_raw();
+        let v1: Vote = transcode(&vote).unwrap();
+        assert_eq!(v1.encode_to_vec(), vote.encode_to_vec());
+        assert_eq!(v1.extension, b"ext");
+        assert_eq!(
+            transcode::<tendermint_proto::v0_38::types::Vote>(&v1).unwrap(),
+            vote
+        );
 
-/// `SignProposalRequest { Proposal proposal = 1; string chain_id = 2; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignProposalRequest {
-    #[prost(message, optional, tag = "1")]
-    pub proposal: Option<Proposal>,
-    #[prost(string, tag = "2")]
-    pub chain_id: String,
-}
-
-/// `SignedProposalResponse { Proposal proposal = 1; RemoteSignerError error = 2; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignedProposalResponse {
-    #[prost(message, optional, tag = "1")]
-    pub proposal: Option<Proposal>,
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
-}
-
-/// `SignBytesRequest { bytes value = 1; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignBytesRequest {
-    #[prost(bytes = "vec", tag = "1")]
-    pub value: Vec<u8>,
-}
-
-/// `SignBytesResponse { bytes signature = 1; RemoteSignerError error = 2; }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignBytesResponse {
-    #[prost(bytes = "vec", tag = "1")]
-    pub signature: Vec<u8>,
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
-}
-
-/// `PingRequest {}`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PingRequest {}
-
-/// `PingResponse {}`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PingResponse {}
-
-/// `Message { oneof sum { … } }`
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Message {
-    #[prost(oneof = "Sum", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
-    pub sum: Option<Sum>,
-}
-
-/// The `sum` oneof of [`Message`].
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Sum {
-    #[prost(message, tag = "1")]
-    PubKeyRequest(PubKeyRequest),
-    #[prost(message, tag = "2")]
-    PubKeyResponse(PubKeyResponse),
-    #[prost(message, tag = "3")]
-    SignVoteRequest(SignVoteRequest),
-    #[prost(message, tag = "4")]
-    SignedVoteResponse(SignedVoteResponse),
-    #[prost(message, tag = "5")]
-    SignProposalRequest(SignProposalRequest),
-    #[prost(message, tag = "6")]
-    SignedProposalResponse(SignedProposalResponse),
-    #[prost(message, tag = "7")]
-    PingRequest(PingRequest),
-    #[prost(message, tag = "8")]
-    PingResponse(PingResponse),
-    #[prost(message, tag = "9")]
-    SignBytesRequest(SignBytesRequest),
-    #[prost(message, tag = "10")]
-    SignBytesResponse(SignBytesResponse),
+        let proposal = ProposalSpec::new(7, 1, Some(BlockIdSpec::for_height(7)))
+            .with_pol_round(0)
+            .to_raw();
+        let v1: Proposal = transcode(&proposal).unwrap();
+        assert_eq!(v1.encode_to_vec(), proposal.encode_to_vec());
+        assert_eq!(v1.pol_round, 0);
+    }
 }

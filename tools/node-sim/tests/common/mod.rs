@@ -69,6 +69,12 @@ enum Req {
     Bytes(Vec<u8>),
 }
 
+/// A vote, proposal or error read as its counterpart of the other version
+/// (v0.38 and v1 share their field numbers).
+fn retype<T: prost::Message + Default>(part: Option<impl prost::Message>) -> Option<T> {
+    part.map(|p| pv1::transcode(&p).unwrap())
+}
+
 fn err(code: i32, d: &str) -> Option<pv::RemoteSignerError> {
     Some(pv::RemoteSignerError {
         code,
@@ -107,10 +113,14 @@ impl Fake {
             return match m.sum? {
                 pv1::Sum::PubKeyRequest(_) => Some(Req::PubKey),
                 pv1::Sum::PingRequest(_) => Some(Req::Ping),
-                pv1::Sum::SignVoteRequest(r) => {
-                    Some(Req::Vote(r.vote, r.chain_id, r.skip_extension_signing))
+                pv1::Sum::SignVoteRequest(r) => Some(Req::Vote(
+                    retype(r.vote),
+                    r.chain_id,
+                    r.skip_extension_signing,
+                )),
+                pv1::Sum::SignProposalRequest(r) => {
+                    Some(Req::Proposal(retype(r.proposal), r.chain_id))
                 }
-                pv1::Sum::SignProposalRequest(r) => Some(Req::Proposal(r.proposal, r.chain_id)),
                 pv1::Sum::SignBytesRequest(r) => Some(Req::Bytes(r.value)),
                 _ => None,
             };
@@ -326,15 +336,15 @@ impl Fake {
                 Req::Vote(v, c, skip) => {
                     let r = self.vote(v, c, skip);
                     pv1::Sum::SignedVoteResponse(pv1::SignedVoteResponse {
-                        vote: r.vote,
-                        error: r.error,
+                        vote: retype(r.vote),
+                        error: retype(r.error),
                     })
                 }
                 Req::Proposal(p, c) => {
                     let r = self.proposal(p, c);
                     pv1::Sum::SignedProposalResponse(pv1::SignedProposalResponse {
-                        proposal: r.proposal,
-                        error: r.error,
+                        proposal: retype(r.proposal),
+                        error: retype(r.error),
                     })
                 }
                 Req::Bytes(value) => {
@@ -344,7 +354,7 @@ impl Fake {
                     pv1::Sum::SignBytesResponse(if looks_canonical {
                         pv1::SignBytesResponse {
                             signature: Vec::new(),
-                            error: err(codes::MALFORMED, "refusing consensus bytes"),
+                            error: retype(err(codes::MALFORMED, "refusing consensus bytes")),
                         }
                     } else {
                         pv1::SignBytesResponse {
