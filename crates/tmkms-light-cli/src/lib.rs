@@ -5,6 +5,7 @@
 //! streams with its byte-for-byte `splice`.
 
 mod args;
+mod binary;
 mod files;
 mod logging;
 mod router;
@@ -12,6 +13,7 @@ mod splice;
 mod state;
 
 pub use args::{Bech32PrefixArg, ConfigArg, InitChainArgs, PubkeyOutputArgs};
+pub use binary::Binary;
 pub use files::{parent_dir, read_capped, CappedReadError};
 pub use logging::{LogArgs, Targets};
 pub use router::{NodeDialer, StreamRouter};

@@ -7,22 +7,15 @@ mod commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use tmkms_light_cli::{ConfigArg, LogArgs, PubkeyOutputArgs, StateCommand, Targets};
+use clap::Subcommand;
+use tmkms_light_cli::{Binary, ConfigArg, PubkeyOutputArgs, StateCommand, Targets};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "tmkms-softsign",
-    version,
-    about = "Remote signer for CometBFT validators (software key)"
-)]
-struct Cli {
-    #[command(flatten)]
-    log: LogArgs,
-
-    #[command(subcommand)]
-    command: Command,
-}
+const BINARY: Binary = Binary {
+    name: "tmkms-softsign",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "Remote signer for CometBFT validators (software key)",
+    log_targets: Targets::Hidden,
+};
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -72,9 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.log.init(Targets::Hidden);
-    let result = match cli.command {
+    BINARY.main(|command| match command {
         Command::Init(args) => commands::init(args),
         Command::Keygen { path, force } => commands::keygen(&path, force),
         Command::Import {
@@ -88,12 +79,5 @@ fn main() -> ExitCode {
             allow_empty_state,
         } => commands::start(config.path(), allow_empty_state),
         Command::State { command } => command.run(),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

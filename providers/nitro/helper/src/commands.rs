@@ -4,21 +4,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use tmkms_light::config::{render_template, Address, Config, TemplateParams};
+use tmkms_light::config::{render_template, Address, Config};
 use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
-use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
+use tmkms_light::keys::{write_secret_file, PublicKey, WriteMode};
 use tmkms_light::link::{recv_json, send_json};
-use tmkms_light::privval::Dialect;
 use tmkms_light::state::file::FileStore;
-use tmkms_light::state::import::{to_cometbft_json, ImportFormat};
+use tmkms_light::state::import::to_cometbft_json;
 use tmkms_light::state::StateError;
-use tmkms_light::types::ChainId;
+use tmkms_light_cli::{
+    open_existing_state, parent_dir, read_capped, ConfigArg, InitChainArgs, PubkeyOutputArgs,
+    StateImportArgs,
+};
 use tmkms_nitro_host::log_server::serve_logs;
 use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
 use tmkms_nitro_host::proxy::{run_proxy, serve_proxy, ProxyConfig};
@@ -82,13 +83,7 @@ fn exchange(stream: &mut Stream, request: &Request) -> Result<Response> {
 }
 
 fn read_ciphertext(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .with_context(|| format!("{what} {}", path.display()))?
-        .len();
-    if len > MAX_CIPHERTEXT_FILE {
-        bail!("{what} {} is {len} bytes — wrong file?", path.display());
-    }
-    std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))
+    Ok(read_capped(path, MAX_CIPHERTEXT_FILE, what)?)
 }
 
 /// Run `f` with a KMS proxy serving the enclave (for `init` and `state
@@ -148,28 +143,33 @@ fn check_bound_policy(config: &Config, settings: &NitroSettings) -> Result<()> {
         })
 }
 
-#[derive(Debug)]
+/// `init`.
+#[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// AWS region of the KMS key.
+    #[arg(short = 'a', long)]
     pub region: String,
+    /// KMS key id, ARN or alias.
+    #[arg(short = 'k', long)]
     pub kms_key_id: String,
+    /// The enclave's vsock CID.
+    #[arg(long)]
     pub cid: Option<u32>,
-    pub chain_id: String,
-    pub address: String,
-    pub protocol_version: Dialect,
+    #[command(flatten)]
+    pub chain: InitChainArgs,
+    /// The enclave image, for enclave.toml.
+    #[arg(long, default_value = "tmkms-nitro-enclave.eif")]
     pub eif_path: PathBuf,
-    pub pubkey_format: PubkeyFormat,
-    pub bech32_prefix: String,
+    #[command(flatten)]
+    pub pubkey: PubkeyOutputArgs,
 }
 
 pub fn init(args: InitArgs) -> Result<()> {
-    let dir = args
-        .config
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    if !args.config.exists() {
+    let config_path = args.config.path();
+    let dir = parent_dir(config_path);
+    if !config_path.exists() {
         tmkms_nitro_protocol::kms_policy::KmsTarget::resolve(
             &args.region,
             &args.kms_key_id,
@@ -177,21 +177,17 @@ pub fn init(args: InitArgs) -> Result<()> {
             tmkms_nitro_protocol::kms_policy::EndpointMode::Production,
         )
         .context("-a/--region, -k/--kms-key-id")?;
-        let chain_id = ChainId::try_from(args.chain_id.as_str())
-            .with_context(|| format!("--chain-id {:?}", args.chain_id))?;
-        let address = Address::from_str(&args.address)
-            .with_context(|| format!("--address {:?}", args.address))?;
-        let params = TemplateParams::new(chain_id, address, args.protocol_version);
+        let params = args.chain.template_params()?;
         let cid = args.cid.unwrap_or(DEFAULT_CID);
         let text = render_template(&params) + &render_section(&args.region, &args.kms_key_id, cid);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(&args.config, text)
-            .with_context(|| format!("writing {}", args.config.display()))?;
-        eprintln!("wrote {}", args.config.display());
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(config_path, text)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        eprintln!("wrote {}", config_path.display());
     } else {
-        eprintln!("using the existing {}", args.config.display());
+        eprintln!("using the existing {}", config_path.display());
     }
-    let (config, settings) = load(&args.config)?;
+    let (config, settings) = load(config_path)?;
     if !settings.enclave_config_path.exists() {
         let enclave = EnclaveConfig {
             eif_path: args.eif_path.clone(),
@@ -250,8 +246,8 @@ pub fn init(args: InitArgs) -> Result<()> {
             .context("public key length")?,
     );
     let shown = public_key
-        .format(args.pubkey_format, &args.bech32_prefix)
-        .with_context(|| format!("-b {:?}", args.bech32_prefix))?;
+        .format(args.pubkey.pubkey_format, args.pubkey.hrp())
+        .with_context(|| format!("-b {:?}", args.pubkey.hrp()))?;
     let [slot0, slot1] = &state_records;
     let records = [
         slot0.record().context("the enclave's first state record")?,
@@ -335,16 +331,14 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     } else {
         None
     };
-    let store = match FileStore::open(&config.state_file_path) {
-        Ok(store) => store,
-        Err(StateError::Missing { .. }) => bail!(
+    let Some(store) = open_existing_state(&config.state_file_path)? else {
+        bail!(
             "no state file at {}: the Nitro enclave never starts from nothing. `init` writes the \
              first record; if the file was lost, import the last signed state (the node's \
              priv_validator_state.json, or `state show --json` of a copy) with \
              `tmkms-nitro-helper state import` while the enclave runs",
             config.state_file_path.display()
-        ),
-        Err(e) => return Err(e.into()),
+        );
     };
     let shutdown = install_signal_handlers().context("installing signal handlers")?;
     let streams_listener = settings
@@ -412,24 +406,18 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
 /// `state import` for a Nitro home: the enclave (running, like for `init`)
 /// decrypts the consensus key for the bound policy and tags the state as
 /// the file's next record; this helper only writes what it returns.
-pub fn state_import(
-    source: &Path,
-    config_path: &Path,
-    format: ImportFormat,
-    allow_regression: bool,
-) -> Result<()> {
-    let (config, settings) = load(config_path)?;
+pub fn state_import(args: StateImportArgs) -> Result<()> {
+    let (config, settings) = load(args.config.path())?;
     check_bound_policy(&config, &settings)?;
-    let state = tmkms_light_cli::read_state_json(source, format)?;
+    let state = tmkms_light_cli::read_state_json(&args.source, args.format)?;
     let encrypted_consensus_key = read_ciphertext(
         &settings.encrypted_consensus_key_path,
         "encrypted consensus key",
     )?;
     // Held (locked) until the enclave answered: a running signer makes this
     // fail at once instead of racing it.
-    let store = match FileStore::open(&config.state_file_path) {
-        Ok(store) => Some(store),
-        Err(StateError::Missing { .. }) => None,
+    let store = match open_existing_state(&config.state_file_path) {
+        Ok(store) => store,
         Err(StateError::Locked { path, lock }) => bail!(
             "{path} is in use (lock {lock}): stop the signer before importing a state; the enclave must run alone (`enclave run`)"
         ),
@@ -446,7 +434,7 @@ pub fn state_import(
         encrypted_consensus_key,
         current_slots,
         state: to_cometbft_json(&state),
-        allow_regression,
+        allow_regression: args.danger_allow_regression,
     };
     let response = with_kms_proxy(&settings, || {
         let mut control = connect_enclave(&settings.enclave, ENCLAVE_WAIT)?;

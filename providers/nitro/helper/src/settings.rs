@@ -87,7 +87,7 @@ impl NitroSettings {
                     config: config.clone(),
                     reason: e.message().to_owned(),
                 })?;
-        let base = config_path.parent().unwrap_or(Path::new("."));
+        let base = tmkms_light_cli::parent_dir(config_path);
         let resolve = |p: Option<PathBuf>, default: &str| {
             let p = p.unwrap_or_else(|| PathBuf::from(default));
             if p.is_absolute() {

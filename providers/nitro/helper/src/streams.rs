@@ -1,30 +1,34 @@
 //! The helper's side of the enclave's streams: durable state, node traffic
 //! (spliced byte for byte; SecretConnection runs in the enclave) and logs.
+//! The routing is the shared [`StreamRouter`]; this module accepts the
+//! streams on the helper's listener and dials the configured nodes.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use tmkms_light::config::Address;
-use tmkms_light::link::read_announcement;
 use tmkms_light::state::file::FileStore;
-use tmkms_light::state::remote::serve_state;
-use tmkms_nitro_host::proxy::splice;
+use tmkms_light_cli::{NodeDialer, StreamRouter};
+use tmkms_nitro_host::link::Link;
 use tmkms_nitro_protocol::messages::node_stream_name;
 use tmkms_nitro_protocol::messages::STREAM_STATE;
-use tmkms_nitro_transport::{Endpoint, Listener, Stream};
-use tracing::{debug, warn};
+use tmkms_nitro_transport::{Endpoint, Listener};
+use tracing::warn;
 
 const POLL: Duration = Duration::from_millis(200);
 const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What the enclave's streams may reach.
-struct Reach {
-    state: Mutex<FileStore>,
-    /// (stream name, where it goes) for each configured validator.
-    nodes: Vec<(String, Endpoint)>,
+/// (stream name, where it goes) for each configured validator.
+struct Nodes(Vec<(String, Endpoint)>);
+
+impl NodeDialer<Link> for Nodes {
+    fn dial(&self, name: &str) -> Option<io::Result<Link>> {
+        let (_, target) = self.0.iter().find(|(n, _)| n == name)?;
+        Some(target.connect(NODE_CONNECT_TIMEOUT).map(Link))
+    }
 }
 
 fn node_endpoint(address: &Address) -> Endpoint {
@@ -44,27 +48,24 @@ pub fn serve(
     validators: &[Address],
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<thread::JoinHandle<()>> {
-    let reach = Arc::new(Reach {
-        state: Mutex::new(state),
-        nodes: validators
+    let nodes = Nodes(
+        validators
             .iter()
             .map(|a| (node_stream_name(a), node_endpoint(a)))
             .collect(),
-    });
+    );
+    let router = Arc::new(StreamRouter::new(STREAM_STATE, Some(state), nodes));
     thread::Builder::new()
         .name("enclave-streams".into())
         .spawn(move || {
             while !shutdown.load(Ordering::Relaxed) {
                 match listener.accept_timeout(POLL) {
-                    Ok(Some((stream, _peer))) => {
-                        let reach = Arc::clone(&reach);
-                        let spawned = thread::Builder::new()
-                            .name("enclave-stream".into())
-                            .spawn(move || serve_one(stream, &reach));
-                        if let Err(e) = spawned {
-                            warn!(error = %e, "cannot start a thread for an enclave stream");
-                        }
-                    }
+                    Ok(Some((stream, _peer))) => router.spawn(Link(stream), |name, _| {
+                        warn!(
+                            name,
+                            "the enclave asked for a stream that is not configured; refusing"
+                        );
+                    }),
                     Ok(None) => {}
                     Err(e) => {
                         warn!(error = %e, "accepting an enclave stream failed");
@@ -73,38 +74,4 @@ pub fn serve(
                 }
             }
         })
-}
-
-fn serve_one(mut stream: Stream, reach: &Reach) {
-    let name = match read_announcement(&mut stream) {
-        Ok(name) => name,
-        Err(e) => {
-            warn!(error = %e, "enclave stream without a valid name; closing it");
-            return;
-        }
-    };
-    if name == STREAM_STATE {
-        // One state stream at a time: the lock is held while it is served.
-        let Ok(mut store) = reach.state.lock() else {
-            return;
-        };
-        match serve_state(&mut stream, &mut store) {
-            Ok(()) => debug!("enclave closed the state stream"),
-            Err(e) => warn!(error = %e, "state stream ended"),
-        }
-        return;
-    }
-    let Some((_, target)) = reach.nodes.iter().find(|(n, _)| *n == name) else {
-        warn!(
-            name,
-            "the enclave asked for a stream that is not configured; refusing"
-        );
-        return;
-    };
-    match target.connect(NODE_CONNECT_TIMEOUT) {
-        Ok(node) => {
-            let _ = splice(stream, node);
-        }
-        Err(e) => debug!(node = %target, error = %e, "node not reachable"),
-    }
 }

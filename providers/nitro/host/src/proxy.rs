@@ -8,14 +8,17 @@
 //! direction tears down both connections, so neither thread is left blocked.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tmkms_light_cli::copy_half;
 use tmkms_nitro_transport::{Endpoint, Listener, Stream};
+
+use crate::link::Link;
 
 /// Tunables of [`run_proxy_with`].
 #[derive(Clone, Debug)]
@@ -183,10 +186,10 @@ fn relay(
     let started = Instant::now();
     let back = thread::Builder::new()
         .name(format!("proxy-{id}-back"))
-        .spawn(move || copy_half(upstream_r, client_w));
+        .spawn(move || copy_half(Link(upstream_r), Link(client_w)));
     let (up, down) = match back {
         Ok(back) => {
-            let up = copy_half(client, upstream);
+            let up = copy_half(Link(client), Link(upstream));
             let down = back
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("copy thread panicked")));
@@ -209,63 +212,16 @@ fn relay(
 
 /// Copy bytes both ways between two connected streams until both directions
 /// ended (each half-closed after its end of stream); returns the bytes
-/// copied from `a` to `b` and from `b` to `a`.
+/// copied from `a` to `b` and from `b` to `a`. The shared
+/// [`tmkms_light_cli::splice`] on the transport's streams.
 pub fn splice(a: Stream, b: Stream) -> (io::Result<u64>, io::Result<u64>) {
-    let clones = a.try_clone().and_then(|a2| Ok((a2, b.try_clone()?)));
-    let (a_write, b_read) = match clones {
-        Ok(c) => c,
-        Err(e) => return (Err(e), Ok(0)),
-    };
-    let back = thread::Builder::new()
-        .name("splice-back".into())
-        .spawn(move || copy_half(b_read, a_write));
-    match back {
-        Ok(back) => {
-            let forth = copy_half(a, b);
-            let back = back
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("copy thread panicked")));
-            (forth, back)
-        }
-        Err(e) => (Err(e), Ok(0)),
-    }
-}
-
-/// Copies `from` to `to` until end of stream, then half-closes `to`. On an error both
-/// sockets are shut down completely so the opposite direction stops too.
-fn copy_half(mut from: Stream, mut to: Stream) -> io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    let result = loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(e),
-        };
-        let Some(chunk) = buf.get(..n) else {
-            break Err(io::Error::other("read returned more than the buffer"));
-        };
-        if let Err(e) = to.write_all(chunk) {
-            break Err(e);
-        }
-        total += n as u64;
-    };
-    match &result {
-        Ok(_) => {
-            let _ = to.shutdown(Shutdown::Write);
-        }
-        Err(_) => {
-            let _ = to.shutdown(Shutdown::Both);
-            let _ = from.shutdown(Shutdown::Both);
-        }
-    }
-    result
+    tmkms_light_cli::splice(Link(a), Link(b))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::sync::atomic::AtomicUsize;
 
     /// A TCP server that echoes each connection until the client half-closes, then closes.

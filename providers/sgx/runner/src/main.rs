@@ -6,24 +6,19 @@ mod commands;
 mod hardware;
 mod launcher;
 mod settings;
+mod streams;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use tmkms_light_cli::{ConfigArg, LogArgs, PubkeyOutputArgs, StateCommand, Targets};
+use clap::Subcommand;
+use tmkms_light_cli::{Binary, ConfigArg, PubkeyOutputArgs, StateCommand, Targets};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "tmkms-light-sgx-runner",
-    version,
-    about = "Remote signer for CometBFT validators with the key sealed in an Intel SGX enclave"
-)]
-struct Cli {
-    #[command(flatten)]
-    log: LogArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+const BINARY: Binary = Binary {
+    name: "tmkms-light-sgx-runner",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "Remote signer for CometBFT validators with the key sealed in an Intel SGX enclave",
+    log_targets: Targets::Shown,
+};
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -65,9 +60,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.log.init(Targets::Shown);
-    let result = match cli.command {
+    BINARY.main(|command| match command {
         Command::Init(args) => commands::init(args),
         Command::CloudWrap(args) => commands::cloud_wrap(args),
         Command::Recover(args) => commands::recover(args),
@@ -77,12 +70,5 @@ fn main() -> ExitCode {
             allow_empty_state,
         } => commands::start(config.path(), allow_empty_state),
         Command::State { command } => command.run_with(commands::state_import),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
