@@ -134,12 +134,9 @@ impl<'a> Run<'a> {
         skip: bool,
         check: Check<'_, SignedVote>,
     ) -> Option<SignedVote> {
-        if !self.live() {
-            return None;
-        }
-        let (pubkey, chain_id, dialect) = (self.pubkey, self.chain_id, self.dialect());
-        let result = self.conn.sign_vote(chain_id, vote, skip);
-        self.record_signed(name, expect, result, |signed| {
+        let (pubkey, dialect) = (self.pubkey, self.dialect());
+        let send = |conn: &mut SignerConn, chain_id: &str| conn.sign_vote(chain_id, vote, skip);
+        self.signing_case(name, expect, send, |chain_id, signed| {
             verify_vote(&pubkey, chain_id, vote, signed, dialect, skip)
                 .map_err(|e| e.to_string())
                 .and_then(|()| check(signed))
@@ -164,12 +161,9 @@ impl<'a> Run<'a> {
         proposal: &ProposalSpec,
         check: Check<'_, SignedProposal>,
     ) -> Option<SignedProposal> {
-        if !self.live() {
-            return None;
-        }
-        let (pubkey, chain_id) = (self.pubkey, self.chain_id);
-        let result = self.conn.sign_proposal(chain_id, proposal);
-        self.record_signed(name, expect, result, |signed| {
+        let pubkey = self.pubkey;
+        let send = |conn: &mut SignerConn, chain_id: &str| conn.sign_proposal(chain_id, proposal);
+        self.signing_case(name, expect, send, |chain_id, signed| {
             verify_proposal(&pubkey, chain_id, proposal, signed)
                 .map_err(|e| e.to_string())
                 .and_then(|()| check(signed))
@@ -179,28 +173,30 @@ impl<'a> Run<'a> {
     /// Sends a `SignBytesRequest` for `value` and verifies the signature over
     /// the raw value.
     pub(super) fn sign_bytes(&mut self, name: &str, expect: Expect, value: &[u8]) {
-        if !self.live() {
-            return;
-        }
         let pubkey = self.pubkey;
-        let result = self.conn.sign_bytes(value);
-        self.record_signed(name, expect, result, |sig| {
+        let send = |conn: &mut SignerConn, _: &str| conn.sign_bytes(value);
+        self.signing_case(name, expect, send, |_, sig| {
             verify_signature(&pubkey, value, sig)
                 .map_err(|_| "the signature does not verify over the raw value".to_owned())
         });
     }
 
-    /// Records the outcome of a signing request; the answer is returned only
-    /// if `verify` accepts it.
-    fn record_signed<T>(
+    /// One signing request as a case, skipped once the connection is lost:
+    /// `send` asks for the signature on the run's chain, `verify` judges the
+    /// answer, which is returned only if it passes.
+    fn signing_case<T>(
         &mut self,
         name: &str,
         expect: Expect,
-        result: Result<Result<T, RemoteError>, SimError>,
-        verify: impl FnOnce(&T) -> Result<(), String>,
+        send: impl FnOnce(&mut SignerConn, &str) -> Result<Result<T, RemoteError>, SimError>,
+        verify: impl FnOnce(&str, &T) -> Result<(), String>,
     ) -> Option<T> {
-        let (outcome, signed) = match result {
-            Ok(Ok(signed)) => match verify(&signed) {
+        if !self.live() {
+            return None;
+        }
+        let chain_id = self.chain_id;
+        let (outcome, signed) = match send(self.conn, chain_id) {
+            Ok(Ok(signed)) => match verify(chain_id, &signed) {
                 Ok(()) => (Outcome::Ok, Some(signed)),
                 Err(why) => (Outcome::Violation(why), None),
             },
