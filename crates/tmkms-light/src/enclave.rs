@@ -102,6 +102,20 @@ pub struct BoundPolicy {
 /// First bytes of [`BoundPolicy::encode`].
 const POLICY_ENCODING_PREFIX: &[u8] = b"tmkms-light bound policy v1\0";
 
+/// A node connection's address and wire version, as the host's settings
+/// name them.
+fn parse_connection(v: &ValidatorSettings) -> Result<(Address, Dialect), EnclaveError> {
+    let address = v
+        .address
+        .parse::<Address>()
+        .map_err(|e| EnclaveError::Settings(format!("address: {e}")))?;
+    let dialect = v
+        .protocol_version
+        .parse::<Dialect>()
+        .map_err(|e| EnclaveError::Settings(format!("protocol_version: {e}")))?;
+    Ok((address, dialect))
+}
+
 impl BoundPolicy {
     fn from_parts<'a>(
         chain_id: &str,
@@ -148,17 +162,7 @@ impl BoundPolicy {
         let validators = settings
             .validators
             .iter()
-            .map(|v| {
-                let address = v
-                    .address
-                    .parse::<Address>()
-                    .map_err(|e| EnclaveError::Settings(format!("address: {e}")))?;
-                let dialect = v
-                    .protocol_version
-                    .parse::<Dialect>()
-                    .map_err(|e| EnclaveError::Settings(format!("protocol_version: {e}")))?;
-                Ok((address, dialect))
-            })
+            .map(parse_connection)
             .collect::<Result<Vec<_>, EnclaveError>>()?;
         Ok(Self::from_parts(
             chain_id.as_str(),
@@ -376,14 +380,7 @@ impl EnclaveSettings {
         self.validators
             .iter()
             .map(|v| {
-                let address = v
-                    .address
-                    .parse::<Address>()
-                    .map_err(|e| EnclaveError::Settings(format!("address: {e}")))?;
-                let dialect = v
-                    .protocol_version
-                    .parse::<Dialect>()
-                    .map_err(|e| EnclaveError::Settings(format!("protocol_version: {e}")))?;
+                let (address, dialect) = parse_connection(v)?;
                 if v.reconnect_max_backoff_secs >= NODE_ACCEPT_WINDOW_SECS {
                     warn!(address = %address, "reconnect_max_backoff_secs is at or above the node's {NODE_ACCEPT_WINDOW_SECS} s accept window");
                 }

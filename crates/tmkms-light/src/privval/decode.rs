@@ -84,29 +84,8 @@ fn decode_v0(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeError> {
         Sum::PubKeyRequest(r) => Ok(Request::PubKey {
             chain_id: r.chain_id,
         }),
-        Sum::SignVoteRequest(r) => {
-            let vote = r
-                .vote
-                .ok_or(InvalidRequest::Missing("vote"))
-                .and_then(|v| vote_from_raw(dialect, v))
-                .map_err(invalid(RequestKind::SignVote))?;
-            Ok(Request::SignVote {
-                chain_id: r.chain_id,
-                vote,
-                skip_extension_signing: false,
-            })
-        }
-        Sum::SignProposalRequest(r) => {
-            let proposal = r
-                .proposal
-                .ok_or(InvalidRequest::Missing("proposal"))
-                .and_then(proposal_from_raw)
-                .map_err(invalid(RequestKind::SignProposal))?;
-            Ok(Request::SignProposal {
-                chain_id: r.chain_id,
-                proposal,
-            })
-        }
+        Sum::SignVoteRequest(r) => sign_vote_request(dialect, r.chain_id, r.vote, false),
+        Sum::SignProposalRequest(r) => sign_proposal_request(r.chain_id, r.proposal),
         Sum::PingRequest(_) => Ok(Request::Ping),
         Sum::PubKeyResponse(_) => Err(DecodeError::UnexpectedMessage("PubKeyResponse")),
         Sum::SignedVoteResponse(_) => Err(DecodeError::UnexpectedMessage("SignedVoteResponse")),
@@ -125,28 +104,9 @@ fn decode_v1(body: &[u8]) -> Result<Request, DecodeError> {
             chain_id: r.chain_id,
         }),
         Sum::SignVoteRequest(r) => {
-            let vote = r
-                .vote
-                .ok_or(InvalidRequest::Missing("vote"))
-                .and_then(|v| vote_from_raw(Dialect::V1, v))
-                .map_err(invalid(RequestKind::SignVote))?;
-            Ok(Request::SignVote {
-                chain_id: r.chain_id,
-                vote,
-                skip_extension_signing: r.skip_extension_signing,
-            })
+            sign_vote_request(Dialect::V1, r.chain_id, r.vote, r.skip_extension_signing)
         }
-        Sum::SignProposalRequest(r) => {
-            let proposal = r
-                .proposal
-                .ok_or(InvalidRequest::Missing("proposal"))
-                .and_then(proposal_from_raw)
-                .map_err(invalid(RequestKind::SignProposal))?;
-            Ok(Request::SignProposal {
-                chain_id: r.chain_id,
-                proposal,
-            })
-        }
+        Sum::SignProposalRequest(r) => sign_proposal_request(r.chain_id, r.proposal),
         Sum::SignBytesRequest(r) => Ok(Request::SignBytes { value: r.value }),
         Sum::PingRequest(_) => Ok(Request::Ping),
         Sum::PubKeyResponse(_) => Err(DecodeError::UnexpectedMessage("PubKeyResponse")),
@@ -157,6 +117,36 @@ fn decode_v1(body: &[u8]) -> Result<Request, DecodeError> {
         Sum::PingResponse(_) => Err(DecodeError::UnexpectedMessage("PingResponse")),
         Sum::SignBytesResponse(_) => Err(DecodeError::UnexpectedMessage("SignBytesResponse")),
     }
+}
+
+/// A sign-vote request of any dialect, from its raw parts.
+fn sign_vote_request(
+    dialect: Dialect,
+    chain_id: String,
+    vote: Option<raw_types::Vote>,
+    skip_extension_signing: bool,
+) -> Result<Request, DecodeError> {
+    let vote = vote
+        .ok_or(InvalidRequest::Missing("vote"))
+        .and_then(|v| vote_from_raw(dialect, v))
+        .map_err(invalid(RequestKind::SignVote))?;
+    Ok(Request::SignVote {
+        chain_id,
+        vote,
+        skip_extension_signing,
+    })
+}
+
+/// A sign-proposal request of any dialect, from its raw parts.
+fn sign_proposal_request(
+    chain_id: String,
+    proposal: Option<raw_types::Proposal>,
+) -> Result<Request, DecodeError> {
+    let proposal = proposal
+        .ok_or(InvalidRequest::Missing("proposal"))
+        .and_then(proposal_from_raw)
+        .map_err(invalid(RequestKind::SignProposal))?;
+    Ok(Request::SignProposal { chain_id, proposal })
 }
 
 fn hash32(field: &'static str, bytes: &[u8]) -> Result<[u8; HASH_LEN], InvalidValue> {

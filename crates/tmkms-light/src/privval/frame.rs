@@ -204,6 +204,13 @@ mod tests {
         step: usize,
     }
 
+    impl Trickle {
+        /// A reader handing out `data` at most `step` bytes per read.
+        fn new(data: Vec<u8>, step: usize) -> Self {
+            Self { data, pos: 0, step }
+        }
+    }
+
     impl Read for Trickle {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
             assert!(buf.len() >= MIN_READ_CHUNK, "read buffer below one frame");
@@ -228,11 +235,7 @@ mod tests {
         let big = vec![7u8; 300_000];
         let data = framed(&[b"hello", &big, b"", b"x"]);
         for step in [1, 3, 1000, 1024, 70_000] {
-            let mut r = Trickle {
-                data: data.clone(),
-                pos: 0,
-                step,
-            };
+            let mut r = Trickle::new(data.clone(), step);
             let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
             assert_eq!(f.next_message(&mut r).unwrap(), b"hello");
             assert_eq!(f.next_message(&mut r).unwrap(), &big[..]);
@@ -246,11 +249,7 @@ mod tests {
     fn rejects_oversize_prefix_before_allocating() {
         let mut data = Vec::new();
         put_uvarint(&mut data, 1 << 40);
-        let mut r = Trickle {
-            data,
-            pos: 0,
-            step: 1,
-        };
+        let mut r = Trickle::new(data, 1);
         let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
         assert!(matches!(
             f.next_message(&mut r),
@@ -262,11 +261,7 @@ mod tests {
     #[test]
     fn rejects_overlong_varint() {
         let data = vec![0xff; 11];
-        let mut r = Trickle {
-            data,
-            pos: 0,
-            step: 64,
-        };
+        let mut r = Trickle::new(data, 64);
         let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
         assert!(matches!(
             f.next_message(&mut r),
@@ -278,11 +273,7 @@ mod tests {
     fn reports_truncated_message() {
         let mut data = framed(&[b"0123456789"]);
         data.truncate(6);
-        let mut r = Trickle {
-            data,
-            pos: 0,
-            step: 64,
-        };
+        let mut r = Trickle::new(data, 64);
         let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
         assert!(matches!(
             f.next_message(&mut r),

@@ -518,6 +518,11 @@ mod tests {
         }
     }
 
+    /// The position of a state file's contents that must parse.
+    fn position_of(text: &str, format: ImportFormat) -> Position {
+        parse_state_json(text, format).unwrap().position
+    }
+
     /// A CometBFT file right after `cometbft init`: `FilePVLastSignState`
     /// (privval/file.go, v0.38) marshalled with `cmtjson.MarshalIndent(lss, "", "  ")`;
     /// the empty signature and sign bytes are `omitempty`.
@@ -606,12 +611,7 @@ mod tests {
             (3, Step::Precommit),
         ] {
             let text = format!(r#"{{"height":"7","round":2,"step":{n}}}"#);
-            assert_eq!(
-                parse_state_json(&text, ImportFormat::Auto)
-                    .unwrap()
-                    .position,
-                pos(7, 2, step)
-            );
+            assert_eq!(position_of(&text, ImportFormat::Auto), pos(7, 2, step));
         }
     }
 
@@ -626,19 +626,12 @@ mod tests {
         assert!(state.sign_bytes.is_empty());
         assert_eq!(state.signature, None);
         assert_eq!(
-            parse_state_json(TMKMS_LEGACY_PARTS, ImportFormat::Tmkms)
-                .unwrap()
-                .position,
+            position_of(TMKMS_LEGACY_PARTS, ImportFormat::Tmkms),
             pos(5, 1, Step::Propose)
         );
         for (n, step) in [(0, Step::Propose), (1, Step::Prevote), (2, Step::Precommit)] {
             let text = format!(r#"{{"height":"9","round":"0","step":{n},"block_id":null}}"#);
-            assert_eq!(
-                parse_state_json(&text, ImportFormat::Tmkms)
-                    .unwrap()
-                    .position,
-                pos(9, 0, step)
-            );
+            assert_eq!(position_of(&text, ImportFormat::Tmkms), pos(9, 0, step));
         }
     }
 
@@ -646,16 +639,12 @@ mod tests {
     fn auto_detects_by_fields_then_by_the_type_of_round() {
         // No distinguishing fields: a string round is tmkms (step 1 = prevote)...
         assert_eq!(
-            parse_state_json(r#"{"height":"5","round":"0","step":1}"#, ImportFormat::Auto)
-                .unwrap()
-                .position,
+            position_of(r#"{"height":"5","round":"0","step":1}"#, ImportFormat::Auto),
             pos(5, 0, Step::Prevote)
         );
         // ...a numeric round is CometBFT (step 1 = propose).
         assert_eq!(
-            parse_state_json(r#"{"height":"5","round":0,"step":1}"#, ImportFormat::Auto)
-                .unwrap()
-                .position,
+            position_of(r#"{"height":"5","round":0,"step":1}"#, ImportFormat::Auto),
             pos(5, 0, Step::Propose)
         );
         assert!(matches!(
