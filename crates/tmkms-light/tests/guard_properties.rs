@@ -3,12 +3,9 @@
 //! signatures for conflicting messages at one height/round/step, every
 //! released signature verifies over what it claims, and the durable state
 //! never moves backwards.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+
+// Test helpers outside #[test] fns unwrap too (clippy.toml covers only those).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
