@@ -5,8 +5,9 @@
 //! The enclave opens `init`, `state` and `node:<path>` with
 //! `TcpStream::connect(name)`; EDP hands the name to the runner's stream
 //! router. For those names the router makes a Unix socket pair, serves one end
-//! with the same [`serve_stream`] the simulation uses, and gives the other to
-//! the enclave, so both modes carry the same bytes through the same code.
+//! with the same [`crate::streams::serve_stream`] the simulation uses, and
+//! gives the other to the enclave, so both modes carry the same bytes through
+//! the same code.
 //! Every other address (the node's `tcp://` endpoint) is a real TCP
 //! connection made by EDP's default router.
 //!
@@ -147,8 +148,8 @@ mod sgx {
     use tracing::{error, info};
 
     use super::{is_host_stream, pick_ecdsa_key_id, quote_binds_report, DcapError};
-    use crate::launcher::{serve_stream, LaunchError, Streams, CONNECT_BACK_TIMEOUT};
     use crate::settings::SgxSettings;
+    use crate::streams::{serve_stream, ConnectBackError, Streams, CONNECT_BACK_TIMEOUT};
 
     /// Why a real enclave could not be loaded or run.
     #[derive(Debug, Error)]
@@ -167,6 +168,8 @@ mod sgx {
         Run(String),
         #[error("cannot start the enclave thread: {0}")]
         Thread(#[source] io::Error),
+        #[error(transparent)]
+        ConnectBack(#[from] ConnectBackError),
     }
 
     /// A real enclave running on its own thread of this process.
@@ -224,7 +227,7 @@ mod sgx {
         settings: &SgxSettings,
         streams: Arc<Streams>,
         init: &mpsc::Receiver<UnixStream>,
-    ) -> Result<(Running, UnixStream), LaunchError> {
+    ) -> Result<(Running, UnixStream), HardwareError> {
         let enclave = settings.enclave_path.clone();
         let sigstruct = settings.sigstruct_path.clone();
         let router = HostRouter {
@@ -248,15 +251,15 @@ mod sgx {
                 // thread is ending without having opened `init`.
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     running.join()?;
-                    return Err(LaunchError::ExitedEarly(ExitStatus::from_raw(0)));
+                    return Err(ConnectBackError::ExitedEarly(ExitStatus::from_raw(0)).into());
                 }
             }
             if let Some(result) = running.finished() {
                 result?;
-                return Err(LaunchError::ExitedEarly(ExitStatus::from_raw(0)));
+                return Err(ConnectBackError::ExitedEarly(ExitStatus::from_raw(0)).into());
             }
             if Instant::now() >= deadline {
-                return Err(LaunchError::NoConnection(CONNECT_BACK_TIMEOUT));
+                return Err(ConnectBackError::NoConnection(CONNECT_BACK_TIMEOUT).into());
             }
         }
     }
@@ -427,7 +430,7 @@ mod sgx {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
         use super::*;
-        use crate::launcher::Plumbing;
+        use crate::streams::Plumbing;
 
         fn runtime() -> tokio::runtime::Runtime {
             tokio::runtime::Builder::new_current_thread()

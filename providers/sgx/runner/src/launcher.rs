@@ -1,35 +1,26 @@
-//! Starting the enclave and serving the streams it opens.
+//! Starting the enclave, in either mode, and talking to it.
 //!
 //! Simulation: the host build of the enclave runs as a child process and
 //! connects back to a Unix socket in a private (0700) directory, naming each
-//! stream in its first frame. The runner answers `init` (the control
-//! stream), `state` (the enclave's write-ahead state, served from the
-//! durable file store) and `node:<path>` (a configured `unix://` node socket,
-//! spliced byte for byte). A real enclave opens the same streams through EDP
+//! stream in its first frame; [`crate::streams`] answers them. A real
+//! enclave ([`crate::hardware`]) opens the same streams through EDP
 //! usercalls.
 
 use std::io;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tmkms_light::link::{recv_json, send_json, LinkError};
-use tmkms_light::state::file::FileStore;
-use tmkms_light_cli::{NodeDialer, StreamRouter};
-use tmkms_light_sgx_protocol::{
-    sim_env, Request, Response, MAX_CONTROL_MESSAGE, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE,
-};
-use tracing::{info, warn};
+use tmkms_light_sgx_protocol::{sim_env, Request, Response, MAX_CONTROL_MESSAGE};
+use tracing::info;
 
 use crate::settings::{Mode, SgxSettings};
-
-/// How long a starting enclave may take to connect back.
-pub(crate) const CONNECT_BACK_TIMEOUT: Duration = Duration::from_secs(20);
+pub use crate::streams::Plumbing;
+use crate::streams::{accept_streams, ConnectBackError, Streams, CONNECT_BACK_TIMEOUT};
 
 #[derive(Debug, Error)]
 pub enum LaunchError {
@@ -47,23 +38,12 @@ pub enum LaunchError {
     },
     #[error("enclave I/O: {0}")]
     Io(#[from] io::Error),
-    #[error("the enclave exited before connecting back ({0}); see its log lines above")]
-    ExitedEarly(ExitStatus),
-    #[error("the enclave did not connect back within {0:?}")]
-    NoConnection(Duration),
+    #[error(transparent)]
+    ConnectBack(#[from] ConnectBackError),
     #[error("enclave control stream: {0}")]
     Link(#[from] LinkError),
     #[error("{0}")]
     Enclave(String),
-}
-
-/// What the streams of one enclave may reach.
-#[derive(Debug, Default)]
-pub struct Plumbing {
-    /// The state file, for `start`.
-    pub state: Option<FileStore>,
-    /// `unix://` node sockets the enclave may open.
-    pub node_sockets: Vec<PathBuf>,
 }
 
 /// A running enclave and its control stream.
@@ -153,7 +133,7 @@ impl Enclave {
                 }
                 #[cfg(feature = "hardware")]
                 Process::InProcess(_) => {
-                    warn!("the enclave did not exit within 2 s of closing its control stream; it ends with this process");
+                    tracing::warn!("the enclave did not exit within 2 s of closing its control stream; it ends with this process");
                 }
             }
         }
@@ -192,16 +172,16 @@ fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Encla
             Ok(stream) => break stream,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(LaunchError::NoConnection(CONNECT_BACK_TIMEOUT))
+                return Err(ConnectBackError::NoConnection(CONNECT_BACK_TIMEOUT).into())
             }
         }
         if let Some(status) = enclave_child.try_wait()? {
-            return Err(LaunchError::ExitedEarly(status));
+            return Err(ConnectBackError::ExitedEarly(status).into());
         }
         if Instant::now() >= deadline {
             let _ = enclave_child.kill();
             let _ = enclave_child.wait();
-            return Err(LaunchError::NoConnection(CONNECT_BACK_TIMEOUT));
+            return Err(ConnectBackError::NoConnection(CONNECT_BACK_TIMEOUT).into());
         }
     };
     Ok(Enclave {
@@ -211,87 +191,4 @@ fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Encla
         },
         control,
     })
-}
-
-/// What the enclave's named streams are served from.
-pub(crate) struct Streams {
-    /// `state` and the `node:<path>` streams.
-    router: Arc<StreamRouter<UnixStream>>,
-    /// Taken by the first `init` connection; there is only one.
-    init: Mutex<Option<mpsc::Sender<UnixStream>>>,
-}
-
-impl Streams {
-    /// The streams for `plumbing`, and where the `init` stream arrives.
-    pub(crate) fn new(plumbing: Plumbing) -> (Arc<Self>, mpsc::Receiver<UnixStream>) {
-        let (init_tx, init_rx) = mpsc::channel();
-        let streams = Arc::new(Self {
-            router: Arc::new(StreamRouter::new(
-                STREAM_STATE,
-                plumbing.state,
-                NodeSockets(plumbing.node_sockets),
-            )),
-            init: Mutex::new(Some(init_tx)),
-        });
-        (streams, init_rx)
-    }
-}
-
-/// The configured `unix://` node sockets; the enclave names one as
-/// `node:<path>`.
-struct NodeSockets(Vec<PathBuf>);
-
-impl NodeDialer<UnixStream> for NodeSockets {
-    fn dial(&self, name: &str) -> Option<io::Result<UnixStream>> {
-        let path = Path::new(name.strip_prefix(STREAM_NODE_PREFIX)?);
-        self.0
-            .iter()
-            .any(|configured| configured == path)
-            .then(|| UnixStream::connect(path))
-    }
-}
-
-fn accept_streams(listener: &UnixListener, streams: &Arc<Streams>) {
-    for conn in listener.incoming() {
-        let conn = match conn {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!(error = %e, "accepting an enclave stream failed");
-                continue;
-            }
-        };
-        let for_others = Arc::clone(streams);
-        streams
-            .router
-            .spawn(conn, move |name, conn| serve_other(name, conn, &for_others));
-    }
-}
-
-/// Serve the enclave's stream `name` on `conn` until either side closes
-/// (the streams a hardware enclave opens through usercalls).
-#[cfg(feature = "hardware")]
-pub(crate) fn serve_stream(name: &str, conn: UnixStream, streams: &Streams) {
-    if let Err(conn) = streams.router.serve(name, conn) {
-        serve_other(name, conn, streams);
-    }
-}
-
-/// The streams the router does not serve: the control stream, and refusals.
-fn serve_other(name: &str, conn: UnixStream, streams: &Streams) {
-    if name == STREAM_INIT {
-        let sender = streams.init.lock().ok().and_then(|mut s| s.take());
-        match sender {
-            Some(sender) => {
-                let _ = sender.send(conn);
-            }
-            None => warn!("the enclave opened a second init stream; closing it"),
-        }
-    } else if let Some(path) = name.strip_prefix(STREAM_NODE_PREFIX) {
-        warn!(
-            path,
-            "the enclave asked for a node socket that is not configured; refusing"
-        );
-    } else {
-        warn!(name, "the enclave opened an unknown stream; closing it");
-    }
 }
