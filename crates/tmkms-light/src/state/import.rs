@@ -319,13 +319,7 @@ fn signature(field: &'static str, value: Value) -> Result<Option<Signature>, Imp
 
 fn sign_bytes(field: &'static str, value: Value) -> Result<Vec<u8>, ImportError> {
     let invalid = |reason: String| ImportError::InvalidField { field, reason };
-    let Value::String(text) = value else {
-        return Err(invalid(format!(
-            "expected a hex string, found {}",
-            kind(&value)
-        )));
-    };
-    let bytes = hex::decode(text.as_bytes()).map_err(|e| invalid(format!("not valid hex: {e}")))?;
+    let bytes = hex_bytes(field, value)?;
     if bytes.len() > MAX_SIGN_BYTES {
         return Err(invalid(format!(
             "{} bytes, longer than any canonical vote or proposal (at most {MAX_SIGN_BYTES} are kept)",
@@ -385,13 +379,7 @@ fn block_id(value: Value) -> Result<(), ImportError> {
 
 fn hash(field: &'static str, value: Value) -> Result<(), ImportError> {
     let invalid = |reason: String| ImportError::InvalidField { field, reason };
-    let Value::String(text) = value else {
-        return Err(invalid(format!(
-            "expected a hex string, found {}",
-            kind(&value)
-        )));
-    };
-    let bytes = hex::decode(text.as_bytes()).map_err(|e| invalid(format!("not valid hex: {e}")))?;
+    let bytes = hex_bytes(field, value)?;
     if !bytes.is_empty() && bytes.len() != HASH_LEN {
         return Err(invalid(format!(
             "{} bytes, expected 0 or {HASH_LEN}",
@@ -399,6 +387,18 @@ fn hash(field: &'static str, value: Value) -> Result<(), ImportError> {
         )));
     }
     Ok(())
+}
+
+/// The bytes of a field that must be a hex string.
+fn hex_bytes(field: &'static str, value: Value) -> Result<Vec<u8>, ImportError> {
+    let invalid = |reason: String| ImportError::InvalidField { field, reason };
+    let Value::String(text) = value else {
+        return Err(invalid(format!(
+            "expected a hex string, found {}",
+            kind(&value)
+        )));
+    };
+    hex::decode(text.as_bytes()).map_err(|e| invalid(format!("not valid hex: {e}")))
 }
 
 fn kind(value: &Value) -> &'static str {
