@@ -22,9 +22,19 @@ pub struct SignerUnderTest<'a> {
     pub diagnostics: &'a dyn Fn() -> String,
 }
 
+impl std::fmt::Debug for SignerUnderTest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerUnderTest")
+            .field("pubkey", &hex::encode(self.pubkey))
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs the suite for chain `chain` and panics, with the signer's log,
 /// when it aborts or the signer fails a check; returns the report and the
 /// log for the provider's own assertions.
+// A test's assertion: failing the calling test is this function's job.
+#[allow(clippy::panic)]
 pub fn run_conformance(
     listener: &NodeListener,
     chain: &str,
