@@ -17,6 +17,27 @@ pub fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// `init` of a TEE host: write the configuration `render` makes, unless
+/// `path` exists (a re-run of `init` keeps the operator's file and edits).
+/// `render` runs only when the file is written, so its checks of the
+/// inputs come before anything is.
+pub fn write_config_if_missing(
+    path: &Path,
+    render: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    if path.exists() {
+        eprintln!("using the existing {}", path.display());
+        return Ok(());
+    }
+    let text = render()?;
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 /// Why a capped read failed; `what` names the file for the operator
 /// ("sealed consensus key", "state JSON file").
 #[derive(Debug, Error)]

@@ -14,7 +14,7 @@ mod state;
 
 pub use args::{Bech32PrefixArg, ConfigArg, InitChainArgs, PubkeyOutputArgs};
 pub use binary::Binary;
-pub use files::{parent_dir, read_capped, CappedReadError};
+pub use files::{parent_dir, read_capped, write_config_if_missing, CappedReadError};
 pub use logging::{LogArgs, Targets};
 pub use router::{NodeDialer, StreamRouter};
 pub use splice::{copy_half, splice, Duplex};

@@ -17,8 +17,8 @@ use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::to_cometbft_json;
 use tmkms_light::state::StateError;
 use tmkms_light_cli::{
-    open_existing_state, parent_dir, read_capped, ConfigArg, InitChainArgs, PubkeyOutputArgs,
-    StateImportArgs,
+    open_existing_state, read_capped, write_config_if_missing, ConfigArg, InitChainArgs,
+    PubkeyOutputArgs, StateImportArgs,
 };
 use tmkms_nitro_host::log_server::serve_logs;
 use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
@@ -168,8 +168,7 @@ pub struct InitArgs {
 
 pub fn init(args: InitArgs) -> Result<()> {
     let config_path = args.config.path();
-    let dir = parent_dir(config_path);
-    if !config_path.exists() {
+    write_config_if_missing(config_path, || {
         tmkms_nitro_protocol::kms_policy::KmsTarget::resolve(
             &args.region,
             &args.kms_key_id,
@@ -179,14 +178,8 @@ pub fn init(args: InitArgs) -> Result<()> {
         .context("-a/--region, -k/--kms-key-id")?;
         let params = args.chain.template_params()?;
         let cid = args.cid.unwrap_or(DEFAULT_CID);
-        let text = render_template(&params) + &render_section(&args.region, &args.kms_key_id, cid);
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(config_path, text)
-            .with_context(|| format!("writing {}", config_path.display()))?;
-        eprintln!("wrote {}", config_path.display());
-    } else {
-        eprintln!("using the existing {}", config_path.display());
-    }
+        Ok(render_template(&params) + &render_section(&args.region, &args.kms_key_id, cid))
+    })?;
     let (config, settings) = load(config_path)?;
     if !settings.enclave_config_path.exists() {
         let enclave = EnclaveConfig {

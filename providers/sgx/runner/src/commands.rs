@@ -20,8 +20,8 @@ use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::to_cometbft_json;
 use tmkms_light_cli::{
-    open_existing_state, parent_dir, read_capped, ConfigArg, InitChainArgs, PubkeyOutputArgs,
-    StateImportArgs,
+    open_existing_state, parent_dir, read_capped, write_config_if_missing, ConfigArg,
+    InitChainArgs, PubkeyOutputArgs, StateImportArgs,
 };
 use tmkms_light_sgx_protocol::{
     KeySet, Request, Response, StateSlot, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
@@ -225,7 +225,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 pub fn init(args: InitArgs) -> Result<()> {
     let config_path = args.config.path();
     let mode = Mode::from(args.mode);
-    if !config_path.exists() {
+    write_config_if_missing(config_path, || {
         let mut params = args.chain.template_params()?;
         params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
         params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
@@ -237,16 +237,8 @@ pub fn init(args: InitArgs) -> Result<()> {
                 bail!("{what} {}: no such file", path.display());
             }
         }
-        let text =
-            render_template(&params) + &render_section(mode, &enclave, &absolute(&args.sigstruct)?);
-        let dir = parent_dir(config_path);
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::write(config_path, text)
-            .with_context(|| format!("writing {}", config_path.display()))?;
-        eprintln!("wrote {}", config_path.display());
-    } else {
-        eprintln!("using the existing {}", config_path.display());
-    }
+        Ok(render_template(&params) + &render_section(mode, &enclave, &absolute(&args.sigstruct)?))
+    })?;
     let (config, settings) = load(config_path)?;
     if config.consensus_key_path.exists() {
         bail!(
