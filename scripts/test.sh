@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it:
 #   ./scripts/test.sh
-# 1. format and lint checks;
+# 1. format and lint checks, the declared rust-version, unused
+#    dependencies (cargo-machete), and that the enclaves link no host-only
+#    crate;
 # 2. the workspace's tests: unit, property and exhaustive guard checks,
 #    integration tests of the real binaries against the node simulator
 #    (conformance per dialect, SIGKILL crash test, storage/network faults);
@@ -46,6 +48,18 @@ step "cargo clippy (sgx runner, --features hardware)"
 # compiling. aesm-client needs protoc to build.
 command -v protoc >/dev/null || (apt-get update && apt-get install -y protobuf-compiler)
 cargo clippy -p tmkms-light-sgx-runner --features hardware --all-targets --locked -- -D warnings
+
+step "minimum supported Rust (rust-version of Cargo.toml)"
+# The declared rust-version must build: check the libraries and binaries
+# with exactly that toolchain (its own target directory, kept between runs).
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)
+rustup toolchain install "$msrv" --profile minimal >/dev/null
+CARGO_TARGET_DIR=target/msrv cargo +"$msrv" check --workspace --locked
+
+step "unused dependencies (cargo-machete)"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+[[ -x "$cargo_bin/cargo-machete" ]] || cargo install cargo-machete --locked --version 0.9.2
+"$cargo_bin/cargo-machete"
 
 step "enclave binaries link no host-only crate"
 ./scripts/check-enclave-deps.sh
