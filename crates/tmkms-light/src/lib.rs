@@ -12,6 +12,7 @@ pub mod guard;
 pub mod keys;
 pub mod link;
 pub mod net;
+pub mod observe;
 pub mod privval;
 pub mod refusal;
 pub mod session;

@@ -1,0 +1,356 @@
+//! The exported metric families and the per-chain observer that feeds them.
+//!
+//! Names and labels are a contract with the alert rules and the dashboard
+//! under `deploy/` (listed in `deploy/metrics.txt`, checked by a test).
+//! Per-chain handles are resolved once when a chain is added, so recording
+//! an event on the signing path is a few atomic operations: no label
+//! hashing, no allocation, no lock held while a scrape encodes.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prometheus_client::encoding::{text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tmkms_light::observe::{DisconnectReason, Event, Observer, SignedKind};
+
+/// Every metric name starts with this.
+pub const PREFIX: &str = "tmkms_light";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabel {
+    chain_id: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignedLabels {
+    chain_id: String,
+    r#type: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    chain_id: String,
+    code: i32,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    chain_id: String,
+    address: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    provider: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+type IntGauge = Gauge<i64, AtomicI64>;
+
+/// Request read → response written: 50 µs … ~1.6 s, doubling.
+fn sign_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// One durable state write: 10 µs … ~0.3 s, doubling.
+fn persist_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 16))
+}
+
+/// The families, shared by every chain of one signer process.
+#[derive(Debug)]
+struct Families {
+    signed: Family<SignedLabels, Counter>,
+    replayed: Family<ChainLabel, Counter>,
+    refused: Family<RefusedLabels, Counter>,
+    last_height: Family<ChainLabel, IntGauge>,
+    last_round: Family<ChainLabel, IntGauge>,
+    last_step: Family<ChainLabel, IntGauge>,
+    sign_duration: HistogramFamily<ChainLabel>,
+    persist_duration: Histogram,
+    persist_errors: Counter,
+    node_connected: Family<ConnectionLabels, IntGauge>,
+    node_connects: Counter,
+    node_disconnects: Family<ReasonLabel, Counter>,
+}
+
+/// All metrics of one signer process, and what `/readyz` looks at.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    families: Families,
+    health: Arc<Health>,
+}
+
+/// Readiness: at least one node connection, and the last state write
+/// succeeded.
+#[derive(Debug)]
+struct Health {
+    connections: AtomicU64,
+    state_writable: AtomicBool,
+}
+
+impl Metrics {
+    /// Registers every family; `provider` is `softsign`, `sgx` or `nitro`.
+    pub fn new(provider: &str) -> Arc<Self> {
+        let families = Families {
+            signed: Family::default(),
+            replayed: Family::default(),
+            refused: Family::default(),
+            last_height: Family::default(),
+            last_round: Family::default(),
+            last_step: Family::default(),
+            sign_duration: Family::new_with_constructor(sign_buckets),
+            persist_duration: persist_buckets(),
+            persist_errors: Counter::default(),
+            node_connected: Family::default(),
+            node_connects: Counter::default(),
+            node_disconnects: Family::default(),
+        };
+        let mut registry = Registry::with_prefix(PREFIX);
+        let f = &families;
+        registry.register(
+            "signed",
+            "Signatures released, by message type",
+            f.signed.clone(),
+        );
+        registry.register(
+            "replayed",
+            "Stored signatures sent again for a repeated request",
+            f.replayed.clone(),
+        );
+        registry.register(
+            "refused",
+            "Requests answered with a RemoteSignerError, by code",
+            f.refused.clone(),
+        );
+        registry.register(
+            "last_signed_height",
+            "Height of the last released signature",
+            f.last_height.clone(),
+        );
+        registry.register(
+            "last_signed_round",
+            "Round of the last released signature",
+            f.last_round.clone(),
+        );
+        registry.register(
+            "last_signed_step",
+            "Step of the last released signature (1 propose, 2 prevote, 3 precommit)",
+            f.last_step.clone(),
+        );
+        registry.register(
+            "sign_duration_seconds",
+            "Request read to response written, for released signatures",
+            f.sign_duration.clone(),
+        );
+        registry.register(
+            "state_persist_duration_seconds",
+            "One durable write of the signing state",
+            f.persist_duration.clone(),
+        );
+        registry.register(
+            "state_persist_errors",
+            "Failed writes of the signing state",
+            f.persist_errors.clone(),
+        );
+        registry.register(
+            "node_connected",
+            "1 while a node connection is up",
+            f.node_connected.clone(),
+        );
+        registry.register(
+            "node_connects",
+            "Node connections established",
+            f.node_connects.clone(),
+        );
+        registry.register(
+            "node_disconnects",
+            "Node connections ended, by reason",
+            f.node_disconnects.clone(),
+        );
+        let build = Family::<BuildLabels, IntGauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                provider: provider.to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "Version and provider of this signer", build);
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            families,
+            health: Arc::new(Health {
+                connections: AtomicU64::new(0),
+                state_writable: AtomicBool::new(true),
+            }),
+        })
+    }
+
+    /// The observer for one chain's signer; its handles are resolved now.
+    pub fn chain(self: &Arc<Self>, chain_id: &str) -> ChainMetrics {
+        let f = &self.families;
+        let label = ChainLabel {
+            chain_id: chain_id.to_owned(),
+        };
+        let signed = |kind: &'static str| {
+            f.signed.get_or_create_owned(&SignedLabels {
+                chain_id: chain_id.to_owned(),
+                r#type: kind,
+            })
+        };
+        ChainMetrics {
+            metrics: Arc::clone(self),
+            chain_id: chain_id.to_owned(),
+            proposal: signed(SignedKind::Proposal.as_str()),
+            prevote: signed(SignedKind::Prevote.as_str()),
+            precommit: signed(SignedKind::Precommit.as_str()),
+            bytes: signed(SignedKind::Bytes.as_str()),
+            extension: signed("extension"),
+            replayed: f.replayed.get_or_create_owned(&label),
+            last_height: f.last_height.get_or_create_owned(&label),
+            last_round: f.last_round.get_or_create_owned(&label),
+            last_step: f.last_step.get_or_create_owned(&label),
+            sign_duration: f.sign_duration.get_or_create_owned(&label),
+        }
+    }
+
+    /// The text exposition (OpenMetrics), as served on `/metrics`.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = text::encode(&mut out, &registry);
+        out
+    }
+
+    /// Whether `/readyz` says ready, and why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.health.connections.load(Ordering::Relaxed) == 0 {
+            return Err("no node connection");
+        }
+        if !self.health.state_writable.load(Ordering::Relaxed) {
+            return Err("the last state write failed");
+        }
+        Ok(())
+    }
+}
+
+/// Feeds one chain's events into the shared families.
+#[derive(Debug)]
+pub struct ChainMetrics {
+    metrics: Arc<Metrics>,
+    chain_id: String,
+    proposal: Counter,
+    prevote: Counter,
+    precommit: Counter,
+    bytes: Counter,
+    extension: Counter,
+    replayed: Counter,
+    last_height: IntGauge,
+    last_round: IntGauge,
+    last_step: IntGauge,
+    sign_duration: Histogram,
+}
+
+impl ChainMetrics {
+    fn signed_counter(&self, kind: SignedKind) -> &Counter {
+        match kind {
+            SignedKind::Proposal => &self.proposal,
+            SignedKind::Prevote => &self.prevote,
+            SignedKind::Precommit => &self.precommit,
+            SignedKind::Bytes => &self.bytes,
+        }
+    }
+
+    fn connection(&self, address: &str) -> IntGauge {
+        self.metrics
+            .families
+            .node_connected
+            .get_or_create_owned(&ConnectionLabels {
+                chain_id: self.chain_id.clone(),
+                address: address.to_owned(),
+            })
+    }
+}
+
+impl Observer for ChainMetrics {
+    fn observe(&self, event: &Event) {
+        let f = &self.metrics.families;
+        let health = &self.metrics.health;
+        match event {
+            Event::Signed {
+                kind,
+                height,
+                round,
+                extension,
+                replayed,
+                latency,
+            } => {
+                self.signed_counter(*kind).inc();
+                if *extension {
+                    self.extension.inc();
+                }
+                if *replayed {
+                    self.replayed.inc();
+                }
+                if let Some(step) = kind.step() {
+                    self.last_height
+                        .set(i64::try_from(*height).unwrap_or(i64::MAX));
+                    self.last_round.set(i64::from(*round));
+                    self.last_step.set(i64::from(step));
+                }
+                if let Some(latency) = latency {
+                    self.sign_duration.observe(latency.as_secs_f64());
+                }
+            }
+            Event::Refused { code } => {
+                f.refused
+                    .get_or_create(&RefusedLabels {
+                        chain_id: self.chain_id.clone(),
+                        code: *code,
+                    })
+                    .inc();
+            }
+            Event::Connected { address } => {
+                self.connection(address).set(1);
+                f.node_connects.inc();
+                health.connections.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::Disconnected { address, reason } => {
+                f.node_disconnects
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+                // A failed handshake never reported `Connected`.
+                if *reason != DisconnectReason::Handshake {
+                    self.connection(address).set(0);
+                    let _ = health.connections.fetch_update(
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        |n| Some(n.saturating_sub(1)),
+                    );
+                }
+            }
+            Event::StateWritten { duration } => {
+                f.persist_duration.observe(duration.as_secs_f64());
+                health.state_writable.store(true, Ordering::Relaxed);
+            }
+            Event::StateWriteFailed => {
+                f.persist_errors.inc();
+                health.state_writable.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}

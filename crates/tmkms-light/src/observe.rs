@@ -1,0 +1,165 @@
+//! What a signer reports about its work, for metrics and health checks.
+//!
+//! The core knows nothing about Prometheus or HTTP: sessions and the chain
+//! signer hand [`Event`]s to an [`Observer`], after the fact, and the host
+//! decides what to do with them (count them, serve them, or — inside an
+//! enclave — forward them over the log stream). Events carry positions,
+//! codes and durations only: nothing secret, nothing a peer could use to
+//! grow memory.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of message a signature was released for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedKind {
+    Proposal,
+    Prevote,
+    Precommit,
+    /// Raw bytes (`SignBytes` / raw-bytes dialects).
+    Bytes,
+}
+
+impl SignedKind {
+    /// The label value used in metrics and JSON logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposal => "proposal",
+            Self::Prevote => "prevote",
+            Self::Precommit => "precommit",
+            Self::Bytes => "bytes",
+        }
+    }
+
+    /// CometBFT's step number for a consensus message (1 propose, 2
+    /// prevote, 3 precommit); raw bytes have none.
+    pub fn step(self) -> Option<u8> {
+        match self {
+            Self::Proposal => Some(1),
+            Self::Prevote => Some(2),
+            Self::Precommit => Some(3),
+            Self::Bytes => None,
+        }
+    }
+}
+
+/// Why a node connection ended, as a bounded set of label values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectReason {
+    /// The node closed the connection.
+    Closed,
+    /// Reading failed (timeout, reset, a broken frame).
+    Read,
+    /// The node sent bytes that are not a request.
+    Protocol,
+    /// Writing the response failed.
+    Write,
+    /// The handshake with the node did not complete (the connection never
+    /// reported [`Event::Connected`]).
+    Handshake,
+    /// The signer stopped (its state store is gone).
+    Stopped,
+}
+
+impl DisconnectReason {
+    /// The label value used in metrics and JSON logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Read => "read",
+            Self::Protocol => "protocol",
+            Self::Write => "write",
+            Self::Handshake => "handshake",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// One thing that happened, reported after it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A signature left the signer (the response was written).
+    Signed {
+        kind: SignedKind,
+        height: u64,
+        round: u32,
+        /// The precommit also carried a vote-extension signature.
+        extension: bool,
+        /// The stored signature was sent again (same message re-requested).
+        replayed: bool,
+        /// Request read → response written, where a clock exists.
+        latency: Option<Duration>,
+    },
+    /// A request was answered with a `RemoteSignerError` of this code.
+    Refused { code: i32 },
+    /// A node connection is up (after its handshake).
+    Connected { address: String },
+    /// A node connection ended.
+    Disconnected { address: String, reason: DisconnectReason },
+    /// A state record reached durable storage.
+    StateWritten { duration: Duration },
+    /// Writing a state record failed.
+    StateWriteFailed,
+}
+
+/// Receives events. Called on the signing path after the response is
+/// written, so an implementation must be quick and must never block.
+pub trait Observer: Send + Sync {
+    fn observe(&self, event: &Event);
+}
+
+/// The observer of a signer nobody watches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unobserved;
+
+impl Observer for Unobserved {
+    fn observe(&self, _event: &Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_cross_a_stream_as_json_and_come_back_equal() {
+        let events = [
+            Event::Signed {
+                kind: SignedKind::Precommit,
+                height: 7,
+                round: 1,
+                extension: true,
+                replayed: false,
+                latency: Some(Duration::from_micros(250)),
+            },
+            Event::Refused { code: 2 },
+            Event::Connected {
+                address: "tcp://127.0.0.1:26659".into(),
+            },
+            Event::Disconnected {
+                address: "unix:///run/v.sock".into(),
+                reason: DisconnectReason::Read,
+            },
+            Event::StateWritten {
+                duration: Duration::from_micros(90),
+            },
+            Event::StateWriteFailed,
+        ];
+        for event in events {
+            let line = serde_json::to_string(&event).unwrap();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn steps_follow_cometbft_numbering() {
+        assert_eq!(SignedKind::Proposal.step(), Some(1));
+        assert_eq!(SignedKind::Prevote.step(), Some(2));
+        assert_eq!(SignedKind::Precommit.step(), Some(3));
+        assert_eq!(SignedKind::Bytes.step(), None);
+    }
+}
