@@ -99,7 +99,10 @@ pub enum Event {
     /// A node connection is up (after its handshake).
     Connected { address: String },
     /// A node connection ended.
-    Disconnected { address: String, reason: DisconnectReason },
+    Disconnected {
+        address: String,
+        reason: DisconnectReason,
+    },
     /// A state record reached durable storage.
     StateWritten { duration: Duration },
     /// Writing a state record failed.
