@@ -7,7 +7,7 @@
 //! events the enclave forwards, so both look alike to Prometheus and
 //! nothing secret leaves the enclave.
 
-mod registry;
+pub mod registry;
 pub mod server;
 
 pub use registry::{ChainMetrics, Metrics, PREFIX};

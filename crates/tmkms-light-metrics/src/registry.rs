@@ -20,6 +20,23 @@ use tmkms_light::observe::{DisconnectReason, Event, Observer, SignedKind};
 /// Every metric name starts with this.
 pub const PREFIX: &str = "tmkms_light";
 
+/// The metric contract shared with the alert rules and the dashboard: one
+/// metric per line, `name type labels help`. Help texts come from here so
+/// they are written once.
+pub const CONTRACT: &str = include_str!("../../../deploy/metrics.txt");
+
+/// The help text of `name` (as exported, e.g. `tmkms_light_signed_total`).
+fn help(name: &str) -> String {
+    CONTRACT
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let mut fields = line.splitn(4, ' ');
+            (fields.next() == Some(name)).then(|| fields.nth(2).unwrap_or_default().to_owned())
+        })
+        .unwrap_or_default()
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChainLabel {
     chain_id: String,
@@ -54,12 +71,32 @@ struct BuildLabels {
     provider: String,
 }
 
+/// Registers `metric` under `name` (without prefix and, for counters,
+/// without `_total`, which the encoder adds) with the contract's help.
+fn register<M>(registry: &mut Registry, name: &str, metric: M)
+where
+    M: prometheus_client::registry::Metric,
+{
+    let exported = format!("{PREFIX}_{name}");
+    let help = [exported.clone(), format!("{exported}_total")]
+        .iter()
+        .map(|n| help(n))
+        .find(|h| !h.is_empty())
+        .unwrap_or_default();
+    registry.register(name, help, metric);
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 type IntGauge = Gauge<i64, AtomicI64>;
 
-/// Request read → response written: 50 µs … ~1.6 s, doubling.
+/// Request read → response written. 0.05 is a bound because the latency
+/// alert fires above a 50 ms p99; finite bounds above it keep
+/// `histogram_quantile` honest for slow signatures.
 fn sign_buckets() -> Histogram {
-    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+    Histogram::new([
+        0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        2.5, 5.0,
+    ])
 }
 
 /// One durable state write: 10 µs … ~0.3 s, doubling.
@@ -119,64 +156,32 @@ impl Metrics {
         };
         let mut registry = Registry::with_prefix(PREFIX);
         let f = &families;
-        registry.register(
-            "signed",
-            "Signatures released, by message type",
-            f.signed.clone(),
-        );
-        registry.register(
-            "replayed",
-            "Stored signatures sent again for a repeated request",
-            f.replayed.clone(),
-        );
-        registry.register(
-            "refused",
-            "Requests answered with a RemoteSignerError, by code",
-            f.refused.clone(),
-        );
-        registry.register(
-            "last_signed_height",
-            "Height of the last released signature",
-            f.last_height.clone(),
-        );
-        registry.register(
-            "last_signed_round",
-            "Round of the last released signature",
-            f.last_round.clone(),
-        );
-        registry.register(
-            "last_signed_step",
-            "Step of the last released signature (1 propose, 2 prevote, 3 precommit)",
-            f.last_step.clone(),
-        );
-        registry.register(
+        register(&mut registry, "signed", f.signed.clone());
+        register(&mut registry, "replayed", f.replayed.clone());
+        register(&mut registry, "refused", f.refused.clone());
+        register(&mut registry, "last_signed_height", f.last_height.clone());
+        register(&mut registry, "last_signed_round", f.last_round.clone());
+        register(&mut registry, "last_signed_step", f.last_step.clone());
+        register(
+            &mut registry,
             "sign_duration_seconds",
-            "Request read to response written, for released signatures",
             f.sign_duration.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
             "state_persist_duration_seconds",
-            "One durable write of the signing state",
             f.persist_duration.clone(),
         );
-        registry.register(
+        register(
+            &mut registry,
             "state_persist_errors",
-            "Failed writes of the signing state",
             f.persist_errors.clone(),
         );
-        registry.register(
-            "node_connected",
-            "1 while a node connection is up",
-            f.node_connected.clone(),
-        );
-        registry.register(
-            "node_connects",
-            "Node connections established",
-            f.node_connects.clone(),
-        );
-        registry.register(
+        register(&mut registry, "node_connected", f.node_connected.clone());
+        register(&mut registry, "node_connects", f.node_connects.clone());
+        register(
+            &mut registry,
             "node_disconnects",
-            "Node connections ended, by reason",
             f.node_disconnects.clone(),
         );
         let build = Family::<BuildLabels, IntGauge>::default();
@@ -186,7 +191,7 @@ impl Metrics {
                 provider: provider.to_owned(),
             })
             .set(1);
-        registry.register("build_info", "Version and provider of this signer", build);
+        register(&mut registry, "build_info", build);
         Arc::new(Self {
             registry: Mutex::new(registry),
             families,
@@ -273,6 +278,12 @@ impl ChainMetrics {
         }
     }
 
+    /// Exports `node_connected{address}` at 0 from start, so "no node
+    /// connection" alerts see a series before the first connection.
+    pub fn expect_node(&self, address: &str) {
+        self.connection(address).set(0);
+    }
+
     fn connection(&self, address: &str) -> IntGauge {
         self.metrics
             .families
@@ -297,12 +308,14 @@ impl Observer for ChainMetrics {
                 replayed,
                 latency,
             } => {
-                self.signed_counter(*kind).inc();
-                if *extension {
-                    self.extension.inc();
-                }
+                // A replay sends a stored signature: counted apart.
                 if *replayed {
                     self.replayed.inc();
+                } else {
+                    self.signed_counter(*kind).inc();
+                    if *extension {
+                        self.extension.inc();
+                    }
                 }
                 if let Some(step) = kind.step() {
                     self.last_height
