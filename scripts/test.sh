@@ -63,6 +63,7 @@ cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 
 step "enclave binaries link no host-only crate"
 ./scripts/check-enclave-deps.sh
+./scripts/ops-check.sh  # alert rules (promtool), dashboard metric names, systemd units
 
 step "KMS emulator for the Nitro tests (LocalStack, host mode)"
 # The Nitro tests call KMS Decrypt with an attested Recipient against it;
