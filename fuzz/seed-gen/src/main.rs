@@ -56,19 +56,29 @@ fn sim_dialect(index: usize) -> Dialect {
     Dialect::ALL[index]
 }
 
+/// A node's request to sign the vote `spec` (with extension signing).
+fn sign_vote(spec: VoteSpec, chain_id: &str) -> Request {
+    Request::SignVote {
+        vote: spec.to_raw(),
+        chain_id: chain_id.to_owned(),
+        skip_extension_signing: false,
+    }
+}
+
+/// A node's request to sign the proposal `spec`.
+fn sign_proposal(spec: ProposalSpec, chain_id: &str) -> Request {
+    Request::SignProposal {
+        proposal: spec.to_raw(),
+        chain_id: chain_id.to_owned(),
+    }
+}
+
 /// The requests a node of `dialect` sends, each with a short name.
 fn requests(dialect: Dialect, chain_id: &str) -> Vec<(&'static str, Request)> {
     let block = |h: i64| Some(BlockIdSpec::for_height(h));
     let address = [0x11; 20];
-    let vote = |spec: VoteSpec| Request::SignVote {
-        vote: spec.with_validator(address, 3).to_raw(),
-        chain_id: chain_id.to_owned(),
-        skip_extension_signing: false,
-    };
-    let proposal = |spec: ProposalSpec| Request::SignProposal {
-        proposal: spec.to_raw(),
-        chain_id: chain_id.to_owned(),
-    };
+    let vote = |spec: VoteSpec| sign_vote(spec.with_validator(address, 3), chain_id);
+    let proposal = |spec: ProposalSpec| sign_proposal(spec, chain_id);
     let mut out = vec![
         (
             "pubkey",
@@ -152,33 +162,19 @@ fn conversation(dialect: Dialect, chain_id: &str) -> Vec<u8> {
         let block = Some(BlockIdSpec::for_height(h));
         push(
             &mut stream,
-            Request::SignProposal {
-                proposal: ProposalSpec::new(h, 0, block).to_raw(),
-                chain_id: chain_id.to_owned(),
-            },
+            sign_proposal(ProposalSpec::new(h, 0, block), chain_id),
         );
         let mut precommit = VoteSpec::precommit(h, 0, block);
         if dialect.has_extensions() {
             precommit = precommit.with_extension(b"ext".to_vec());
         }
         for spec in [VoteSpec::prevote(h, 0, block), precommit.clone()] {
-            push(
-                &mut stream,
-                Request::SignVote {
-                    vote: spec.to_raw(),
-                    chain_id: chain_id.to_owned(),
-                    skip_extension_signing: false,
-                },
-            );
+            push(&mut stream, sign_vote(spec, chain_id));
         }
         // The node asking again after a restart: a replay.
         push(
             &mut stream,
-            Request::SignVote {
-                vote: precommit.with_timestamp(1_900_000_000, 0).to_raw(),
-                chain_id: chain_id.to_owned(),
-                skip_extension_signing: false,
-            },
+            sign_vote(precommit.with_timestamp(1_900_000_000, 0), chain_id),
         );
     }
     // A conflicting prevote (refused) and a regression (refused).
@@ -186,14 +182,7 @@ fn conversation(dialect: Dialect, chain_id: &str) -> Vec<u8> {
         VoteSpec::prevote(2, 0, Some(BlockIdSpec::from_seed(b"other"))),
         VoteSpec::prevote(1, 0, None),
     ] {
-        push(
-            &mut stream,
-            Request::SignVote {
-                vote: spec.to_raw(),
-                chain_id: chain_id.to_owned(),
-                skip_extension_signing: false,
-            },
-        );
+        push(&mut stream, sign_vote(spec, chain_id));
     }
     if dialect.has_sign_bytes() {
         push(

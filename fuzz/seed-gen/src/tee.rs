@@ -405,16 +405,17 @@ fn control_seeds(root: &Path) {
     let mut seeds = Seeds::new(root, "enclave_control");
     let settings = r#"{"chain_id":"test-chain","max_height":1000000,"max_frame_bytes":1048576,"danger_allow_sign_bytes":false,"validators":[{"address":"tcp://f2673103417334a839f5c20096909c3023ba4903@127.0.0.1:26658","protocol_version":"v0.38","timeout_secs":5,"reconnect_max_backoff_secs":10}]}"#;
     let b64 = |b: &[u8]| STANDARD.encode(b);
-    let sgx_policy = r#"{"chain_id":"test-chain","danger_allow_sign_bytes":false,"protocol_versions":["v0.38"],"node_ids":["f2673103417334a839f5c20096909c3023ba4903"]}"#;
+    // Both enclaves take the same signing policy.
+    let policy = r#"{"chain_id":"test-chain","danger_allow_sign_bytes":false,"protocol_versions":["v0.38"],"node_ids":["f2673103417334a839f5c20096909c3023ba4903"]}"#;
     let sgx = [
         (
             "sgx-generate",
-            format!(r#"{{"generate":{{"backup":null,"policy":{sgx_policy}}}}}"#),
+            format!(r#"{{"generate":{{"backup":null,"policy":{policy}}}}}"#),
         ),
         (
             "sgx-generate-backup",
             format!(
-                r#"{{"generate":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"policy":{sgx_policy}}}}}"#,
+                r#"{{"generate":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"policy":{policy}}}}}"#,
                 b64(&[1; 40]),
                 b64(&[2; 300])
             ),
@@ -429,7 +430,7 @@ fn control_seeds(root: &Path) {
         (
             "sgx-recover",
             format!(
-                r#"{{"recover":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"consensus_backup":"{}","identity_backup":null,"policy":{sgx_policy}}}}}"#,
+                r#"{{"recover":{{"backup":{{"sealed_wrap_key":"{}","payload":"{}"}},"consensus_backup":"{}","identity_backup":null,"policy":{policy}}}}}"#,
                 b64(&[1; 40]),
                 b64(&[2; 40]),
                 b64(&[3; 80])
@@ -438,14 +439,14 @@ fn control_seeds(root: &Path) {
         (
             "sgx-public-keys",
             format!(
-                r#"{{"public_keys":{{"sealed_consensus_key":"{}","policy":{sgx_policy}}}}}"#,
+                r#"{{"public_keys":{{"sealed_consensus_key":"{}","policy":{policy}}}}}"#,
                 b64(b"TMKLSEAL")
             ),
         ),
         (
             "sgx-import-state",
             format!(
-                r#"{{"import_state":{{"sealed_consensus_key":"{}","policy":{sgx_policy},"current_slots":["{}",null],"state":"{{\"height\": \"5\", \"round\": 0, \"step\": 3}}","allow_regression":false}}}}"#,
+                r#"{{"import_state":{{"sealed_consensus_key":"{}","policy":{policy},"current_slots":["{}",null],"state":"{{\"height\": \"5\", \"round\": 0, \"step\": 3}}","allow_regression":false}}}}"#,
                 b64(b"TMKLSEAL"),
                 b64(&[9; 512])
             ),
@@ -460,7 +461,6 @@ fn control_seeds(root: &Path) {
         ),
     ];
     let kms = r#"{"region":"us-east-1","key_id":"arn:aws:kms:us-east-1:000000000000:key/1","endpoint_url":"https://kms.us-east-1.amazonaws.com","proxy":"vsock://3:8000","credentials":{"access_key_id":"ASIA","secret_access_key":"secret","session_token":"token"}}"#;
-    let policy = r#"{"chain_id":"test-chain","danger_allow_sign_bytes":false,"protocol_versions":["v0.38"],"node_ids":["f2673103417334a839f5c20096909c3023ba4903"]}"#;
     let nitro = [
         (
             "nitro-init",
