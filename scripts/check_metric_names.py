@@ -359,16 +359,20 @@ TEMPLATE_LABEL_RE = re.compile(r"\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)")
 PROSE_METRIC_RE = re.compile(r"\btmkms_light_[a-z0-9_]+")
 
 
+def indent_of(line):
+    return len(line) - len(line.lstrip())
+
+
 def yaml_scalar(lines, index, value):
     """The scalar of `key: value` at lines[index] (plain, quoted or a block
     `|`/`>` scalar on the following, more indented lines); returns (text, next
     index). Enough YAML for rule files, which the standard library cannot read."""
     value = (value or "").strip()
     if value[:1] in ("|", ">"):
-        own_indent = len(lines[index]) - len(lines[index].lstrip())
+        own_indent = indent_of(lines[index])
         block = []
         index += 1
-        while index < len(lines) and (not lines[index].strip() or len(lines[index]) - len(lines[index].lstrip()) > own_indent):
+        while index < len(lines) and (not lines[index].strip() or indent_of(lines[index]) > own_indent):
             block.append(lines[index].strip())
             index += 1
         return "\n".join(block), index
