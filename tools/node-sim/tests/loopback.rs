@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{read_frame, FakeSigner, Misbehaviour, CHAIN};
 use ed25519_consensus::SigningKey;
 use sha2::Digest as _;
-use tmkms_node_sim::scenario::{self, Expect, MalformedFrame, Outcome, SuiteConfig};
+use tmkms_node_sim::scenario::{self, Expect, MalformedFrame, Outcome, Scripted, SuiteConfig};
 use tmkms_node_sim::{
     codes, BlockIdSpec, Dialect, NodeListener, SignerConn, SimError, VerifyError, VoteSpec,
 };
@@ -122,7 +122,8 @@ fn echoing_a_large_extension_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (listener, fake, mut conn) =
         fake_over_unix(&dir, Dialect::V0_38, Misbehaviour::EchoExtension);
-    let report = scenario::large_extension(&mut conn, CHAIN, 5, &fake.pubkey, 64 * 1024).unwrap();
+    let large = Scripted::LargeExtension { len: 64 * 1024 };
+    let report = large.run(&mut conn, CHAIN, 5, &fake.pubkey).unwrap();
     assert!(!report.passed());
     let case = &report.cases[0];
     let Outcome::Violation(why) = &case.outcome else {
@@ -170,7 +171,9 @@ fn extension_signature_on_a_prevote_is_reported() {
 fn refusals_keep_the_connection_and_malformed_input_drops_it() {
     let dir = tempfile::tempdir().unwrap();
     let (listener, fake, mut conn) = fake_over_unix(&dir, Dialect::V0_38, Misbehaviour::None);
-    let report = scenario::regressions(&mut conn, CHAIN, 10, &fake.pubkey).unwrap();
+    let report = Scripted::Regressions
+        .run(&mut conn, CHAIN, 10, &fake.pubkey)
+        .unwrap();
     assert!(report.passed(), "{:?}", report.failures());
     assert!(report
         .cases

@@ -6,22 +6,22 @@
 //! anything the signer does, including dropping the connection, is an outcome.
 //!
 //! Heights: every scenario uses the heights it is given and a few above
-//! (see each function); [`run_all`] hands out fresh heights, so the signer's
+//! (see each function and [`Scripted`] variant); [`run_all`] hands out fresh heights, so the signer's
 //! last signed state is always below the next scenario's first request.
 
 mod extensions;
 mod malformed_input;
 mod normal_operation;
 mod report;
+mod request;
 mod run;
+mod scripted;
 mod sign_bytes_request;
 mod signing_policy;
 mod suite;
 
-pub use extensions::{extension_rules, large_extension};
 pub use malformed_input::{invalid_request, malformed_frame, InvalidRequest, MalformedFrame};
 pub use normal_operation::{drive, normal_heights, step, Stats, Step};
 pub use report::{Case, Expect, Outcome, Report};
-pub use sign_bytes_request::sign_bytes;
-pub use signing_policy::{above_max_height, conflicts, regressions, replays, wrong_chain_id};
+pub use scripted::Scripted;
 pub use suite::{run_all, SignerAfterSuite, SuiteConfig, SuiteReport};

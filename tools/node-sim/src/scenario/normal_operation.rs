@@ -8,9 +8,9 @@ use crate::dialect::Dialect;
 use crate::error::SimError;
 use crate::spec::{validator_address, BlockIdSpec, ProposalSpec, VoteSpec};
 use crate::stats::{Latencies, Summary};
-use crate::verify::{verify_proposal, verify_vote};
 
-use super::run::{extension_for, node_skips_extension};
+use super::request::sign_verified;
+use super::run::extension_for;
 
 /// Latencies and counters of a run of sign requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,28 +82,13 @@ pub fn drive(
     for i in 0..requests {
         match step(dialect, pubkey, start_height, i) {
             Step::Proposal(p) => {
-                let signed = conn
-                    .sign_proposal(chain_id, &p)?
-                    .map_err(SimError::Remote)?;
-                verify_proposal(pubkey, chain_id, &p, &signed).map_err(|source| {
-                    SimError::Verify {
-                        context: format!("proposal at height {}", p.height),
-                        source,
-                    }
-                })?;
+                let context = || format!("proposal at height {}", p.height);
+                sign_verified(conn, chain_id, pubkey, &p, context)?;
                 stats.last_height = p.height;
             }
             Step::Vote(v) => {
-                let skip = node_skips_extension(dialect, &v);
-                let signed = conn
-                    .sign_vote(chain_id, &v, skip)?
-                    .map_err(SimError::Remote)?;
-                verify_vote(pubkey, chain_id, &v, &signed, dialect, skip).map_err(|source| {
-                    SimError::Verify {
-                        context: format!("{} at height {}", v.kind, v.height),
-                        source,
-                    }
-                })?;
+                let context = || format!("{} at height {}", v.kind, v.height);
+                let signed = sign_verified(conn, chain_id, pubkey, &v, context)?;
                 if signed.timestamp != v.timestamp {
                     stats.timestamps_changed += 1;
                 }

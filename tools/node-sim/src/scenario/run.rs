@@ -3,14 +3,11 @@
 
 use crate::conn::SignerConn;
 use crate::dialect::Dialect;
-use crate::error::SimError;
-use crate::spec::{
-    validator_address, BlockIdSpec, ProposalSpec, RemoteError, SignedProposal, SignedVote,
-    VoteKind, VoteSpec,
-};
-use crate::verify::{verify_proposal, verify_signature, verify_vote};
+use crate::spec::{validator_address, BlockIdSpec, VoteSpec};
+use crate::verify::verify_signature;
 
 use super::report::{Expect, Outcome, Report};
+use super::request::{Reply, SignRequest, Signed, Verifier};
 
 /// A scenario in progress: runs cases until the connection is lost. Once it
 /// is, every further request is skipped, so a scenario can be written as a
@@ -46,30 +43,6 @@ impl<'a> Run<'a> {
         self.conn.dialect()
     }
 
-    /// Refuses a scenario about vote extensions on a dialect without them.
-    pub(super) fn require_extensions(&self) -> Result<(), SimError> {
-        let dialect = self.dialect();
-        if dialect.has_extensions() {
-            Ok(())
-        } else {
-            Err(SimError::Unsupported(format!(
-                "{dialect} has no vote extensions"
-            )))
-        }
-    }
-
-    /// Refuses a `SignBytesRequest` scenario on a dialect without it.
-    pub(super) fn require_sign_bytes(&self) -> Result<(), SimError> {
-        let dialect = self.dialect();
-        if dialect.has_sign_bytes() {
-            Ok(())
-        } else {
-            Err(SimError::Unsupported(format!(
-                "{dialect} has no SignBytesRequest"
-            )))
-        }
-    }
-
     /// A prevote by the signer's validator (index 0), without extension.
     pub(super) fn prevote(&self, height: i64, round: i32, block: Option<BlockIdSpec>) -> VoteSpec {
         VoteSpec::prevote(height, round, block).with_validator(validator_address(&self.pubkey), 0)
@@ -101,72 +74,36 @@ impl<'a> Run<'a> {
         !self.report.connection_lost()
     }
 
-    /// Signs `vote` with `skip_extension_signing` set as a node of this
-    /// dialect sets it, and verifies the answer.
-    pub(super) fn vote(
+    /// Sends `request` and verifies the answer as the node does.
+    pub(super) fn sign<R: SignRequest>(
         &mut self,
         name: &str,
         expect: Expect,
-        vote: &VoteSpec,
-    ) -> Option<SignedVote> {
-        self.vote_checked(name, expect, vote, &any)
+        request: &R,
+    ) -> Option<R::Answer> {
+        self.sign_checked(name, expect, request, &any)
     }
 
-    /// [`Run::vote`], then applies `check` to the verified answer.
-    pub(super) fn vote_checked(
+    /// [`Run::sign`], then applies `check` to the verified answer.
+    pub(super) fn sign_checked<R: SignRequest>(
         &mut self,
         name: &str,
         expect: Expect,
-        vote: &VoteSpec,
-        check: Check<'_, SignedVote>,
-    ) -> Option<SignedVote> {
-        let skip = node_skips_extension(self.dialect(), vote);
-        self.vote_with_skip(name, expect, vote, skip, check)
-    }
-
-    /// Signs `vote` with `skip_extension_signing` set to `skip`, verifies the
-    /// answer, then applies `check`.
-    pub(super) fn vote_with_skip(
-        &mut self,
-        name: &str,
-        expect: Expect,
-        vote: &VoteSpec,
-        skip: bool,
-        check: Check<'_, SignedVote>,
-    ) -> Option<SignedVote> {
+        request: &R,
+        check: Check<'_, R::Answer>,
+    ) -> Option<R::Answer> {
         let (pubkey, dialect) = (self.pubkey, self.dialect());
-        let send = |conn: &mut SignerConn, chain_id: &str| conn.sign_vote(chain_id, vote, skip);
-        self.signing_case(name, expect, send, |chain_id, signed| {
-            verify_vote(&pubkey, chain_id, vote, signed, dialect, skip)
+        let send = |conn: &mut SignerConn, chain_id: &str| request.send(conn, chain_id);
+        self.signing_case(name, expect, send, |chain_id, answer| {
+            let by = Verifier {
+                pubkey: &pubkey,
+                chain_id,
+                dialect,
+            };
+            request
+                .verify(by, answer)
                 .map_err(|e| e.to_string())
-                .and_then(|()| check(signed))
-        })
-    }
-
-    /// Signs `proposal` and verifies the answer over the requested proposal.
-    pub(super) fn proposal(
-        &mut self,
-        name: &str,
-        expect: Expect,
-        proposal: &ProposalSpec,
-    ) -> Option<SignedProposal> {
-        self.proposal_checked(name, expect, proposal, &any)
-    }
-
-    /// [`Run::proposal`], then applies `check` to the verified answer.
-    pub(super) fn proposal_checked(
-        &mut self,
-        name: &str,
-        expect: Expect,
-        proposal: &ProposalSpec,
-        check: Check<'_, SignedProposal>,
-    ) -> Option<SignedProposal> {
-        let pubkey = self.pubkey;
-        let send = |conn: &mut SignerConn, chain_id: &str| conn.sign_proposal(chain_id, proposal);
-        self.signing_case(name, expect, send, |chain_id, signed| {
-            verify_proposal(&pubkey, chain_id, proposal, signed)
-                .map_err(|e| e.to_string())
-                .and_then(|()| check(signed))
+                .and_then(|()| check(answer))
         })
     }
 
@@ -188,7 +125,7 @@ impl<'a> Run<'a> {
         &mut self,
         name: &str,
         expect: Expect,
-        send: impl FnOnce(&mut SignerConn, &str) -> Result<Result<T, RemoteError>, SimError>,
+        send: impl FnOnce(&mut SignerConn, &str) -> Reply<T>,
         verify: impl FnOnce(&str, &T) -> Result<(), String>,
     ) -> Option<T> {
         if !self.live() {
@@ -243,31 +180,8 @@ pub(super) fn same_signature<'s, T: Signed>(
     }
 }
 
-/// An answer carrying a signature.
-pub(super) trait Signed {
-    fn signature(&self) -> &[u8; 64];
-}
-
-impl Signed for SignedVote {
-    fn signature(&self) -> &[u8; 64] {
-        &self.signature
-    }
-}
-
-impl Signed for SignedProposal {
-    fn signature(&self) -> &[u8; 64] {
-        &self.signature
-    }
-}
-
 pub(super) fn any<T>(_: &T) -> Result<(), String> {
     Ok(())
-}
-
-/// Whether v1 nodes set `skip_extension_signing` on this vote: they send
-/// `!extensionsEnabled`, and extensions are enabled only for precommits.
-pub(super) fn node_skips_extension(dialect: Dialect, vote: &VoteSpec) -> bool {
-    dialect == Dialect::V1 && vote.kind != VoteKind::Precommit
 }
 
 /// The extension a healthy application would attach at `height`.

@@ -7,12 +7,10 @@ use crate::conn::{NodeListener, SignerConn, MAX_VOTE_EXTENSION_SIZE};
 use crate::dialect::Dialect;
 use crate::error::SimError;
 
-use super::extensions::{extension_rules, large_extension};
 use super::malformed_input::{invalid_request, malformed_frame, InvalidRequest, MalformedFrame};
 use super::normal_operation::normal_heights;
 use super::report::{Case, Expect, Outcome, Report};
-use super::sign_bytes_request::sign_bytes;
-use super::signing_policy::{above_max_height, conflicts, regressions, replays, wrong_chain_id};
+use super::scripted::Scripted;
 
 /// Settings of [`run_all`].
 #[derive(Clone, Debug)]
@@ -234,27 +232,25 @@ pub fn run_all(listener: &NodeListener, cfg: &SuiteConfig) -> Result<SuiteReport
     let case = Case::new(name, Expect::Ok, Outcome::of(&signed));
     suite.keep(Report::single("normal heights", case));
 
-    type Scenario = fn(&mut SignerConn, &str, i64, &[u8; 32]) -> Result<Report, SimError>;
-    let mut scripted: Vec<Scenario> = vec![replays, regressions, conflicts, wrong_chain_id];
-    if dialect.has_extensions() {
-        scripted.push(extension_rules);
-    }
-    if dialect.has_sign_bytes() {
-        scripted.push(sign_bytes);
-    }
-    for scenario in scripted {
+    let scripted = [
+        Scripted::Replays,
+        Scripted::Regressions,
+        Scripted::Conflicts,
+        Scripted::WrongChainId,
+        Scripted::ExtensionRules,
+        Scripted::SignBytes,
+        Scripted::LargeExtension {
+            len: cfg.large_extension_len,
+        },
+    ];
+    for scenario in scripted.into_iter().filter(|s| s.applies_to(dialect)) {
         let h = suite.heights(10);
-        let report = scenario(suite.conn()?, chain, h, &pubkey)?;
-        suite.keep(report);
-    }
-    if dialect.has_extensions() {
-        let h = suite.heights(10);
-        let len = cfg.large_extension_len;
-        let report = large_extension(suite.conn()?, chain, h, &pubkey, len)?;
+        let report = scenario.run(suite.conn()?, chain, h, &pubkey)?;
         suite.keep(report);
     }
     if let Some(max) = cfg.max_height {
-        let report = above_max_height(suite.conn()?, chain, max.saturating_add(1), &pubkey)?;
+        let above = max.saturating_add(1);
+        let report = Scripted::AboveMaxHeight.run(suite.conn()?, chain, above, &pubkey)?;
         suite.keep(report);
     }
 
