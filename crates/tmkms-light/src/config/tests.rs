@@ -403,20 +403,20 @@ fn template_escapes_values_and_keeps_absolute_paths() {
 #[test]
 fn template_documents_every_field_and_its_commented_examples_parse() {
     let text = render_template(&template_params());
-    for field in [
-        "chain_id",
-        "consensus_key_path",
-        "id_key_path",
-        "state_file_path",
-        "max_height",
-        "max_frame_bytes",
-        "danger_allow_sign_bytes",
+    // Every top-level field the core reads (`validator` is a table array)
+    // and every field of a validator table.
+    let validator_fields = [
         "address",
         "protocol_version",
         "timeout_secs",
         "reconnect_max_backoff_secs",
-    ] {
-        assert!(text.contains(&format!("{field} = ")), "{field} missing");
+    ];
+    for field in sections::CORE_FIELDS.iter().chain(&validator_fields) {
+        let written = match *field {
+            "validator" => "[[validator]]".to_owned(),
+            _ => format!("{field} = "),
+        };
+        assert!(text.contains(&written), "{field} missing");
     }
     assert!(text.contains("PLAINTEXT"));
 
