@@ -74,49 +74,51 @@ pub fn decode_request(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeEr
     }
 }
 
+/// The match on a decoded `Sum` of either family (v0.38's or v1's, whose
+/// shared messages have the same names), with the arms every dialect has
+/// written once; `$arms` are the dialect's own.
+macro_rules! match_message {
+    ($sum:expr, $Sum:ident, { $($arms:tt)* }) => {
+        match $sum {
+            $Sum::PubKeyRequest(r) => Ok(Request::PubKey {
+                chain_id: r.chain_id,
+            }),
+            $Sum::SignProposalRequest(r) => sign_proposal_request(r.chain_id, r.proposal),
+            $Sum::PingRequest(_) => Ok(Request::Ping),
+            $Sum::PubKeyResponse(_) => Err(DecodeError::UnexpectedMessage("PubKeyResponse")),
+            $Sum::SignedVoteResponse(_) => {
+                Err(DecodeError::UnexpectedMessage("SignedVoteResponse"))
+            }
+            $Sum::SignedProposalResponse(_) => {
+                Err(DecodeError::UnexpectedMessage("SignedProposalResponse"))
+            }
+            $Sum::PingResponse(_) => Err(DecodeError::UnexpectedMessage("PingResponse")),
+            $($arms)*
+        }
+    };
+}
+
 /// v0.34 and v0.37 speak a strict subset of v0.38's wire (no vote fields 9
 /// and 10), so one set of raw types serves the three; the dialect still
 /// decides what is accepted.
 fn decode_v0(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeError> {
     use raw::message::Sum;
     let message = raw::Message::decode(body)?;
-    match message.sum.ok_or(DecodeError::UnknownMessage)? {
-        Sum::PubKeyRequest(r) => Ok(Request::PubKey {
-            chain_id: r.chain_id,
-        }),
+    match_message!(message.sum.ok_or(DecodeError::UnknownMessage)?, Sum, {
         Sum::SignVoteRequest(r) => sign_vote_request(dialect, r.chain_id, r.vote, false),
-        Sum::SignProposalRequest(r) => sign_proposal_request(r.chain_id, r.proposal),
-        Sum::PingRequest(_) => Ok(Request::Ping),
-        Sum::PubKeyResponse(_) => Err(DecodeError::UnexpectedMessage("PubKeyResponse")),
-        Sum::SignedVoteResponse(_) => Err(DecodeError::UnexpectedMessage("SignedVoteResponse")),
-        Sum::SignedProposalResponse(_) => {
-            Err(DecodeError::UnexpectedMessage("SignedProposalResponse"))
-        }
-        Sum::PingResponse(_) => Err(DecodeError::UnexpectedMessage("PingResponse")),
-    }
+    })
 }
 
 fn decode_v1(body: &[u8]) -> Result<Request, DecodeError> {
     use wire_v1::Sum;
     let message = wire_v1::Message::decode(body)?;
-    match message.sum.ok_or(DecodeError::UnknownMessage)? {
-        Sum::PubKeyRequest(r) => Ok(Request::PubKey {
-            chain_id: r.chain_id,
-        }),
+    match_message!(message.sum.ok_or(DecodeError::UnknownMessage)?, Sum, {
         Sum::SignVoteRequest(r) => {
             sign_vote_request(Dialect::V1, r.chain_id, r.vote, r.skip_extension_signing)
         }
-        Sum::SignProposalRequest(r) => sign_proposal_request(r.chain_id, r.proposal),
         Sum::SignBytesRequest(r) => Ok(Request::SignBytes { value: r.value }),
-        Sum::PingRequest(_) => Ok(Request::Ping),
-        Sum::PubKeyResponse(_) => Err(DecodeError::UnexpectedMessage("PubKeyResponse")),
-        Sum::SignedVoteResponse(_) => Err(DecodeError::UnexpectedMessage("SignedVoteResponse")),
-        Sum::SignedProposalResponse(_) => {
-            Err(DecodeError::UnexpectedMessage("SignedProposalResponse"))
-        }
-        Sum::PingResponse(_) => Err(DecodeError::UnexpectedMessage("PingResponse")),
         Sum::SignBytesResponse(_) => Err(DecodeError::UnexpectedMessage("SignBytesResponse")),
-    }
+    })
 }
 
 /// A sign-vote request of any dialect, from its raw parts.

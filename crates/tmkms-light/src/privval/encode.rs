@@ -82,41 +82,50 @@ pub fn encode_response(dialect: Dialect, response: &Response) -> Vec<u8> {
     }
 }
 
+/// A response's two optional halves: the value on success, the error
+/// otherwise (every privval response carries both fields).
+fn value_or_error<T, V>(
+    result: &Result<T, RemoteError>,
+    value: impl FnOnce(&T) -> V,
+) -> (Option<V>, Option<raw::RemoteSignerError>) {
+    match result {
+        Ok(ok) => (Some(value(ok)), None),
+        Err(e) => (None, Some(raw_error(e))),
+    }
+}
+
+/// Wire-identical in every dialect (v1 reuses v0.38's type).
+fn signed_vote_response(
+    dialect: Dialect,
+    result: &Result<SignedVote, RemoteError>,
+) -> raw::SignedVoteResponse {
+    let (vote, error) = value_or_error(result, |signed| raw_signed_vote(dialect, signed));
+    raw::SignedVoteResponse { vote, error }
+}
+
+/// Wire-identical in every dialect (v1 reuses v0.38's type).
+fn signed_proposal_response(
+    result: &Result<SignedProposal, RemoteError>,
+) -> raw::SignedProposalResponse {
+    let (proposal, error) = value_or_error(result, raw_signed_proposal);
+    raw::SignedProposalResponse { proposal, error }
+}
+
 fn encode_v0(dialect: Dialect, response: &Response) -> Vec<u8> {
     use raw::message::Sum;
     let sum = match response {
-        Response::PubKey(result) => Sum::PubKeyResponse(match result {
-            Ok(key) => raw::PubKeyResponse {
-                pub_key: Some(RawPublicKey {
-                    sum: Some(public_key::Sum::Ed25519(key.to_vec())),
-                }),
-                error: None,
-            },
-            Err(e) => raw::PubKeyResponse {
-                pub_key: None,
-                error: Some(raw_error(e)),
-            },
-        }),
-        Response::SignedVote(result) => Sum::SignedVoteResponse(match result {
-            Ok(signed) => raw::SignedVoteResponse {
-                vote: Some(raw_signed_vote(dialect, signed)),
-                error: None,
-            },
-            Err(e) => raw::SignedVoteResponse {
-                vote: None,
-                error: Some(raw_error(e)),
-            },
-        }),
-        Response::SignedProposal(result) => Sum::SignedProposalResponse(match result {
-            Ok(signed) => raw::SignedProposalResponse {
-                proposal: Some(raw_signed_proposal(signed)),
-                error: None,
-            },
-            Err(e) => raw::SignedProposalResponse {
-                proposal: None,
-                error: Some(raw_error(e)),
-            },
-        }),
+        Response::PubKey(result) => {
+            let (pub_key, error) = value_or_error(result, |key| RawPublicKey {
+                sum: Some(public_key::Sum::Ed25519(key.to_vec())),
+            });
+            Sum::PubKeyResponse(raw::PubKeyResponse { pub_key, error })
+        }
+        Response::SignedVote(result) => {
+            Sum::SignedVoteResponse(signed_vote_response(dialect, result))
+        }
+        Response::SignedProposal(result) => {
+            Sum::SignedProposalResponse(signed_proposal_response(result))
+        }
         // Not part of v0.x; a session never produces it for these dialects.
         // Answer with an empty ping response rather than panicking.
         Response::Ping | Response::SignedBytes(_) => Sum::PingResponse(raw::PingResponse {}),
@@ -127,48 +136,32 @@ fn encode_v0(dialect: Dialect, response: &Response) -> Vec<u8> {
 fn encode_v1(response: &Response) -> Vec<u8> {
     use wire_v1::Sum;
     let sum = match response {
-        Response::PubKey(result) => Sum::PubKeyResponse(match result {
-            Ok(key) => wire_v1::PubKeyResponse {
-                error: None,
-                pub_key_bytes: key.to_vec(),
-                pub_key_type: ED25519_KEY_TYPE.to_owned(),
-            },
-            Err(e) => wire_v1::PubKeyResponse {
-                error: Some(raw_error(e)),
-                pub_key_bytes: Vec::new(),
-                pub_key_type: String::new(),
-            },
-        }),
-        Response::SignedVote(result) => Sum::SignedVoteResponse(match result {
-            Ok(signed) => wire_v1::SignedVoteResponse {
-                vote: Some(raw_signed_vote(Dialect::V1, signed)),
-                error: None,
-            },
-            Err(e) => wire_v1::SignedVoteResponse {
-                vote: None,
-                error: Some(raw_error(e)),
-            },
-        }),
-        Response::SignedProposal(result) => Sum::SignedProposalResponse(match result {
-            Ok(signed) => wire_v1::SignedProposalResponse {
-                proposal: Some(raw_signed_proposal(signed)),
-                error: None,
-            },
-            Err(e) => wire_v1::SignedProposalResponse {
-                proposal: None,
-                error: Some(raw_error(e)),
-            },
-        }),
-        Response::SignedBytes(result) => Sum::SignBytesResponse(match result {
-            Ok(sig) => wire_v1::SignBytesResponse {
-                signature: sig.0.to_vec(),
-                error: None,
-            },
-            Err(e) => wire_v1::SignBytesResponse {
-                signature: Vec::new(),
-                error: Some(raw_error(e)),
-            },
-        }),
+        Response::PubKey(result) => {
+            // On error both key fields stay empty.
+            let (key, error) = value_or_error(result, |key| key.to_vec());
+            let (pub_key_bytes, pub_key_type) = match key {
+                Some(bytes) => (bytes, ED25519_KEY_TYPE.to_owned()),
+                None => (Vec::new(), String::new()),
+            };
+            Sum::PubKeyResponse(wire_v1::PubKeyResponse {
+                error,
+                pub_key_bytes,
+                pub_key_type,
+            })
+        }
+        Response::SignedVote(result) => {
+            Sum::SignedVoteResponse(signed_vote_response(Dialect::V1, result))
+        }
+        Response::SignedProposal(result) => {
+            Sum::SignedProposalResponse(signed_proposal_response(result))
+        }
+        Response::SignedBytes(result) => {
+            let (signature, error) = value_or_error(result, |sig| sig.0.to_vec());
+            Sum::SignBytesResponse(wire_v1::SignBytesResponse {
+                signature: signature.unwrap_or_default(),
+                error,
+            })
+        }
         Response::Ping => Sum::PingResponse(wire_v1::PingResponse {}),
     };
     wire_v1::Message { sum: Some(sum) }.encode_to_vec()

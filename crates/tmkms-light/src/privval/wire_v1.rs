@@ -2,18 +2,18 @@
 //! (`cometbft.privval.v1`).
 //!
 //! `tendermint-proto` 0.41 ships the v0.34/v0.37/v0.38 privval types but not
-//! v1's, whose `PubKeyResponse`, `SignVoteRequest` and `Message` differ, so
-//! these few messages are declared here with prost's derives. Votes and
-//! proposals are wire-identical to v0.38's and reuse those types.
+//! v1's. Of v1's messages, `PubKeyResponse` and `SignVoteRequest` differ
+//! from v0.38's, the sign-bytes pair is new, and `Message` holds them all:
+//! these are declared here with prost's derives. Every other message is
+//! wire-identical to its v0.38 namesake (same fields, same tags) and is that
+//! type, as are votes and proposals.
 
 use tendermint_proto::v0_38::privval::RemoteSignerError;
-use tendermint_proto::v0_38::types::{Proposal, Vote};
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PubKeyRequest {
-    #[prost(string, tag = "1")]
-    pub chain_id: String,
-}
+pub use tendermint_proto::v0_38::privval::{
+    PingRequest, PingResponse, PubKeyRequest, SignProposalRequest, SignedProposalResponse,
+    SignedVoteResponse,
+};
+use tendermint_proto::v0_38::types::Vote;
 
 /// Field 1 (the v0.x `PublicKey` oneof) is reserved in v1.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -26,6 +26,7 @@ pub struct PubKeyResponse {
     pub pub_key_type: String,
 }
 
+/// v0.38's with `skip_extension_signing` (field 3) added.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct SignVoteRequest {
     #[prost(message, optional, tag = "1")]
@@ -34,30 +35,6 @@ pub struct SignVoteRequest {
     pub chain_id: String,
     #[prost(bool, tag = "3")]
     pub skip_extension_signing: bool,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignedVoteResponse {
-    #[prost(message, optional, tag = "1")]
-    pub vote: Option<Vote>,
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignProposalRequest {
-    #[prost(message, optional, tag = "1")]
-    pub proposal: Option<Proposal>,
-    #[prost(string, tag = "2")]
-    pub chain_id: String,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SignedProposalResponse {
-    #[prost(message, optional, tag = "1")]
-    pub proposal: Option<Proposal>,
-    #[prost(message, optional, tag = "2")]
-    pub error: Option<RemoteSignerError>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -73,12 +50,6 @@ pub struct SignBytesResponse {
     #[prost(message, optional, tag = "2")]
     pub error: Option<RemoteSignerError>,
 }
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PingRequest {}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct PingResponse {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Message {
