@@ -21,40 +21,15 @@
 //!   well-formed slots frame, and an error for anything else.
 #![no_main]
 
-use std::io::{self, Read, Write};
-
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 use tmkms_light::state::record::{
     check_tag, decode_slot, encode_tagged_slot, StateTagKey, TagCheck, SLOT_LEN,
 };
 use tmkms_light::state::remote::{choose_state, RemoteStore, VerifiedState};
+use tmkms_light_fuzz::pipe::Pipe;
 
 const CHECKSUM_OFFSET: usize = SLOT_LEN - 32;
-
-/// The host side of the stream: replies with the fuzz input, records what
-/// the enclave writes.
-struct Host<'a> {
-    reply: &'a [u8],
-    written: Vec<u8>,
-}
-
-impl Read for Host<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reply.read(buf)
-    }
-}
-
-impl Write for Host<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.written.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 fn key() -> StateTagKey {
     StateTagKey::derive(&[7u8; 32], "fuzz-chain")
@@ -174,13 +149,11 @@ fuzz_target!(|data: &[u8]| {
         frame.extend_from_slice(&body);
         frame
     };
-    let mut host = Host {
-        reply: &reply,
-        written: Vec::new(),
-    };
+    // The host side of the stream: replies, and records what the enclave writes.
+    let mut host = Pipe::new(&reply);
     let loaded = RemoteStore::connect(&mut host, key.clone()).map(|(_, verified)| verified);
     assert_eq!(
-        host.written,
+        host.output,
         [1, 0, 0, 0, b'L'],
         "the enclave's load request"
     );

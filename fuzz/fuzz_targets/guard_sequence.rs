@@ -25,16 +25,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ed25519_dalek::{Signature as DalekSignature, SigningKey, Verifier as _};
+use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use tmkms_light::chain::{ChainPolicy, ChainSigner};
+use tmkms_light::chain::ChainSigner;
 use tmkms_light::privval::{Dialect, ErrorCode, Request, Response};
-use tmkms_light::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
+use tmkms_light::sign_bytes::proposal_sign_bytes;
 use tmkms_light::state::{StateError, StateStore};
 use tmkms_light::types::{
     BlockId, ChainId, Height, PartSetHeader, Position, Proposal, Round, SignState, Step, Timestamp,
     Vote, VoteKind,
 };
+use tmkms_light_fuzz::signer::{self, ReleasedSignatures};
 
 const CHAIN_ID: &str = "guard-chain";
 
@@ -80,19 +81,24 @@ fn timestamp(second: bool) -> Timestamp {
     Timestamp::new(1_700_000_000 + i64::from(second), 0).expect("valid timestamp")
 }
 
-fn start(store: &SharedStore, key: &SigningKey) -> ChainSigner<SigningKey> {
-    let policy = ChainPolicy {
-        chain_id: ChainId::try_from(CHAIN_ID).expect("valid chain id"),
-        max_height: None,
-        danger_allow_sign_bytes: false,
-    };
-    ChainSigner::open(policy, key.clone(), Box::new(store.clone())).expect("load")
+fn start(store: &SharedStore) -> ChainSigner<SigningKey> {
+    let chain_id = ChainId::try_from(CHAIN_ID).expect("valid chain id");
+    signer::open(signer::policy(chain_id), store.clone()).expect("load")
 }
 
-fn verify(key: &SigningKey, message: &[u8], signature: &[u8; 64]) {
-    key.verifying_key()
-        .verify(message, &DalekSignature::from_bytes(signature))
-        .expect("released signature verifies");
+/// Records the sign bytes released at `position` (for a proposal, without
+/// its timestamp): a different value released there before is a double sign.
+fn record_release(
+    released: &mut HashMap<Position, Vec<u8>>,
+    position: Position,
+    bytes: Vec<u8>,
+    what: &str,
+) {
+    let previous = released.entry(position).or_insert_with(|| bytes.clone());
+    assert_eq!(
+        *previous, bytes,
+        "two different {what} signed at {position}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -101,9 +107,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let dialect = Dialect::ALL[usize::from(dialect_byte & 3)];
     let chain_id = ChainId::try_from(CHAIN_ID).expect("valid chain id");
-    let key = SigningKey::from_bytes(&[7; 32]);
+    let signatures = ReleasedSignatures::for_chain(chain_id.clone());
     let store = SharedStore::default();
-    let mut chain = start(&store, &key);
+    let mut chain = start(&store);
 
     // Released vote sign bytes per position; released proposals per
     // position with the timestamp erased.
@@ -119,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
         match op >> 6 {
             3 => {
                 if op & 0x20 != 0 {
-                    chain = start(&store, &key);
+                    chain = start(&store);
                 } else if op & 0x10 != 0 {
                     let position = Position {
                         height: height((op >> 2) & 3),
@@ -136,7 +142,7 @@ fuzz_target!(|data: &[u8]| {
                         });
                     }
                     drop(durable);
-                    chain = start(&store, &key);
+                    chain = start(&store);
                 } else {
                     store.0.lock().expect("store lock").fail_writes = !failing;
                 }
@@ -167,22 +173,14 @@ fuzz_target!(|data: &[u8]| {
                             returned,
                             "proposal changed beyond its timestamp"
                         );
-                        verify(
-                            &key,
-                            &proposal_sign_bytes(&chain_id, &signed.proposal()),
-                            &signed.signature().0,
-                        );
+                        signatures.verify_proposal(signed.proposal(), &signed.signature().0);
                         let mut timeless = proposal.clone();
                         timeless.timestamp = Timestamp::default();
-                        let key_bytes = proposal_sign_bytes(&chain_id, &timeless);
-                        let previous = proposals
-                            .entry(proposal.position())
-                            .or_insert_with(|| key_bytes.clone());
-                        assert_eq!(
-                            *previous,
-                            key_bytes,
-                            "two different proposals signed at {}",
-                            proposal.position()
+                        record_release(
+                            &mut proposals,
+                            proposal.position(),
+                            proposal_sign_bytes(&chain_id, &timeless),
+                            "proposals",
                         );
                         released_at = Some(proposal.position());
                     }
@@ -235,29 +233,16 @@ fuzz_target!(|data: &[u8]| {
                             returned,
                             "vote changed beyond its timestamp"
                         );
-                        let bytes = vote_sign_bytes(&chain_id, &signed.vote());
-                        verify(&key, &bytes, &signed.signature().0);
+                        let bytes = signatures.verify_vote(signed.vote(), &signed.signature().0);
                         let wants_ext =
                             dialect.has_vote_extensions() && vote.is_non_nil_precommit() && !skip;
                         assert_eq!(signed.extension_signature().is_some(), wants_ext);
                         if let Some(sig) = signed.extension_signature() {
                             let mut with_ext = signed.vote().clone();
                             with_ext.extension = vote.extension.clone();
-                            verify(
-                                &key,
-                                &vote_extension_sign_bytes(&chain_id, &with_ext),
-                                &sig.0,
-                            );
+                            signatures.verify_extension(&with_ext, &sig.0);
                         }
-                        let previous = votes
-                            .entry(vote.position())
-                            .or_insert_with(|| bytes.clone());
-                        assert_eq!(
-                            *previous,
-                            bytes,
-                            "two different votes signed at {}",
-                            vote.position()
-                        );
+                        record_release(&mut votes, vote.position(), bytes, "votes");
                         released_at = Some(vote.position());
                     }
                     Response::SignedVote(Err(e)) => check_refusal(&e.code, failing),

@@ -17,37 +17,11 @@
 //! * a `Content-Length` body is exactly that long.
 #![no_main]
 
-use std::io::{self, Read};
-
 use libfuzzer_sys::fuzz_target;
+use tmkms_light_fuzz::chunked::{split_input, Chunked};
 use tmkms_nitro_kms::http::{read_response, HttpError, Response};
 
 const CAPS: [usize; 4] = [0, 16, 256, 4096];
-
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: &'a [u8],
-    reads: usize,
-    interrupted: bool,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let size = self.sizes[self.reads % self.sizes.len()];
-        self.reads += 1;
-        // An interruption is always followed by progress (a real stream
-        // does not stay interrupted; all-zero sizes would spin forever).
-        if size == 0 && !std::mem::replace(&mut self.interrupted, true) {
-            return Err(io::ErrorKind::Interrupted.into());
-        }
-        self.interrupted = false;
-        let size = size.max(1);
-        let n = usize::from(size).min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
-}
 
 fn is_size_limit(e: &HttpError) -> bool {
     matches!(e, HttpError::HeadTooLarge)
@@ -59,23 +33,11 @@ fn summary(r: &Response) -> (u16, &[(String, String)], &[u8]) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [cap, n, rest @ ..] = data else {
+    let Some((cap, sizes, stream)) = split_input(data) else {
         return;
     };
-    let cap = CAPS[usize::from(*cap) % CAPS.len()];
-    let n = usize::from(*n % 16) + 1;
-    let Some((sizes, stream)) = rest.split_at_checked(n) else {
-        return;
-    };
-    let chunked = read_response(
-        &mut Chunked {
-            data: stream,
-            sizes,
-            reads: 0,
-            interrupted: false,
-        },
-        cap,
-    );
+    let cap = CAPS[usize::from(cap) % CAPS.len()];
+    let chunked = read_response(&mut Chunked::new(stream, sizes), cap);
     let whole = read_response(&mut &stream[..], cap);
 
     if let Ok(response) = &chunked {

@@ -9,102 +9,18 @@
 //! vote or proposal is signed) and its answer must satisfy the same checks.
 #![no_main]
 
+use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
-use prost::Message as _;
-use tendermint_proto::v0_38::privval as raw;
 use tmkms_light::chain::{ChainPolicy, ChainSigner};
 use tmkms_light::privval::{
-    decode_request, encode_response, wire_v1, DecodeError, Dialect, ErrorCode, RemoteError,
-    Request, Response, SignedProposal, SignedVote,
+    decode_request, encode_response, DecodeError, Dialect, ErrorCode, RemoteError, Request,
+    Response, SignedProposal, SignedVote,
 };
 use tmkms_light::session::NODE_RESPONSE_CAP;
 use tmkms_light::state::{MemoryStore, ReleasedSignature};
 use tmkms_light::types::{ChainId, Signature, Vote};
-
-/// The response fields the checks compare, whatever the dialect.
-#[derive(Debug, Default)]
-struct Decoded {
-    kind: &'static str,
-    error_code: Option<i32>,
-    vote: Option<tendermint_proto::v0_38::types::Vote>,
-    proposal: Option<tendermint_proto::v0_38::types::Proposal>,
-}
-
-fn decode_response(dialect: Dialect, body: &[u8]) -> Decoded {
-    let code = |e: Option<raw::RemoteSignerError>| e.map(|e| e.code);
-    if dialect == Dialect::V1 {
-        use wire_v1::Sum;
-        let message = wire_v1::Message::decode(body).expect("v1 response decodes");
-        match message.sum.expect("v1 response has a message") {
-            Sum::PubKeyResponse(r) => Decoded {
-                kind: "pubkey",
-                error_code: code(r.error),
-                ..Decoded::default()
-            },
-            Sum::SignedVoteResponse(r) => Decoded {
-                kind: "vote",
-                error_code: code(r.error),
-                vote: r.vote,
-                ..Decoded::default()
-            },
-            Sum::SignedProposalResponse(r) => Decoded {
-                kind: "proposal",
-                error_code: code(r.error),
-                proposal: r.proposal,
-                ..Decoded::default()
-            },
-            Sum::SignBytesResponse(r) => Decoded {
-                kind: "bytes",
-                error_code: code(r.error),
-                ..Decoded::default()
-            },
-            Sum::PingResponse(_) => Decoded {
-                kind: "ping",
-                ..Decoded::default()
-            },
-            other => panic!("v1 response is a request: {other:?}"),
-        }
-    } else {
-        use raw::message::Sum;
-        let message = raw::Message::decode(body).expect("v0 response decodes");
-        // The old dialects' own types must read it too.
-        tendermint_proto::v0_34::privval::Message::decode(body).expect("v0.34 types decode it");
-        match message.sum.expect("v0 response has a message") {
-            Sum::PubKeyResponse(r) => Decoded {
-                kind: "pubkey",
-                error_code: code(r.error),
-                ..Decoded::default()
-            },
-            Sum::SignedVoteResponse(r) => Decoded {
-                kind: "vote",
-                error_code: code(r.error),
-                vote: r.vote,
-                ..Decoded::default()
-            },
-            Sum::SignedProposalResponse(r) => Decoded {
-                kind: "proposal",
-                error_code: code(r.error),
-                proposal: r.proposal,
-                ..Decoded::default()
-            },
-            Sum::PingResponse(_) => Decoded {
-                kind: "ping",
-                ..Decoded::default()
-            },
-            other => panic!("v0 response is a request: {other:?}"),
-        }
-    }
-}
-
-fn expected_kind(request: &Request) -> &'static str {
-    match request {
-        Request::PubKey { .. } => "pubkey",
-        Request::SignVote { .. } => "vote",
-        Request::SignProposal { .. } => "proposal",
-        Request::SignBytes { .. } => "bytes",
-        Request::Ping => "ping",
-    }
-}
+use tmkms_light_fuzz::response::{decode_answer, Answer};
+use tmkms_light_fuzz::signer;
 
 fn check_vote(dialect: Dialect, raw_vote: &tendermint_proto::v0_38::types::Vote, vote: &Vote) {
     assert_eq!(raw_vote.r#type, vote.kind.wire_type());
@@ -134,24 +50,22 @@ fn check_vote(dialect: Dialect, raw_vote: &tendermint_proto::v0_38::types::Vote,
 /// Encode `response` (an answer to `request`) and check it reads back.
 fn check_response(dialect: Dialect, request: &Request, response: &Response) {
     let body = encode_response(dialect, response);
-    let decoded = decode_response(dialect, &body);
+    let answer = decode_answer(dialect, &body);
     let answers_v0_sign_bytes =
         dialect != Dialect::V1 && matches!(request, Request::SignBytes { .. });
     if !answers_v0_sign_bytes {
         assert_eq!(
-            decoded.kind,
-            expected_kind(request),
+            answer.answers(),
+            request.kind(),
             "response type of {request:?}"
         );
     }
     match response {
         Response::SignedVote(Ok(signed)) => {
-            assert_eq!(decoded.error_code, None);
-            check_vote(
-                dialect,
-                decoded.vote.as_ref().expect("vote present"),
-                &signed.vote(),
-            );
+            let Answer::Vote(None, Some(raw_vote)) = &answer else {
+                panic!("signed vote read back as {answer:?}");
+            };
+            check_vote(dialect, raw_vote, signed.vote());
             if dialect != Dialect::V1 {
                 assert!(
                     body.len() <= NODE_RESPONSE_CAP,
@@ -161,8 +75,9 @@ fn check_response(dialect: Dialect, request: &Request, response: &Response) {
             }
         }
         Response::SignedProposal(Ok(signed)) => {
-            assert_eq!(decoded.error_code, None);
-            let p = decoded.proposal.expect("proposal present");
+            let Answer::Proposal(None, Some(p)) = &answer else {
+                panic!("signed proposal read back as {answer:?}");
+            };
             assert_eq!(p.height, signed.proposal().height.as_i64());
             assert_eq!(p.round, signed.proposal().round.as_i32());
             assert_eq!(
@@ -177,7 +92,7 @@ fn check_response(dialect: Dialect, request: &Request, response: &Response) {
         | Response::SignedBytes(Err(e))
             if !answers_v0_sign_bytes =>
         {
-            assert_eq!(decoded.error_code, Some(e.code as i32));
+            assert_eq!(answer.error_code(), Some(e.code as i32));
         }
         _ => {}
     }
@@ -224,19 +139,12 @@ fn synthetic_responses(request: &Request) -> Vec<Response> {
     }
 }
 
-fn signer_for(chain_id: &str) -> Option<ChainSigner<ed25519_dalek::SigningKey>> {
-    let chain_id = ChainId::try_from(chain_id).ok()?;
+fn signer_for(chain_id: &str) -> Option<ChainSigner<SigningKey>> {
     let policy = ChainPolicy {
-        chain_id,
-        max_height: None,
         danger_allow_sign_bytes: true,
+        ..signer::policy(ChainId::try_from(chain_id).ok()?)
     };
-    ChainSigner::open(
-        policy,
-        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-        Box::new(MemoryStore::default()),
-    )
-    .ok()
+    signer::open(policy, MemoryStore::default()).ok()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -251,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 if let Some(response) = Response::error_for(kind, error) {
                     let body = encode_response(dialect, &response);
-                    decode_response(dialect, &body);
+                    decode_answer(dialect, &body);
                 }
                 continue;
             }

@@ -15,11 +15,11 @@
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 use tmkms_light::privval::frame::{FrameError, FrameReader, MIN_READ_CHUNK};
+use tmkms_light_fuzz::chunked::{split_input, Chunked};
 
 const CAPS: [usize; 6] = [0, 1, 100, 1024, 5000, 16 * 1024];
 
@@ -66,42 +66,6 @@ static ALLOCATOR: Counting = Counting;
 /// read chunk, and `Vec` may round a growth up to twice the old capacity.
 fn memory_bound(cap: usize) -> usize {
     2 * (cap + 10 + 2 * MIN_READ_CHUNK) + 8 * MIN_READ_CHUNK
-}
-
-/// Hands out the stream in chunks of the given sizes.
-struct Chunked<'a> {
-    data: &'a [u8],
-    sizes: &'a [u8],
-    reads: usize,
-    interrupted: bool,
-}
-
-impl Read for Chunked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        assert!(
-            buf.len() >= MIN_READ_CHUNK,
-            "read into {} bytes, below MIN_READ_CHUNK",
-            buf.len()
-        );
-        let size = self.sizes[self.reads % self.sizes.len()];
-        self.reads += 1;
-        // Interrupted at most once in a row, like a signal during a read.
-        if size == 0 && !self.interrupted && !self.data.is_empty() {
-            self.interrupted = true;
-            return Err(io::ErrorKind::Interrupted.into());
-        }
-        self.interrupted = false;
-        // Sizes above 200 mean "as much as fits", to reach large bodies fast.
-        let want = match size {
-            0 => 1,
-            1..=200 => usize::from(size),
-            _ => usize::MAX,
-        };
-        let n = want.min(buf.len()).min(self.data.len());
-        buf[..n].copy_from_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        Ok(n)
-    }
 }
 
 /// How the reference parse ends.
@@ -180,21 +144,15 @@ fn reference(mut stream: &[u8], cap: usize) -> (Vec<&[u8]>, End) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [cap_ix, n, rest @ ..] = data else { return };
-    let cap = CAPS[usize::from(*cap_ix) % CAPS.len()];
-    let n = usize::from(*n % 16) + 1;
-    if rest.len() < n {
+    let Some((cap_ix, sizes, stream)) = split_input(data) else {
         return;
-    }
-    let (sizes, stream) = rest.split_at(n);
+    };
+    let cap = CAPS[usize::from(cap_ix) % CAPS.len()];
 
     let (expected, expected_end) = reference(stream, cap);
-    let mut transport = Chunked {
-        data: stream,
-        sizes,
-        reads: 0,
-        interrupted: false,
-    };
+    let mut transport = Chunked::new(stream, sizes)
+        .requiring_buffers_of(MIN_READ_CHUNK)
+        .whole_reads_above(200);
     let baseline = LIVE.load(Ordering::Relaxed);
     PEAK.store(baseline, Ordering::Relaxed);
     let check_memory = || {

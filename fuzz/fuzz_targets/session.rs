@@ -14,22 +14,19 @@
 //! was signed.
 #![no_main]
 
-use std::io::{self, Read, Write};
-
-use ed25519_dalek::{Signature as DalekSignature, SigningKey, Verifier as _};
 use libfuzzer_sys::fuzz_target;
-use prost::Message as _;
-use tendermint_proto::v0_38::privval as raw;
 use tendermint_proto::v0_38::types as raw_types;
-use tmkms_light::chain::{ChainPolicy, ChainSigner};
+use tmkms_light::chain::ChainPolicy;
 use tmkms_light::privval::frame::FrameReader;
-use tmkms_light::privval::{decode_request, wire_v1, Dialect, Request};
+use tmkms_light::privval::{decode_request, Dialect, Request};
 use tmkms_light::session::{serve, SessionConfig, SessionError, NODE_RESPONSE_CAP};
-use tmkms_light::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use tmkms_light::state::MemoryStore;
 use tmkms_light::types::{
     BlockId, ChainId, Height, PartSetHeader, Round, Timestamp, Vote, VoteKind,
 };
+use tmkms_light_fuzz::pipe::Pipe;
+use tmkms_light_fuzz::response::{decode_answer, Answer};
+use tmkms_light_fuzz::signer::{self, ReleasedSignatures};
 
 const CHAIN_ID: &str = "fuzz-chain";
 const CAPS: [usize; 4] = [
@@ -38,64 +35,6 @@ const CAPS: [usize; 4] = [
     100,
     tmkms_light::privval::frame::DEFAULT_MAX_FRAME_BYTES,
 ];
-
-/// The node's side of the connection: reads come from the fuzz input,
-/// writes are collected.
-struct Pipe<'a> {
-    input: &'a [u8],
-    output: Vec<u8>,
-}
-
-impl Read for Pipe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.input.read(buf)
-    }
-}
-
-impl Write for Pipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A response as the checks need it, from either dialect's wire types.
-enum Answer {
-    PubKey(Option<i32>),
-    Vote(Option<i32>, Option<raw_types::Vote>),
-    Proposal(Option<i32>, Option<raw_types::Proposal>),
-    Bytes(Option<i32>),
-    Ping,
-}
-
-fn decode_answer(dialect: Dialect, body: &[u8]) -> Answer {
-    let code = |e: Option<raw::RemoteSignerError>| e.map(|e| e.code);
-    if dialect == Dialect::V1 {
-        use wire_v1::Sum;
-        match wire_v1::Message::decode(body)
-            .expect("response decodes")
-            .sum
-        {
-            Some(Sum::PubKeyResponse(r)) => Answer::PubKey(code(r.error)),
-            Some(Sum::SignedVoteResponse(r)) => Answer::Vote(code(r.error), r.vote),
-            Some(Sum::SignedProposalResponse(r)) => Answer::Proposal(code(r.error), r.proposal),
-            Some(Sum::SignBytesResponse(r)) => Answer::Bytes(code(r.error)),
-            Some(Sum::PingResponse(_)) => Answer::Ping,
-            other => panic!("not a response: {other:?}"),
-        }
-    } else {
-        use raw::message::Sum;
-        match raw::Message::decode(body).expect("response decodes").sum {
-            Some(Sum::PubKeyResponse(r)) => Answer::PubKey(code(r.error)),
-            Some(Sum::SignedVoteResponse(r)) => Answer::Vote(code(r.error), r.vote),
-            Some(Sum::SignedProposalResponse(r)) => Answer::Proposal(code(r.error), r.proposal),
-            Some(Sum::PingResponse(_)) => Answer::Ping,
-            other => panic!("not a response: {other:?}"),
-        }
-    }
-}
 
 fn block_id(raw: Option<&raw_types::BlockId>) -> Option<BlockId> {
     let raw = raw?;
@@ -117,31 +56,21 @@ fn timestamp(raw: Option<&tendermint_proto::google::protobuf::Timestamp>) -> Tim
     Timestamp::new(raw.seconds, raw.nanos).expect("valid timestamp")
 }
 
-fn verify(key: &SigningKey, message: &[u8], signature: &[u8]) {
-    let signature = DalekSignature::from_slice(signature).expect("64-byte signature");
-    key.verifying_key()
-        .verify(message, &signature)
-        .expect("released signature verifies");
-}
-
 fuzz_target!(|data: &[u8]| {
     let [flags, input @ ..] = data else { return };
     let dialect = Dialect::ALL[usize::from(flags & 3)];
     let max_frame_bytes = CAPS[usize::from((flags >> 4) & 3)];
     let chain_id = ChainId::try_from(CHAIN_ID).expect("valid chain id");
-    let key = SigningKey::from_bytes(&[7; 32]);
     let policy = ChainPolicy {
-        chain_id: chain_id.clone(),
         max_height: (flags & 8 != 0).then(|| Height::from(3u32)),
         danger_allow_sign_bytes: flags & 4 != 0,
+        ..signer::policy(chain_id.clone())
     };
-    let Ok(chain) = ChainSigner::open(policy, key.clone(), Box::new(MemoryStore::default())) else {
+    let Ok(chain) = signer::open(policy, MemoryStore::default()) else {
         return;
     };
-    let mut pipe = Pipe {
-        input,
-        output: Vec::new(),
-    };
+    let signatures = ReleasedSignatures::for_chain(chain_id);
+    let mut pipe = Pipe::new(input);
     let config = SessionConfig {
         dialect,
         max_frame_bytes,
@@ -218,7 +147,7 @@ fuzz_target!(|data: &[u8]| {
                 };
                 assert_eq!(vote.position(), asked.position());
                 assert_eq!(vote.block_id, asked.block_id);
-                verify(&key, &vote_sign_bytes(&chain_id, &vote), &signed.signature);
+                signatures.verify_vote(&vote, &signed.signature);
                 let wants_extension_signature = dialect.has_vote_extensions()
                     && vote.is_non_nil_precommit()
                     && !skip_extension_signing;
@@ -228,11 +157,7 @@ fuzz_target!(|data: &[u8]| {
                     "extension signature presence"
                 );
                 if wants_extension_signature {
-                    verify(
-                        &key,
-                        &vote_extension_sign_bytes(&chain_id, &vote),
-                        &signed.extension_signature,
-                    );
+                    signatures.verify_extension(&vote, &signed.extension_signature);
                 }
             }
             (Request::SignVote { .. }, Answer::Vote(Some(code), None)) => {
@@ -248,11 +173,7 @@ fuzz_target!(|data: &[u8]| {
                 proposal.timestamp = timestamp(signed.timestamp.as_ref());
                 assert_eq!(signed.height, asked.height.as_i64());
                 assert_eq!(signed.round, asked.round.as_i32());
-                verify(
-                    &key,
-                    &proposal_sign_bytes(&chain_id, &proposal),
-                    &signed.signature,
-                );
+                signatures.verify_proposal(&proposal, &signed.signature);
             }
             (Request::SignProposal { .. }, Answer::Proposal(Some(code), None)) => {
                 assert!((1..=5).contains(&code), "error code {code}");
