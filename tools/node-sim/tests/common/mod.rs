@@ -61,6 +61,33 @@ struct Fake {
 /// A stored signature and timestamp to answer a replay with.
 type Replay<'a> = (&'a Vec<u8>, &'a Option<Timestamp>);
 
+/// A refusal: the `RemoteSignerError` code and description.
+type Refusal = (i32, &'static str);
+
+/// A canonical message whose timestamp can be set aside, to tell a
+/// timestamp-only change from a conflict.
+trait Timed: prost::Message + Default + PartialEq {
+    fn untimed(self) -> Self;
+}
+
+impl Timed for ty::CanonicalVote {
+    fn untimed(self) -> Self {
+        ty::CanonicalVote {
+            timestamp: None,
+            ..self
+        }
+    }
+}
+
+impl Timed for ty::CanonicalProposal {
+    fn untimed(self) -> Self {
+        ty::CanonicalProposal {
+            timestamp: None,
+            ..self
+        }
+    }
+}
+
 enum Req {
     PubKey,
     Ping,
@@ -95,6 +122,24 @@ fn canonical_block_id(id: &Option<ty::BlockId>) -> Option<ty::CanonicalBlockId> 
             hash: psh.hash,
         }),
     })
+}
+
+/// A signing request's result as its response's fields: the signed message,
+/// or the refusal.
+fn fields<T>(result: Result<T, Refusal>) -> (Option<T>, Option<pv::RemoteSignerError>) {
+    match result {
+        Ok(message) => (Some(message), None),
+        Err((code, d)) => (None, err(code, d)),
+    }
+}
+
+/// The message of a signing request for `chain`, if the fake serves that
+/// chain and the request carries one (`missing` says what is absent).
+fn admit<T>(chain: &str, message: Option<T>, missing: &'static str) -> Result<T, Refusal> {
+    if chain != CHAIN {
+        return Err((codes::WRONG_CHAIN_ID, "wrong chain id"));
+    }
+    message.ok_or((codes::MALFORMED, missing))
 }
 
 fn hash_ok(id: &Option<ty::BlockId>) -> bool {
@@ -141,7 +186,7 @@ impl Fake {
         hrs: (i64, i32, u8),
         sign_bytes: &[u8],
         same_but_time: bool,
-    ) -> Result<Option<Replay<'_>>, (i32, &'static str)> {
+    ) -> Result<Option<Replay<'_>>, Refusal> {
         let Some(last) = &self.last else {
             return Ok(None);
         };
@@ -158,66 +203,43 @@ impl Fake {
         }
     }
 
-    fn vote(
+    /// Whether `sign_bytes`, a `C` at `hrs`, differ from the last signed
+    /// ones only in their timestamp.
+    fn same_but_time<C: Timed>(&self, hrs: (i64, i32, u8), sign_bytes: &[u8]) -> bool {
+        let untimed = |bytes: &[u8]| C::decode_length_delimited(bytes).unwrap().untimed();
+        self.last
+            .as_ref()
+            .is_some_and(|l| l.hrs == hrs && untimed(&l.sign_bytes) == untimed(sign_bytes))
+    }
+
+    fn sign_vote(
         &mut self,
         vote: Option<ty::Vote>,
         chain: String,
         skip: bool,
-    ) -> pv::SignedVoteResponse {
-        let refuse = |code, d: &str| pv::SignedVoteResponse {
-            vote: None,
-            error: err(code, d),
-        };
-        if chain != CHAIN {
-            return refuse(codes::WRONG_CHAIN_ID, "wrong chain id");
-        }
-        let Some(mut vote) = vote else {
-            return refuse(codes::MALFORMED, "no vote");
-        };
+    ) -> Result<ty::Vote, Refusal> {
+        let mut vote = admit(&chain, vote, "no vote")?;
         if vote.height < 0
             || vote.round < 0
             || !(1..=2).contains(&vote.r#type)
             || !hash_ok(&vote.block_id)
         {
-            return refuse(codes::MALFORMED, "invalid vote");
+            return Err((codes::MALFORMED, "invalid vote"));
         }
-        let canonical = |ts: Option<Timestamp>| {
-            ty::CanonicalVote {
-                r#type: vote.r#type,
-                height: vote.height,
-                round: i64::from(vote.round),
-                block_id: canonical_block_id(&vote.block_id),
-                timestamp: ts,
-                chain_id: chain.clone(),
-            }
-            .encode_length_delimited_to_vec()
-        };
-        let sign_bytes = canonical(vote.timestamp);
+        let sign_bytes = ty::CanonicalVote {
+            r#type: vote.r#type,
+            height: vote.height,
+            round: i64::from(vote.round),
+            block_id: canonical_block_id(&vote.block_id),
+            timestamp: vote.timestamp,
+            chain_id: chain.clone(),
+        }
+        .encode_length_delimited_to_vec();
         let hrs = (vote.height, vote.round, vote.r#type as u8);
-        let same_but_time = self.last.as_ref().is_some_and(|l| {
-            l.hrs == hrs && {
-                let mut a =
-                    ty::CanonicalVote::decode_length_delimited(l.sign_bytes.as_slice()).unwrap();
-                let mut b =
-                    ty::CanonicalVote::decode_length_delimited(sign_bytes.as_slice()).unwrap();
-                a.timestamp = None;
-                b.timestamp = None;
-                a == b
-            }
-        });
-        let (signature, timestamp) = match self.check(hrs, &sign_bytes, same_but_time) {
-            Err((code, d)) => return refuse(code, d),
-            Ok(Some((sig, ts))) => (sig.clone(), *ts),
-            Ok(None) => {
-                let sig = self.key.sign(&sign_bytes).to_bytes().to_vec();
-                self.last = Some(Last {
-                    hrs,
-                    sign_bytes,
-                    signature: sig.clone(),
-                    timestamp: vote.timestamp,
-                });
-                (sig, vote.timestamp)
-            }
+        let same_but_time = self.same_but_time::<ty::CanonicalVote>(hrs, &sign_bytes);
+        let (signature, timestamp) = match self.check(hrs, &sign_bytes, same_but_time)? {
+            Some((sig, ts)) => (sig.clone(), *ts),
+            None => (self.fresh(hrs, sign_bytes, vote.timestamp), vote.timestamp),
         };
         let non_nil_precommit = vote.r#type == 2 && canonical_block_id(&vote.block_id).is_some();
         let wants_ext = self.dialect.has_extensions() && non_nil_precommit && !skip;
@@ -241,68 +263,43 @@ impl Fake {
         if self.misbehave != Misbehaviour::EchoExtension {
             vote.extension.clear();
         }
-        pv::SignedVoteResponse {
-            vote: Some(vote),
-            error: None,
-        }
+        Ok(vote)
     }
 
-    fn proposal(&mut self, p: Option<ty::Proposal>, chain: String) -> pv::SignedProposalResponse {
-        let refuse = |code, d: &str| pv::SignedProposalResponse {
-            proposal: None,
-            error: err(code, d),
-        };
-        if chain != CHAIN {
-            return refuse(codes::WRONG_CHAIN_ID, "wrong chain id");
-        }
-        let Some(mut p) = p else {
-            return refuse(codes::MALFORMED, "no proposal");
-        };
+    fn sign_proposal(
+        &mut self,
+        p: Option<ty::Proposal>,
+        chain: String,
+    ) -> Result<ty::Proposal, Refusal> {
+        let mut p = admit(&chain, p, "no proposal")?;
         if p.height < 0
             || p.round < 0
             || p.pol_round < -1
             || (p.pol_round >= 0 && p.pol_round >= p.round)
             || !hash_ok(&p.block_id)
         {
-            return refuse(codes::MALFORMED, "invalid proposal");
+            return Err((codes::MALFORMED, "invalid proposal"));
         }
-        let canonical = |ts: Option<Timestamp>| {
-            ty::CanonicalProposal {
-                r#type: 32,
-                height: p.height,
-                round: i64::from(p.round),
-                pol_round: i64::from(p.pol_round),
-                block_id: canonical_block_id(&p.block_id),
-                timestamp: ts,
-                chain_id: chain.clone(),
-            }
-            .encode_length_delimited_to_vec()
-        };
-        let sign_bytes = canonical(p.timestamp);
+        let sign_bytes = ty::CanonicalProposal {
+            r#type: 32,
+            height: p.height,
+            round: i64::from(p.round),
+            pol_round: i64::from(p.pol_round),
+            block_id: canonical_block_id(&p.block_id),
+            timestamp: p.timestamp,
+            chain_id: chain.clone(),
+        }
+        .encode_length_delimited_to_vec();
         let hrs = (p.height, p.round, 0);
         // A proposal differing only in its timestamp is signed afresh.
-        let same_but_time = self.last.as_ref().is_some_and(|l| {
-            l.hrs == hrs && {
-                let mut a = ty::CanonicalProposal::decode_length_delimited(l.sign_bytes.as_slice())
-                    .unwrap();
-                let mut b =
-                    ty::CanonicalProposal::decode_length_delimited(sign_bytes.as_slice()).unwrap();
-                a.timestamp = None;
-                b.timestamp = None;
-                a == b
-            }
-        });
-        let signature = match self.check(hrs, &sign_bytes, false) {
+        let same_but_time = self.same_but_time::<ty::CanonicalProposal>(hrs, &sign_bytes);
+        p.signature = match self.check(hrs, &sign_bytes, false) {
             Ok(Some((sig, _))) => sig.clone(),
             Err(_) if same_but_time => self.fresh(hrs, sign_bytes, p.timestamp),
-            Err((code, d)) => return refuse(code, d),
+            Err(refusal) => return Err(refusal),
             Ok(None) => self.fresh(hrs, sign_bytes, p.timestamp),
         };
-        p.signature = signature;
-        pv::SignedProposalResponse {
-            proposal: Some(p),
-            error: None,
-        }
+        Ok(p)
     }
 
     fn fresh(
@@ -334,17 +331,17 @@ impl Fake {
                 }),
                 Req::Ping => pv1::Sum::PingResponse(pv1::PingResponse {}),
                 Req::Vote(v, c, skip) => {
-                    let r = self.vote(v, c, skip);
+                    let (vote, error) = fields(self.sign_vote(v, c, skip));
                     pv1::Sum::SignedVoteResponse(pv1::SignedVoteResponse {
-                        vote: retype(r.vote),
-                        error: retype(r.error),
+                        vote: retype(vote),
+                        error: retype(error),
                     })
                 }
                 Req::Proposal(p, c) => {
-                    let r = self.proposal(p, c);
+                    let (proposal, error) = fields(self.sign_proposal(p, c));
                     pv1::Sum::SignedProposalResponse(pv1::SignedProposalResponse {
-                        proposal: retype(r.proposal),
-                        error: retype(r.error),
+                        proposal: retype(proposal),
+                        error: retype(error),
                     })
                 }
                 Req::Bytes(value) => {
@@ -377,8 +374,14 @@ impl Fake {
                 error: None,
             }),
             Req::Ping => Sum::PingResponse(pv::PingResponse {}),
-            Req::Vote(v, c, skip) => Sum::SignedVoteResponse(self.vote(v, c, skip)),
-            Req::Proposal(p, c) => Sum::SignedProposalResponse(self.proposal(p, c)),
+            Req::Vote(v, c, skip) => {
+                let (vote, error) = fields(self.sign_vote(v, c, skip));
+                Sum::SignedVoteResponse(pv::SignedVoteResponse { vote, error })
+            }
+            Req::Proposal(p, c) => {
+                let (proposal, error) = fields(self.sign_proposal(p, c));
+                Sum::SignedProposalResponse(pv::SignedProposalResponse { proposal, error })
+            }
             Req::Bytes(_) => return None,
         };
         Some(pv::Message { sum: Some(sum) }.encode_to_vec())
