@@ -148,16 +148,48 @@ fn handshake(conn: &mut SignerConn, common: &Common) -> Result<[u8; 32], Failure
         .map_err(|e| Failure(format!("the signer refused its public key: {e}")))?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(pubkey);
     eprintln!("consensus public key {b64}");
-    if let Some(expected) = &common.expect_pubkey {
-        if expected.trim() != b64 {
-            return Err(Failure(format!(
-                "public key mismatch: the signer reports {b64}, expected {}",
-                expected.trim()
-            )));
-        }
-    }
+    check_pubkey(&b64, common)?;
     conn.ping()?;
     Ok(pubkey)
+}
+
+/// Checks the signer's key (`b64`, in base64) against `--expect-pubkey`.
+fn check_pubkey(b64: &str, common: &Common) -> Result<(), Failure> {
+    match &common.expect_pubkey {
+        Some(expected) if expected.trim() != b64 => Err(Failure(format!(
+            "public key mismatch: the signer reports {b64}, expected {}",
+            expected.trim()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Listens, accepts the signer, checks its key and sends it `requests`
+/// requests of the normal sequence from `--start-height`. A signer that
+/// fails them is reported here and gives `None`.
+fn drive_signer(
+    common: &Common,
+    requests: u64,
+    progress: &mut dyn FnMut(u64, &scenario::Stats),
+) -> Result<Option<scenario::Stats>, Failure> {
+    let listener = listen(common)?;
+    let mut conn = accept(&listener, common)?;
+    let pubkey = handshake(&mut conn, common)?;
+    let start = common.start_height;
+    match scenario::drive(
+        &mut conn,
+        &common.chain_id,
+        start,
+        requests,
+        &pubkey,
+        progress,
+    ) {
+        Ok(stats) => Ok(Some(stats)),
+        Err(e) => {
+            report_failure(&e);
+            Ok(None)
+        }
+    }
 }
 
 fn micros(d: Duration) -> u128 {
@@ -178,14 +210,10 @@ fn run(cli: Cli) -> Result<bool, Failure> {
             heights,
             progress_every,
         } => {
-            let listener = listen(&common)?;
-            let mut conn = accept(&listener, &common)?;
-            let pubkey = handshake(&mut conn, &common)?;
             let per_report = u64::try_from(progress_every.max(1))
                 .unwrap_or(1)
                 .saturating_mul(3);
             let requests = u64::try_from(heights.max(0)).unwrap_or(0).saturating_mul(3);
-            let start = common.start_height;
             let mut progress = |i: u64, stats: &scenario::Stats| {
                 if (i + 1).is_multiple_of(per_report) {
                     println!(
@@ -199,58 +227,32 @@ fn run(cli: Cli) -> Result<bool, Failure> {
                     let _ = std::io::stdout().flush();
                 }
             };
-            match scenario::drive(
-                &mut conn,
-                &common.chain_id,
-                start,
-                requests,
-                &pubkey,
-                &mut progress,
-            ) {
-                Ok(stats) => {
-                    print_summary(
-                        &format!(
-                            "done: {heights} heights {}..={}",
-                            stats.first_height, stats.last_height
-                        ),
-                        &stats.summary(),
-                    );
-                    if stats.timestamps_changed > 0 {
-                        println!(
-                            "note: the signer changed the timestamp of {} fresh votes",
-                            stats.timestamps_changed
-                        );
-                    }
-                    println!("max response size: {} bytes", stats.max_response_len);
-                    Ok(true)
-                }
-                Err(e) => {
-                    report_failure(&e);
-                    Ok(false)
-                }
+            let Some(stats) = drive_signer(&common, requests, &mut progress)? else {
+                return Ok(false);
+            };
+            print_summary(
+                &format!(
+                    "done: {heights} heights {}..={}",
+                    stats.first_height, stats.last_height
+                ),
+                &stats.summary(),
+            );
+            if stats.timestamps_changed > 0 {
+                println!(
+                    "note: the signer changed the timestamp of {} fresh votes",
+                    stats.timestamps_changed
+                );
             }
+            println!("max response size: {} bytes", stats.max_response_len);
+            Ok(true)
         }
         Command::Bench {
             common,
             requests,
             json,
         } => {
-            let listener = listen(&common)?;
-            let mut conn = accept(&listener, &common)?;
-            let pubkey = handshake(&mut conn, &common)?;
-            let stats = match scenario::drive(
-                &mut conn,
-                &common.chain_id,
-                common.start_height,
-                requests,
-                &pubkey,
-                &mut |_, _| {},
-            ) {
-                Ok(stats) => stats,
-                Err(e) => {
-                    report_failure(&e);
-                    return Ok(false);
-                }
+            let Some(stats) = drive_signer(&common, requests, &mut |_, _| {})? else {
+                return Ok(false);
             };
             let summary = stats.summary();
             if json {
@@ -289,15 +291,8 @@ fn run(cli: Cli) -> Result<bool, Failure> {
             cfg.reaction_wait = Duration::from_millis(reaction_wait_ms);
             cfg.max_height = max_height;
             let suite = scenario::run_all(&listener, &cfg)?;
-            if let Some(expected) = &common.expect_pubkey {
-                let got = base64::engine::general_purpose::STANDARD.encode(suite.pubkey);
-                if expected.trim() != got {
-                    return Err(Failure(format!(
-                        "public key mismatch: the signer reports {got}, expected {}",
-                        expected.trim()
-                    )));
-                }
-            }
+            let b64 = base64::engine::general_purpose::STANDARD.encode(suite.pubkey);
+            check_pubkey(&b64, &common)?;
             let total: usize = suite.reports.iter().map(|r| r.cases.len()).sum();
             let failed: usize = suite.reports.iter().map(|r| r.failures().len()).sum();
             if json {
