@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ed25519_dalek::{Signature as DalekSignature, SigningKey, Verifier};
 use tmkms_light::chain::{ChainPolicy, ChainSigner};
-use tmkms_light::privval::{Dialect, ErrorCode, Request, Response};
+use tmkms_light::privval::{Dialect, ErrorCode, Request, Response, SignedVote};
 use tmkms_light::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use tmkms_light::state::{StateError, StateStore};
 use tmkms_light::types::*;
@@ -87,6 +87,71 @@ fn sign_vote(chain: &ChainSigner<SigningKey>, dialect: Dialect, v: &Vote, skip: 
     )
 }
 
+/// `v` signed over v0.38, extension signing not skipped.
+fn sign_v038(chain: &ChainSigner<SigningKey>, v: &Vote) -> Response {
+    sign_vote(chain, Dialect::V0_38, v, false)
+}
+
+/// The signed vote, or a panic naming the vote and the answer instead.
+#[allow(clippy::panic, reason = "fails the calling test, like the unwraps above")]
+fn signed_vote(
+    chain: &ChainSigner<SigningKey>,
+    dialect: Dialect,
+    v: &Vote,
+    skip: bool,
+) -> SignedVote {
+    match sign_vote(chain, dialect, v, skip) {
+        Response::SignedVote(Ok(signed)) => signed,
+        other => panic!("{dialect}: no signature for {v:?}: {other:?}"),
+    }
+}
+
+/// Signs `first`, then a copy changed by `change`, which must get the same
+/// signature back (a replay); returns the second answer and the copy.
+fn replayed_after(
+    chain: &ChainSigner<SigningKey>,
+    dialect: Dialect,
+    first: &Vote,
+    change: impl FnOnce(&mut Vote),
+) -> (SignedVote, Vote) {
+    let a = signed_vote(chain, dialect, first, false);
+    let mut again = first.clone();
+    change(&mut again);
+    let b = signed_vote(chain, dialect, &again, false);
+    assert_eq!(a.signature(), b.signature(), "{dialect}: {again:?}");
+    (b, again)
+}
+
+/// A v1 sign-bytes request for `value`.
+fn sign_bytes(chain: &ChainSigner<SigningKey>, value: &[u8]) -> Response {
+    chain.handle(
+        Dialect::V1,
+        Request::SignBytes {
+            value: value.to_vec(),
+        },
+    )
+}
+
+/// What the store holds (a state must have been persisted).
+fn stored(store: &SharedStore) -> SignState {
+    store
+        .state
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a state was persisted")
+}
+
+fn proposal(h: u32, timestamp: Timestamp) -> Proposal {
+    Proposal {
+        height: Height::from(h),
+        round: Round::from(0u16),
+        pol_round: None,
+        block_id: block(1),
+        timestamp,
+    }
+}
+
 fn verify(key: &SigningKey, msg: &[u8], sig: &Signature) {
     key.verifying_key()
         .verify(msg, &DalekSignature::from_bytes(&sig.0))
@@ -117,9 +182,7 @@ fn extension_signed_only_for_non_nil_precommits_in_extension_dialects() {
             (&precommit, true),
             (&empty_ext, true),
         ] {
-            let Response::SignedVote(Ok(signed)) = sign_vote(&chain, dialect, v, false) else {
-                panic!("{dialect}: no signature for {v:?}");
-            };
+            let signed = signed_vote(&chain, dialect, v, false);
             verify(&key, &vote_sign_bytes(&chain_id(), v), &signed.signature());
             let expect = wants_ext && dialect.has_vote_extensions();
             assert_eq!(
@@ -142,9 +205,7 @@ fn extension_signed_only_for_non_nil_precommits_in_extension_dialects() {
 fn honours_skip_extension_signing() {
     let (chain, _, _) = signer(None, false);
     let precommit = vote(VoteKind::Precommit, 1, block(1), b"x");
-    let Response::SignedVote(Ok(signed)) = sign_vote(&chain, Dialect::V1, &precommit, true) else {
-        panic!()
-    };
+    let signed = signed_vote(&chain, Dialect::V1, &precommit, true);
     assert!(signed.extension_signature().is_none());
 }
 
@@ -152,15 +213,9 @@ fn honours_skip_extension_signing() {
 fn extension_signature_is_fresh_on_replay() {
     let (chain, _, key) = signer(None, false);
     let precommit = vote(VoteKind::Precommit, 1, block(1), b"first");
-    let Response::SignedVote(Ok(a)) = sign_vote(&chain, Dialect::V0_38, &precommit, false) else {
-        panic!()
-    };
-    let mut again = precommit.clone();
-    again.extension = b"second".to_vec();
-    let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_38, &again, false) else {
-        panic!()
-    };
-    assert_eq!(a.signature(), b.signature());
+    let (b, again) = replayed_after(&chain, Dialect::V0_38, &precommit, |v| {
+        v.extension = b"second".to_vec();
+    });
     verify(
         &key,
         &vote_extension_sign_bytes(&chain_id(), &again),
@@ -192,45 +247,19 @@ fn rejects_wrong_chain_id_with_code_1() {
 #[test]
 fn rejects_above_max_height_with_code_3() {
     let (chain, store, _) = signer(Some(10), false);
-    assert!(matches!(
-        sign_vote(
-            &chain,
-            Dialect::V0_38,
-            &vote(VoteKind::Prevote, 10, block(1), b""),
-            false
-        ),
-        Response::SignedVote(Ok(_))
-    ));
-    let r = sign_vote(
-        &chain,
-        Dialect::V0_38,
-        &vote(VoteKind::Prevote, 11, block(1), b""),
-        false,
-    );
+    let at_max = vote(VoteKind::Prevote, 10, block(1), b"");
+    signed_vote(&chain, Dialect::V0_38, &at_max, false);
+    let r = sign_v038(&chain, &vote(VoteKind::Prevote, 11, block(1), b""));
     assert_eq!(error_code(&r), Some(ErrorCode::AboveMaxHeight));
-    assert_eq!(
-        store
-            .state
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .position
-            .height,
-        Height::from(10u32)
-    );
+    assert_eq!(stored(&store).position.height, Height::from(10u32));
 }
 
 #[test]
 fn persist_failure_releases_nothing_with_code_5() {
     let (chain, store, _) = signer(None, false);
     *store.fail.lock().unwrap() = true;
-    let r = sign_vote(
-        &chain,
-        Dialect::V0_38,
-        &vote(VoteKind::Prevote, 1, block(1), b""),
-        false,
-    );
+    let prevote = vote(VoteKind::Prevote, 1, block(1), b"");
+    let r = sign_v038(&chain, &prevote);
     assert_eq!(error_code(&r), Some(ErrorCode::PersistFailed));
     assert!(store.state.lock().unwrap().is_none());
     assert_eq!(
@@ -240,56 +269,30 @@ fn persist_failure_releases_nothing_with_code_5() {
     );
     // Once the disk is back, the same request signs.
     *store.fail.lock().unwrap() = false;
-    let r = sign_vote(
-        &chain,
-        Dialect::V0_38,
-        &vote(VoteKind::Prevote, 1, block(1), b""),
-        false,
-    );
-    assert!(matches!(r, Response::SignedVote(Ok(_))));
+    signed_vote(&chain, Dialect::V0_38, &prevote, false);
 }
 
 #[test]
 fn regression_and_conflict_get_code_2() {
     let (chain, _, _) = signer(None, false);
-    assert!(matches!(
-        sign_vote(
-            &chain,
-            Dialect::V0_38,
-            &vote(VoteKind::Precommit, 5, block(1), b""),
-            false
-        ),
-        Response::SignedVote(Ok(_))
-    ));
-    let r = sign_vote(
-        &chain,
-        Dialect::V0_38,
-        &vote(VoteKind::Precommit, 5, block(2), b""),
-        false,
-    );
-    assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
-    let r = sign_vote(
-        &chain,
-        Dialect::V0_38,
-        &vote(VoteKind::Prevote, 5, block(1), b""),
-        false,
-    );
-    assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
+    let precommit = vote(VoteKind::Precommit, 5, block(1), b"");
+    signed_vote(&chain, Dialect::V0_38, &precommit, false);
+    for refused in [
+        vote(VoteKind::Precommit, 5, block(2), b""),
+        vote(VoteKind::Prevote, 5, block(1), b""),
+    ] {
+        let r = sign_v038(&chain, &refused);
+        assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign), "{refused:?}");
+    }
 }
 
 #[test]
 fn replayed_vote_returns_stored_timestamp() {
     let (chain, _, key) = signer(None, false);
     let first = vote(VoteKind::Prevote, 3, block(1), b"");
-    let Response::SignedVote(Ok(a)) = sign_vote(&chain, Dialect::V0_34, &first, false) else {
-        panic!()
-    };
-    let mut later = first.clone();
-    later.timestamp = Timestamp::new(1_800_000_000, 7).unwrap();
-    let Response::SignedVote(Ok(b)) = sign_vote(&chain, Dialect::V0_34, &later, false) else {
-        panic!()
-    };
-    assert_eq!(a.signature(), b.signature());
+    let (b, _later) = replayed_after(&chain, Dialect::V0_34, &first, |v| {
+        v.timestamp = Timestamp::new(1_800_000_000, 7).unwrap();
+    });
     assert_eq!(b.vote().timestamp, first.timestamp);
     verify(
         &key,
@@ -301,13 +304,7 @@ fn replayed_vote_returns_stored_timestamp() {
 #[test]
 fn proposal_with_new_timestamp_is_signed_afresh() {
     let (chain, store, key) = signer(None, false);
-    let p = Proposal {
-        height: Height::from(4u32),
-        round: Round::from(0u16),
-        pol_round: None,
-        block_id: block(1),
-        timestamp: Timestamp::new(100, 0).unwrap(),
-    };
+    let p = proposal(4, Timestamp::new(100, 0).unwrap());
     let sign = |p: &Proposal| {
         chain.handle(
             Dialect::V0_38,
@@ -328,7 +325,7 @@ fn proposal_with_new_timestamp_is_signed_afresh() {
     assert_ne!(a.signature(), b.signature());
     verify(&key, &proposal_sign_bytes(&chain_id(), &q), &b.signature());
     assert_eq!(
-        store.state.lock().unwrap().as_ref().unwrap().sign_bytes,
+        stored(&store).sign_bytes,
         proposal_sign_bytes(&chain_id(), &q)
     );
 }
@@ -336,25 +333,15 @@ fn proposal_with_new_timestamp_is_signed_afresh() {
 #[test]
 fn sign_bytes_disabled_by_default_and_never_signs_consensus_messages() {
     let (chain, _, _) = signer(None, false);
-    let r = chain.handle(
-        Dialect::V1,
-        Request::SignBytes {
-            value: b"hello".to_vec(),
-        },
-    );
+    let r = sign_bytes(&chain, b"hello");
     assert_eq!(error_code(&r), Some(ErrorCode::Malformed));
     let (chain, _, key) = signer(None, true);
-    let Response::SignedBytes(Ok(sig)) = chain.handle(
-        Dialect::V1,
-        Request::SignBytes {
-            value: b"hello".to_vec(),
-        },
-    ) else {
+    let Response::SignedBytes(Ok(sig)) = sign_bytes(&chain, b"hello") else {
         panic!()
     };
     verify(&key, b"hello", &sig);
     let consensus = vote_sign_bytes(&chain_id(), &vote(VoteKind::Precommit, 9, block(1), b""));
-    let r = chain.handle(Dialect::V1, Request::SignBytes { value: consensus });
+    let r = sign_bytes(&chain, &consensus);
     assert_eq!(error_code(&r), Some(ErrorCode::DoubleSign));
 }
 
@@ -366,20 +353,14 @@ fn sign_bytes_refuses_consensus_messages_of_every_chain() {
     let (chain, _, _) = signer(None, true);
     let precommit = vote(VoteKind::Precommit, 9, block(1), b"ext");
     for chain_id in [chain_id(), ChainId::try_from("another-chain").unwrap()] {
-        let proposal = Proposal {
-            height: Height::from(9u32),
-            round: Round::from(0u16),
-            pol_round: None,
-            block_id: block(1),
-            timestamp: Timestamp::new(1_700_000_009, 0).unwrap(),
-        };
+        let proposal = proposal(9, Timestamp::new(1_700_000_009, 0).unwrap());
         for value in [
             vote_sign_bytes(&chain_id, &precommit),
             vote_sign_bytes(&chain_id, &vote(VoteKind::Prevote, 3, None, b"")),
             vote_extension_sign_bytes(&chain_id, &precommit),
             proposal_sign_bytes(&chain_id, &proposal),
         ] {
-            let r = chain.handle(Dialect::V1, Request::SignBytes { value });
+            let r = sign_bytes(&chain, &value);
             assert_eq!(
                 error_code(&r),
                 Some(ErrorCode::DoubleSign),
