@@ -28,9 +28,50 @@ const COMET_DOC_KEY: &str = r#"{
   }
 }"#;
 
+/// Asserts that `err` is a format error with this problem, showing it if not.
+macro_rules! assert_format_problem {
+    ($err:expr, $problem:pat) => {{
+        let err = &$err;
+        assert!(
+            matches!(
+                err,
+                KeyError::Format {
+                    problem: $problem,
+                    ..
+                }
+            ),
+            "{err}"
+        )
+    }};
+}
+
+/// A path named `name` in a new temporary directory (kept while the
+/// returned guard lives).
+fn temp_file(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// The public key of the consensus key file at `path`.
+fn loaded_public_key(path: &Path) -> PublicKey {
+    ConsensusKey::load(path).unwrap().public_key()
+}
+
+/// A new consensus key, written to `path` (which must not exist).
+fn new_key_at(path: &Path) -> ConsensusKey {
+    let key = ConsensusKey::generate();
+    key.write(path, WriteMode::CreateNew).unwrap();
+    key
+}
+
 fn write_file(path: &Path, contents: &str) {
     fs::write(path, contents).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn write_priv_validator_json(path: &Path, key: &ConsensusKey, pub_key: &PublicKey, address: &str) {
+    write_file(path, &priv_validator_json(key, pub_key, address));
 }
 
 fn priv_validator_json(key: &ConsensusKey, pub_key: &PublicKey, address: &str) -> String {
@@ -149,8 +190,7 @@ fn debug_redacts_secrets() {
 fn key_file_round_trip_with_private_permissions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a/b/consensus.key");
-    let key = ConsensusKey::generate();
-    key.write(&path, WriteMode::CreateNew).unwrap();
+    let key = new_key_at(&path);
 
     assert_eq!(mode_of(&path), 0o600);
     assert_eq!(mode_of(&dir.path().join("a")), 0o700);
@@ -174,22 +214,15 @@ fn key_file_round_trip_with_private_permissions() {
 fn refuses_to_replace_a_key_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("consensus.key");
-    let first = ConsensusKey::generate();
-    first.write(&path, WriteMode::CreateNew).unwrap();
+    let first = new_key_at(&path);
     let second = ConsensusKey::generate();
     let err = second.write(&path, WriteMode::CreateNew).unwrap_err();
     assert!(matches!(err, KeyError::AlreadyExists { .. }), "{err}");
     assert!(err.to_string().contains("consensus.key"));
-    assert_eq!(
-        ConsensusKey::load(&path).unwrap().public_key(),
-        first.public_key()
-    );
+    assert_eq!(loaded_public_key(&path), first.public_key());
 
     second.write(&path, WriteMode::Overwrite).unwrap();
-    assert_eq!(
-        ConsensusKey::load(&path).unwrap().public_key(),
-        second.public_key()
-    );
+    assert_eq!(loaded_public_key(&path), second.public_key());
     assert_eq!(mode_of(&path), 0o600);
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -217,33 +250,18 @@ fn reads_tmkms_style_files_with_whitespace_and_keypairs() {
         &path,
         &format!("  \n{}\r\n\n", STANDARD.encode(seed.as_slice())),
     );
-    assert_eq!(
-        ConsensusKey::load(&path).unwrap().public_key(),
-        key.public_key()
-    );
+    assert_eq!(loaded_public_key(&path), key.public_key());
 
     let mut pair = seed.to_vec();
     pair.extend_from_slice(&key.public_key().0);
     write_file(&path, &STANDARD.encode(&pair));
-    assert_eq!(
-        ConsensusKey::load(&path).unwrap().public_key(),
-        key.public_key()
-    );
+    assert_eq!(loaded_public_key(&path), key.public_key());
 
     // A keypair whose public half belongs to another key.
     pair[40] ^= 1;
     write_file(&path, &STANDARD.encode(&pair));
     let err = ConsensusKey::load(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            KeyError::Format {
-                problem: FormatProblem::EmbeddedPublicKeyMismatch,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_format_problem!(err, FormatProblem::EmbeddedPublicKeyMismatch);
 }
 
 #[test]
@@ -373,52 +391,34 @@ fn imports_cometbft_documentation_example() {
 
     let converted = dir.path().join("consensus.key");
     key.write(&converted, WriteMode::CreateNew).unwrap();
-    assert_eq!(
-        ConsensusKey::load(&converted).unwrap().public_key(),
-        key.public_key()
-    );
+    assert_eq!(loaded_public_key(&converted), key.public_key());
 }
 
 #[test]
 fn import_accepts_generated_priv_validator_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("priv_validator_key.json");
+    let (_dir, path) = temp_file("priv_validator_key.json");
     let key = ConsensusKey::generate();
     let pk = key.public_key();
-    write_file(
-        &path,
-        &priv_validator_json(&key, &pk, &pk.validator_address_hex()),
-    );
+    write_priv_validator_json(&path, &key, &pk, &pk.validator_address_hex());
     assert_eq!(import_key_file(&path).unwrap().public_key(), pk);
     // Lowercase addresses are accepted too.
-    write_file(
-        &path,
-        &priv_validator_json(&key, &pk, &pk.validator_address_hex().to_lowercase()),
-    );
+    write_priv_validator_json(&path, &key, &pk, &pk.validator_address_hex().to_lowercase());
     assert_eq!(import_key_file(&path).unwrap().public_key(), pk);
 }
 
 #[test]
 fn import_rejects_mismatching_pub_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("priv_validator_key.json");
+    let (_dir, path) = temp_file("priv_validator_key.json");
     let key = ConsensusKey::generate();
     let other = ConsensusKey::generate().public_key();
-    write_file(
+    write_priv_validator_json(
         &path,
-        &priv_validator_json(&key, &other, &key.public_key().validator_address_hex()),
+        &key,
+        &other,
+        &key.public_key().validator_address_hex(),
     );
     let err = import_key_file(&path).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            KeyError::Format {
-                problem: FormatProblem::PublicKeyMismatch { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_format_problem!(err, FormatProblem::PublicKeyMismatch { .. });
     let msg = err.to_string();
     assert!(
         msg.contains("priv_validator_key.json") && msg.contains("pub_key"),
@@ -429,15 +429,11 @@ fn import_rejects_mismatching_pub_key() {
 
 #[test]
 fn import_rejects_mismatching_address_and_types() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("priv_validator_key.json");
+    let (_dir, path) = temp_file("priv_validator_key.json");
     let key = ConsensusKey::generate();
     let pk = key.public_key();
     let other = ConsensusKey::generate().public_key();
-    write_file(
-        &path,
-        &priv_validator_json(&key, &pk, &other.validator_address_hex()),
-    );
+    write_priv_validator_json(&path, &key, &pk, &other.validator_address_hex());
     let err = import_key_file(&path).unwrap_err().to_string();
     assert!(
         err.contains("\"address\"") && err.contains(&pk.validator_address_hex()),
@@ -504,16 +500,7 @@ fn imports_node_key_as_identity_only() {
     let pv = dir.path().join("priv_validator_key.json");
     write_file(&pv, COMET_DOC_KEY);
     let err = import_identity_key_file(&pv).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            KeyError::Format {
-                problem: FormatProblem::ConsensusKeyNotIdentityKey,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_format_problem!(err, FormatProblem::ConsensusKeyNotIdentityKey);
 }
 
 #[test]
