@@ -1,222 +1,188 @@
 //! X.509 chain check for attestation documents: leaf ← cabundle ← trusted root.
 //!
-//! Written over RustCrypto's `x509-cert` and `p384`/`p256` rather than a general path builder
-//! because the Nitro chain is fixed by the format (the bundle is ordered root-first, there is no
-//! path search, no CRLs) and the caller must choose the trust anchor and the time — which the
-//! ready-made verifiers either pin or take from the system clock.
+//! The path check proper — signatures, issuer names, validity at the caller's time, basic
+//! constraints, path lengths, critical extensions — is rustls-webpki's, with the caller's root
+//! as the only trust anchor and the caller's time (never the system clock). Around it stay the
+//! rules webpki does not know or does not do:
+//! * the Nitro bundle is one chain in order, root first: `cabundle[0]` is the trusted root
+//!   itself or issued by it, and the verified path must use every certificate, in that order
+//!   (webpki would build any path through them, skipping the rest);
+//! * webpki takes a trust anchor as a bare name and key, so the root's own validity and CA
+//!   extensions are checked here;
+//! * webpki ignores the key usage extension and does not require basic constraints to be
+//!   critical, so keyCertSign and critical basic constraints on CAs, and digitalSignature on
+//!   the document signer, are checked here;
+//! * webpki says what failed but not in which certificate: a refused chain is located by
+//!   running webpki again on ever longer tails of the chain (see [`locate`]).
 
 use const_oid::db::rfc5280::{ID_CE_BASIC_CONSTRAINTS, ID_CE_KEY_USAGE};
-use const_oid::db::rfc5912::{
-    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ID_EC_PUBLIC_KEY, SECP_256_R_1, SECP_384_R_1,
-};
-use der::asn1::{AnyRef, ObjectIdentifier};
-use der::{Decode, Encode, Reader, SliceReader};
-use ecdsa::signature::Verifier;
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Encode};
+use p384::pkcs8::DecodePublicKey;
+use rustls_pki_types::{CertificateDer, SignatureVerificationAlgorithm, UnixTime};
+use webpki::{EndEntityCert, KeyPurposeIdIter, VerifiedPath};
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
 use x509_cert::Certificate;
 
 use crate::error::VerifyError;
 
-/// A parsed certificate with the exact bytes its signature covers.
+/// Certificate signatures accepted: AWS signs with P-384/SHA-384; P-256/SHA-256 issuers are
+/// accepted too, as before. The pairs are exact (no P-384 key with SHA-256).
+static SIGNATURE_ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
+    webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::ECDSA_P256_SHA256,
+];
+
+/// A parsed certificate: x509-cert's view gives the names, validity and key usage for the
+/// checks and messages here; the DER goes to webpki.
 pub(crate) struct Cert<'a> {
     /// Human name for errors: `leaf certificate`, `cabundle[1]`, `trusted root`.
     pub which: String,
-    pub der: &'a [u8],
-    tbs: &'a [u8],
+    pub der: CertificateDer<'a>,
     pub cert: Certificate,
-}
-
-/// Curves accepted for certificate keys.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Curve {
-    P256,
-    P384,
 }
 
 impl<'a> Cert<'a> {
     pub(crate) fn parse(which: impl Into<String>, der: &'a [u8]) -> Result<Self, VerifyError> {
         let which = which.into();
-        let bad = |reason: String| VerifyError::Certificate {
+        let cert = Certificate::from_der(der).map_err(|e| VerifyError::Certificate {
             which: which.clone(),
-            reason,
-        };
-        let cert = Certificate::from_der(der).map_err(|e| bad(format!("not DER X.509: {e}")))?;
-        let tbs = raw_tbs(der).map_err(|e| bad(format!("not DER X.509: {e}")))?;
+            reason: format!("not DER X.509: {e}"),
+        })?;
         Ok(Self {
             which,
-            der,
-            tbs,
+            der: CertificateDer::from(der),
             cert,
         })
     }
 
-    fn curve(&self) -> Result<Curve, VerifyError> {
-        let spki = &self.cert.tbs_certificate.subject_public_key_info;
-        let unsupported = |reason: &str| VerifyError::Certificate {
+    /// [`Cert::parse`], and webpki's parser must accept it too (it is stricter on some
+    /// fields: serial numbers, versions, duplicate extensions).
+    fn parse_for_path(which: String, der: &'a [u8]) -> Result<Self, VerifyError> {
+        let cert = Self::parse(which, der)?;
+        EndEntityCert::try_from(&cert.der).map_err(|e| cert.malformed(&e))?;
+        Ok(cert)
+    }
+
+    fn malformed(&self, error: &webpki::Error) -> VerifyError {
+        VerifyError::Certificate {
             which: self.which.clone(),
-            reason: reason.to_owned(),
-        };
-        if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
-            return Err(unsupported("the public key is not an EC key"));
-        }
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-        match curve {
-            Some(c) if c == SECP_384_R_1 => Ok(Curve::P384),
-            Some(c) if c == SECP_256_R_1 => Ok(Curve::P256),
-            _ => Err(unsupported("the EC key is not on P-384 or P-256")),
+            reason: format!("refused by the X.509 parser: {error:?}"),
         }
     }
 
-    fn key_bytes(&self) -> Result<&[u8], VerifyError> {
-        self.cert
-            .tbs_certificate
-            .subject_public_key_info
-            .subject_public_key
-            .as_bytes()
-            .ok_or_else(|| VerifyError::Certificate {
-                which: self.which.clone(),
-                reason: "the public key bit string has unused bits".into(),
-            })
+    fn violated(&self, reason: impl Into<String>) -> VerifyError {
+        VerifyError::Constraint {
+            which: self.which.clone(),
+            reason: reason.into(),
+        }
     }
 
     /// The P-384 key of this certificate (the document signer must use P-384).
     pub(crate) fn p384_key(&self) -> Result<p384::ecdsa::VerifyingKey, VerifyError> {
-        let bad = |reason: &str| VerifyError::Certificate {
+        let not_p384 = || VerifyError::Certificate {
             which: self.which.clone(),
-            reason: reason.to_owned(),
+            reason: "the document signing key must be a valid point on P-384".into(),
         };
-        if self.curve()? != Curve::P384 {
-            return Err(bad("the document signing key must be on P-384"));
-        }
-        p384::ecdsa::VerifyingKey::from_sec1_bytes(self.key_bytes()?)
-            .map_err(|_| bad("the P-384 public key is not a valid curve point"))
-    }
-
-    /// Checks that `issuer` signed this certificate (and that the names chain).
-    pub(crate) fn verify_signed_by(&self, issuer: &Cert<'_>) -> Result<(), VerifyError> {
-        let bad = |reason: String| VerifyError::Certificate {
-            which: self.which.clone(),
-            reason,
-        };
-        if self.cert.tbs_certificate.issuer != issuer.cert.tbs_certificate.subject {
-            return Err(VerifyError::ChainSignature {
-                which: format!(
-                    "{} (its issuer `{}` is not the subject `{}`)",
-                    self.which,
-                    self.cert.tbs_certificate.issuer,
-                    issuer.cert.tbs_certificate.subject
-                ),
-                issuer: issuer.which.clone(),
-            });
-        }
-        let alg = &self.cert.signature_algorithm;
-        if *alg != self.cert.tbs_certificate.signature {
-            return Err(bad("the outer and inner signature algorithms differ".into()));
-        }
-        if alg.parameters.is_some() {
-            return Err(bad("ECDSA signature algorithm with parameters".into()));
-        }
-        let signature = self
+        let spki = self
             .cert
-            .signature
-            .as_bytes()
-            .ok_or_else(|| bad("the signature bit string has unused bits".into()))?;
-        let key = issuer.key_bytes()?;
-        let fail = || VerifyError::ChainSignature {
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|_| not_p384())?;
+        p384::ecdsa::VerifyingKey::from_public_key_der(&spki).map_err(|_| not_p384())
+    }
+
+    /// The validity error for this certificate at `now` (unix seconds).
+    fn validity_error(&self, now: u64) -> VerifyError {
+        let validity = &self.cert.tbs_certificate.validity;
+        VerifyError::Validity {
             which: self.which.clone(),
-            issuer: issuer.which.clone(),
-        };
-        match (issuer.curve()?, alg.oid) {
-            (Curve::P384, oid) if oid == ECDSA_WITH_SHA_384 => {
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(key).map_err(|_| fail())?;
-                let sig = p384::ecdsa::DerSignature::from_bytes(signature).map_err(|_| fail())?;
-                key.verify(self.tbs, &sig).map_err(|_| fail())
-            }
-            (Curve::P256, oid) if oid == ECDSA_WITH_SHA_256 => {
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(key).map_err(|_| fail())?;
-                let sig = p256::ecdsa::DerSignature::from_bytes(signature).map_err(|_| fail())?;
-                key.verify(self.tbs, &sig).map_err(|_| fail())
-            }
-            (curve, oid) => Err(bad(format!(
-                "signature algorithm {oid} with a {curve:?} issuer key is not supported (ECDSA P-384/SHA-384 or P-256/SHA-256 only)"
-            ))),
+            now,
+            not_before: validity.not_before.to_unix_duration().as_secs(),
+            not_after: validity.not_after.to_unix_duration().as_secs(),
         }
     }
 
-    /// Checks the validity period at `now` (unix seconds).
-    pub(crate) fn check_validity(&self, now: u64) -> Result<(), VerifyError> {
+    /// Validity at `now`, inclusive at both ends like webpki's; webpki never checks it for a
+    /// trust anchor.
+    fn check_validity(&self, now: u64) -> Result<(), VerifyError> {
         let validity = &self.cert.tbs_certificate.validity;
         let not_before = validity.not_before.to_unix_duration().as_secs();
         let not_after = validity.not_after.to_unix_duration().as_secs();
         if now < not_before || now > not_after {
-            return Err(VerifyError::Validity {
-                which: self.which.clone(),
-                now,
-                not_before,
-                not_after,
-            });
+            return Err(self.validity_error(now));
         }
         Ok(())
     }
 
-    /// Rules for a CA: basic constraints present, critical, CA=true, path length respected
-    /// (`cas_below` CA certificates follow it before the leaf), keyCertSign usage.
-    pub(crate) fn check_ca(&self, cas_below: usize) -> Result<(), VerifyError> {
-        let violated = |reason: String| VerifyError::Constraint {
-            which: self.which.clone(),
-            reason,
-        };
-        let (critical, bc) = self
-            .extension::<BasicConstraints>(ID_CE_BASIC_CONSTRAINTS)?
-            .ok_or_else(|| violated("a CA certificate without basic constraints".into()))?;
-        if !critical {
-            return Err(violated(
-                "basic constraints of a CA must be critical".into(),
-            ));
-        }
-        if !bc.ca {
-            return Err(violated(
-                "it signs other certificates but is not a CA (cA=false)".into(),
-            ));
-        }
-        if let Some(max) = bc.path_len_constraint {
-            if cas_below > usize::from(max) {
-                return Err(violated(format!(
-                    "path length constraint {max} allows fewer than the {cas_below} CA certificates below it"
-                )));
+    /// The checks webpki never makes on a trust anchor: validity at `now`, CA basic
+    /// constraints with room for `cas_below` CA certificates, and [`Cert::check_ca_usage`].
+    fn check_as_anchor(&self, now: u64, cas_below: usize) -> Result<(), VerifyError> {
+        self.check_validity(now)?;
+        match self.basic_constraints()? {
+            Some((_, bc)) if bc.ca => {
+                if bc
+                    .path_len_constraint
+                    .is_some_and(|max| cas_below > usize::from(max))
+                {
+                    return Err(self.path_len_error(cas_below));
+                }
             }
+            _ => return Err(self.not_a_ca_error()),
         }
-        let (_, usage) = self
-            .extension::<KeyUsage>(ID_CE_KEY_USAGE)?
-            .ok_or_else(|| violated("a CA certificate without key usage".into()))?;
-        if !usage.0.contains(KeyUsages::KeyCertSign) {
-            return Err(violated("key usage lacks keyCertSign".into()));
-        }
-        self.reject_unknown_critical()
+        self.check_ca_usage()
     }
 
-    /// Rules for the document signer: not a CA, digitalSignature usage.
-    pub(crate) fn check_leaf(&self) -> Result<(), VerifyError> {
-        let violated = |reason: &str| VerifyError::Constraint {
-            which: self.which.clone(),
-            reason: reason.to_owned(),
-        };
-        if let Some((_, bc)) = self.extension::<BasicConstraints>(ID_CE_BASIC_CONSTRAINTS)? {
-            if bc.ca || bc.path_len_constraint.is_some() {
-                return Err(violated("the document signer must not be a CA"));
-            }
+    /// What webpki leaves out for every CA: basic constraints marked critical (RFC 5280
+    /// §4.2.1.9) and keyCertSign in the key usage (webpki ignores key usage).
+    fn check_ca_usage(&self) -> Result<(), VerifyError> {
+        let (critical, _) = self
+            .basic_constraints()?
+            .ok_or_else(|| self.violated("a CA certificate without basic constraints"))?;
+        if !critical {
+            return Err(self.violated("basic constraints of a CA must be critical"));
         }
         let (_, usage) = self
             .extension::<KeyUsage>(ID_CE_KEY_USAGE)?
-            .ok_or_else(|| violated("the document signer has no key usage extension"))?;
-        if !usage.0.contains(KeyUsages::DigitalSignature) {
-            return Err(violated("key usage lacks digitalSignature"));
+            .ok_or_else(|| self.violated("a CA certificate without key usage"))?;
+        if !usage.0.contains(KeyUsages::KeyCertSign) {
+            return Err(self.violated("key usage lacks keyCertSign"));
         }
-        self.reject_unknown_critical()
+        Ok(())
+    }
+
+    /// What webpki leaves out for the document signer: digitalSignature in the key usage.
+    fn check_leaf_usage(&self) -> Result<(), VerifyError> {
+        let (_, usage) = self
+            .extension::<KeyUsage>(ID_CE_KEY_USAGE)?
+            .ok_or_else(|| self.violated("the document signer has no key usage extension"))?;
+        if !usage.0.contains(KeyUsages::DigitalSignature) {
+            return Err(self.violated("key usage lacks digitalSignature"));
+        }
+        Ok(())
+    }
+
+    fn basic_constraints(&self) -> Result<Option<(bool, BasicConstraints)>, VerifyError> {
+        self.extension::<BasicConstraints>(ID_CE_BASIC_CONSTRAINTS)
+    }
+
+    fn not_a_ca_error(&self) -> VerifyError {
+        match self.basic_constraints() {
+            Ok(None) => self.violated("a CA certificate without basic constraints"),
+            _ => self.violated("it signs other certificates but is not a CA (cA=false)"),
+        }
+    }
+
+    fn path_len_error(&self, cas_below: usize) -> VerifyError {
+        let max = match self.basic_constraints() {
+            Ok(Some((_, bc))) => bc.path_len_constraint.map(|m| m.to_string()),
+            _ => None,
+        };
+        self.violated(format!(
+            "path length constraint {} allows fewer than the {cas_below} CA certificates below it",
+            max.as_deref().unwrap_or("(unreadable)")
+        ))
     }
 
     /// Finds and decodes one extension; a duplicate is an error (RFC 5280 §4.2).
@@ -244,36 +210,21 @@ impl<'a> Cert<'a> {
         }
         Ok(found)
     }
-
-    fn reject_unknown_critical(&self) -> Result<(), VerifyError> {
-        for ext in self.cert.tbs_certificate.extensions.iter().flatten() {
-            if ext.critical
-                && ext.extn_id != ID_CE_BASIC_CONSTRAINTS
-                && ext.extn_id != ID_CE_KEY_USAGE
-            {
-                return Err(VerifyError::Constraint {
-                    which: self.which.clone(),
-                    reason: format!("unsupported critical extension {}", ext.extn_id),
-                });
-            }
-        }
-        Ok(())
-    }
 }
 
-/// The exact DER bytes of `tbsCertificate`, as signed (not a re-encoding).
-fn raw_tbs(der: &[u8]) -> der::Result<&[u8]> {
-    let outer = AnyRef::from_der(der)?;
-    let mut reader = SliceReader::new(outer.value())?;
-    let header = reader.peek_header()?;
-    let len = (header.encoded_len()? + header.length)?;
-    reader.read_slice(len)
+/// The chain as the format fixes it: `cas[0]` is the trust anchor, each CA issues the next,
+/// the last issues `leaf`.
+struct Chain<'c, 'a> {
+    cas: Vec<&'c Cert<'a>>,
+    leaf: &'c Cert<'a>,
+    /// `cas[0]` is the caller's root and not in the bundle: `cas[1]` is `cabundle[0]`.
+    root_outside_bundle: bool,
 }
 
 /// Verifies `leaf ← cabundle ← trusted_root` at `now` and returns the leaf's P-384 key.
 ///
 /// `cabundle` is ordered root-first as in the document. Its first certificate must be the
-/// trusted root byte for byte, or be signed by it (then the trusted root heads the chain).
+/// trusted root byte for byte, or be issued by it (then the trusted root heads the chain).
 pub(crate) fn verify_chain(
     leaf_der: &[u8],
     cabundle: &[Vec<u8>],
@@ -284,45 +235,174 @@ pub(crate) fn verify_chain(
         VerifyError::Certificate { reason, .. } => VerifyError::TrustedRoot(reason),
         other => other,
     })?;
+    webpki::anchor_from_trusted_cert(&root.der)
+        .map_err(|e| VerifyError::TrustedRoot(format!("refused as a trust anchor: {e:?}")))?;
     let bundle = cabundle
         .iter()
         .enumerate()
-        .map(|(i, der)| Cert::parse(format!("cabundle[{i}]"), der))
+        .map(|(i, der)| Cert::parse_for_path(format!("cabundle[{i}]"), der))
         .collect::<Result<Vec<_>, _>>()?;
-    let leaf = Cert::parse("leaf certificate", leaf_der)?;
+    let leaf = Cert::parse_for_path("leaf certificate".into(), leaf_der)?;
 
     let first = bundle
         .first()
         .ok_or_else(|| VerifyError::Payload("`cabundle` is empty".into()))?;
+    let root_outside_bundle = first.der != root.der;
     let mut cas: Vec<&Cert<'_>> = Vec::with_capacity(bundle.len() + 1);
-    if first.der != root.der {
-        first.verify_signed_by(&root).map_err(|e| {
-            VerifyError::UntrustedRoot(format!(
-                "cabundle[0] (`{}`) is neither the trusted root (`{}`) nor issued by it ({e})",
-                first.cert.tbs_certificate.subject, root.cert.tbs_certificate.subject
-            ))
-        })?;
+    if root_outside_bundle {
         cas.push(&root);
     }
     cas.extend(bundle.iter());
+    let chain = Chain {
+        cas,
+        leaf: &leaf,
+        root_outside_bundle,
+    };
 
-    for pair in cas.windows(2) {
-        if let [issuer, child] = pair {
-            child.verify_signed_by(issuer)?;
-        }
-    }
-    let last = cas
-        .last()
+    let (anchor, below) = chain
+        .cas
+        .split_first()
         .ok_or_else(|| VerifyError::Payload("`cabundle` is empty".into()))?;
-    leaf.verify_signed_by(last)?;
-
-    let total = cas.len();
-    for (i, ca) in cas.iter().enumerate() {
-        ca.check_validity(now)?;
-        // CAs below this one, before the leaf.
-        ca.check_ca(total - 1 - i)?;
+    if webpki_check(&chain.cas, chain.leaf, now).is_err() {
+        let located = locate(&chain, now);
+        // With the clock far off every certificate is out of its validity, and webpki names
+        // the lowest; the root is named instead (as before), as it is the clearest sign of
+        // a wrong clock. A chain that does not lead to the root is reported as such first.
+        if matches!(located, VerifyError::Validity { .. }) {
+            anchor.check_validity(now)?;
+        }
+        return Err(located);
     }
-    leaf.check_validity(now)?;
-    leaf.check_leaf()?;
+    anchor.check_as_anchor(now, below.len())?;
+    for ca in below {
+        ca.check_ca_usage()?;
+    }
+    leaf.check_leaf_usage()?;
     leaf.p384_key()
+}
+
+/// One webpki run: `leaf` through `cas[1..]` up to `cas[0]` as the only trust anchor.
+fn webpki_check(cas: &[&Cert<'_>], leaf: &Cert<'_>, now: u64) -> Result<(), webpki::Error> {
+    let (anchor, below) = cas.split_first().ok_or(webpki::Error::UnknownIssuer)?;
+    let anchors = [webpki::anchor_from_trusted_cert(&anchor.der)?];
+    let intermediates: Vec<CertificateDer<'_>> = below.iter().map(|c| c.der.clone()).collect();
+    let end_entity = EndEntityCert::try_from(&leaf.der)?;
+    // The path must be the bundle as given: every certificate, in order. A path webpki finds
+    // through fewer of them is not the document's chain; refusing it reads as "issuer not found".
+    let uses_every_certificate = |path: &VerifiedPath<'_>| {
+        let used = path.intermediate_certificates().rev().map(|c| c.der());
+        if used.eq(intermediates.iter().cloned()) {
+            Ok(())
+        } else {
+            Err(webpki::Error::UnknownIssuer)
+        }
+    };
+    end_entity.verify_for_usage(
+        SIGNATURE_ALGORITHMS,
+        &anchors,
+        &intermediates,
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(now)),
+        AnyExtendedKeyUsage,
+        None,
+        Some(&uses_every_certificate),
+    )?;
+    Ok(())
+}
+
+/// Names the certificate a refused chain fails at. webpki reports only the kind of failure,
+/// so run it on the shortest tail (the leaf under the last CA as anchor), then one CA longer
+/// each time: the first tail refused adds exactly one certificate (the leaf, or the CA below
+/// the new anchor), and that is the one to blame, with the new anchor as its issuer.
+fn locate(chain: &Chain<'_, '_>, now: u64) -> VerifyError {
+    for top in (0..chain.cas.len()).rev() {
+        let Some(tail) = chain.cas.get(top..) else {
+            continue;
+        };
+        let Err(error) = webpki_check(tail, chain.leaf, now) else {
+            continue;
+        };
+        let (issuer, child, cas_below) = match tail {
+            [issuer, child, rest @ ..] => (*issuer, *child, rest.len()),
+            [issuer] => (*issuer, chain.leaf, 0),
+            [] => break,
+        };
+        let top_link = top == 0 && chain.root_outside_bundle;
+        return explain(&error, child, issuer, cas_below, top_link, now);
+    }
+    // Every tail passed although the whole chain did not: webpki is deterministic, so this
+    // does not happen; refuse anyway.
+    VerifyError::UntrustedRoot("the chain was refused without a certificate to blame".into())
+}
+
+/// Maps webpki's verdict on `child` (issued by `issuer`) to the error that names them.
+/// `top_link`: `child` is `cabundle[0]` and `issuer` the caller's root outside the bundle.
+fn explain(
+    error: &webpki::Error,
+    child: &Cert<'_>,
+    issuer: &Cert<'_>,
+    cas_below: usize,
+    top_link: bool,
+    now: u64,
+) -> VerifyError {
+    use webpki::Error as E;
+    let untrusted_root = |why: &str| {
+        VerifyError::UntrustedRoot(format!(
+            "cabundle[0] (`{}`) is neither the trusted root (`{}`) nor issued by it ({why})",
+            child.cert.tbs_certificate.subject, issuer.cert.tbs_certificate.subject
+        ))
+    };
+    match error {
+        E::CertExpired { .. } | E::CertNotValidYet { .. } | E::InvalidCertValidity => {
+            child.validity_error(now)
+        }
+        E::UnknownIssuer if top_link => untrusted_root("its issuer is another name"),
+        E::UnknownIssuer => VerifyError::ChainSignature {
+            which: format!(
+                "{} (its issuer `{}` is not the subject `{}`)",
+                child.which, child.cert.tbs_certificate.issuer, issuer.cert.tbs_certificate.subject
+            ),
+            issuer: issuer.which.clone(),
+        },
+        E::InvalidSignatureForPublicKey if top_link => untrusted_root("its signature"),
+        E::InvalidSignatureForPublicKey => VerifyError::ChainSignature {
+            which: child.which.clone(),
+            issuer: issuer.which.clone(),
+        },
+        E::CaUsedAsEndEntity => child.violated("the document signer must not be a CA"),
+        E::EndEntityUsedAsCa => child.not_a_ca_error(),
+        E::PathLenConstraintViolated => child.path_len_error(cas_below),
+        E::UnsupportedCriticalExtension => {
+            child.violated("it has a critical extension the verifier does not support")
+        }
+        E::MaximumPathDepthExceeded => child.violated(
+            "it is beyond the deepest chain the verifier follows (6 CA certificates below the root)",
+        ),
+        E::SignatureAlgorithmMismatch => VerifyError::Certificate {
+            which: child.which.clone(),
+            reason: "the outer and inner signature algorithms differ".into(),
+        },
+        E::UnsupportedSignatureAlgorithmContext(_)
+        | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => VerifyError::Certificate {
+            which: child.which.clone(),
+            reason: format!(
+                "its signature algorithm with the key of {} is not supported (ECDSA P-384/SHA-384 or P-256/SHA-256 only)",
+                issuer.which
+            ),
+        },
+        other => child.malformed(other),
+    }
+}
+
+/// No extended key usage policy: Nitro certificates carry none and the document format
+/// defines none, so (as before webpki) whatever a certificate lists is accepted.
+struct AnyExtendedKeyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
+    fn validate(&self, purposes: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        // Malformed entries are still refused.
+        for purpose in purposes {
+            purpose?;
+        }
+        Ok(())
+    }
 }

@@ -7,9 +7,10 @@
 //! * [`aws_root_der`] is the pinned AWS Nitro Enclaves root G1; [`describe`] prints a summary.
 //!
 //! Crates: `coset` (COSE framing, `Sig_structure`), `ciborium` (CBOR), `x509-cert` + `der`
-//! (X.509), `p384`/`p256` (ECDSA) — all pure Rust and written for untrusted input. The
-//! existing Nitro verifiers were not used: they pin the root or read the system clock, while
-//! the enclave helper and the tests must pass both.
+//! (X.509 fields and the mock's certificates), `rustls-webpki` (the certificate path check,
+//! as in rustls), `p384` (the document's ECDSA signature) — all written for untrusted input.
+//! The existing Nitro verifiers were not used: they pin the root or read the system clock,
+//! while the enclave helper and the tests must pass both.
 
 mod chain;
 mod cose;

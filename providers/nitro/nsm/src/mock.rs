@@ -11,12 +11,16 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use der::Encode;
+use p384::ecdsa::signature::{Keypair, Signer};
 use p384::ecdsa::{DerSignature, SigningKey};
 use rand_core::OsRng;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::spki::{
+    DynSignatureAlgorithmIdentifier, EncodePublicKey, SignatureBitStringEncoding,
+    SubjectPublicKeyInfoOwned,
+};
 use x509_cert::time::{Time, Validity};
 
 use crate::cose;
@@ -127,54 +131,45 @@ impl MockNsm {
             config.module_id
         ))?;
 
-        let root = CertificateBuilder::new(
+        let root_der = issue::<DerSignature, _, _>(
             Profile::Root,
-            serial(1),
+            1,
             ca_validity,
             root_name.clone(),
-            spki(&root_key)?,
             &root_key,
-        )
-        .map_err(mock_err)?
-        .build::<DerSignature>()
-        .map_err(mock_err)?;
-        let intermediate = CertificateBuilder::new(
+            &root_key,
+        )?;
+        let intermediate_der = issue::<DerSignature, _, _>(
             Profile::SubCA {
                 issuer: root_name,
                 path_len_constraint: Some(0),
             },
-            serial(2),
+            2,
             ca_validity,
             intermediate_name.clone(),
-            spki(&intermediate_key)?,
+            &intermediate_key,
             &root_key,
-        )
-        .map_err(mock_err)?
-        .build::<DerSignature>()
-        .map_err(mock_err)?;
-        let leaf = CertificateBuilder::new(
+        )?;
+        let leaf_der = issue::<DerSignature, _, _>(
             Profile::Leaf {
                 issuer: intermediate_name,
                 enable_key_agreement: false,
                 enable_key_encipherment: false,
             },
-            serial(3),
+            3,
             leaf_validity,
             leaf_name,
-            spki(&leaf_key)?,
+            &leaf_key,
             &intermediate_key,
-        )
-        .map_err(mock_err)?
-        .build::<DerSignature>()
-        .map_err(mock_err)?;
+        )?;
 
         Ok(Self {
             module_id: config.module_id,
             pcrs,
             timestamp_ms: config.timestamp_ms,
-            root_der: root.to_der().map_err(mock_err)?,
-            intermediate_der: intermediate.to_der().map_err(mock_err)?,
-            leaf_der: leaf.to_der().map_err(mock_err)?,
+            root_der,
+            intermediate_der,
+            leaf_der,
             leaf_key,
         })
     }
@@ -247,15 +242,42 @@ fn name(s: &str) -> Result<Name, NsmError> {
     Name::from_str(s).map_err(mock_err)
 }
 
-fn serial(n: u8) -> SerialNumber {
-    SerialNumber::from(n)
+/// Issues one certificate: `profile` (which sets the CA or leaf extensions) for `subject` and
+/// the public half of `subject_key`, signed by `issuer_key`. Generic over the key type so that
+/// tests can build chains on other curves; `Sig` is the signature encoding (`DerSignature`).
+pub(crate) fn issue<Sig, K, S>(
+    profile: Profile,
+    serial: u8,
+    validity: Validity,
+    subject: Name,
+    subject_key: &K,
+    issuer_key: &S,
+) -> Result<Vec<u8>, NsmError>
+where
+    K: Keypair,
+    K::VerifyingKey: EncodePublicKey,
+    S: Keypair + DynSignatureAlgorithmIdentifier + Signer<Sig>,
+    S::VerifyingKey: EncodePublicKey,
+    Sig: SignatureBitStringEncoding,
+{
+    let spki =
+        SubjectPublicKeyInfoOwned::from_key(subject_key.verifying_key()).map_err(mock_err)?;
+    CertificateBuilder::new(
+        profile,
+        SerialNumber::from(serial),
+        validity,
+        subject,
+        spki,
+        issuer_key,
+    )
+    .map_err(mock_err)?
+    .build::<Sig>()
+    .map_err(mock_err)?
+    .to_der()
+    .map_err(mock_err)
 }
 
-fn spki(key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, NsmError> {
-    SubjectPublicKeyInfoOwned::from_key(*key.verifying_key()).map_err(mock_err)
-}
-
-fn validity(start: u64, lifetime: u64) -> Result<Validity, NsmError> {
+pub(crate) fn validity(start: u64, lifetime: u64) -> Result<Validity, NsmError> {
     let time = |secs: u64| Time::try_from(UNIX_EPOCH + Duration::from_secs(secs)).map_err(mock_err);
     Ok(Validity {
         not_before: time(start)?,

@@ -723,108 +723,197 @@ fn describe_lists_pcrs_and_digests() {
 }
 
 mod constraints {
-    use std::time::Duration;
+    //! Chain rules through `verify_chain`, on chains built here: which certificate breaks
+    //! which rule, and that P-256 issuers are accepted.
 
-    use der::Encode;
-    use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+    use der::Decode;
+    use p384::ecdsa::{DerSignature, SigningKey};
+    use x509_cert::builder::Profile;
     use x509_cert::name::Name;
-    use x509_cert::serial_number::SerialNumber;
-    use x509_cert::spki::SubjectPublicKeyInfoOwned;
-    use x509_cert::time::Validity;
+    use x509_cert::Certificate;
 
     use super::*;
-    use crate::chain::{verify_chain, Cert};
+    use crate::chain::verify_chain;
+    use crate::mock::{issue, validity};
+
+    fn key() -> SigningKey {
+        SigningKey::random(&mut rand_core::OsRng)
+    }
+
+    fn subject_of(der: &[u8]) -> Name {
+        Certificate::from_der(der).unwrap().tbs_certificate.subject
+    }
+
+    fn leaf_profile(issuer: Name) -> Profile {
+        Profile::Leaf {
+            issuer,
+            enable_key_agreement: false,
+            enable_key_encipherment: false,
+        }
+    }
+
+    fn sub_ca_profile(issuer: Name, path_len_constraint: Option<u8>) -> Profile {
+        Profile::SubCA {
+            issuer,
+            path_len_constraint,
+        }
+    }
+
+    /// A P-384 certificate valid from `T0` for a day, signed with `issuer_key`.
+    fn p384_cert(
+        profile: Profile,
+        subject: &str,
+        key: &SigningKey,
+        issuer_key: &SigningKey,
+    ) -> Vec<u8> {
+        let validity = validity(T0, 24 * 3600).unwrap();
+        issue::<DerSignature, _, _>(
+            profile,
+            9,
+            validity,
+            subject.parse().unwrap(),
+            key,
+            issuer_key,
+        )
+        .unwrap()
+    }
+
+    fn constraint_err(err: &VerifyError, cert: &str, needle: &str) {
+        assert!(
+            matches!(err, VerifyError::Constraint { which, reason } if which == cert && reason.contains(needle)),
+            "expected {cert} to break {needle:?}, got {err:?}"
+        );
+    }
 
     #[test]
-    fn leaf_cannot_act_as_ca_and_ca_cannot_sign_documents() {
+    fn leaf_cannot_act_as_ca() {
         let mock = fixed_mock();
-        let leaf = Cert::parse("leaf", mock.leaf_certificate_der()).unwrap();
-        let err = leaf.check_ca(0).unwrap_err();
-        assert!(
-            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("cA=false")),
-            "{err:?}"
+        let leaf_subject = subject_of(mock.leaf_certificate_der());
+        let below_leaf = p384_cert(
+            leaf_profile(leaf_subject),
+            "CN=below the leaf",
+            &key(),
+            mock.leaf_key(),
         );
-        let root = Cert::parse("root", mock.root_certificate_der()).unwrap();
-        let err = root.check_leaf().unwrap_err();
-        assert!(
-            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("must not be a CA")),
-            "{err:?}"
-        );
-        leaf.check_leaf().unwrap();
-        root.check_ca(5).unwrap();
+        let bundle = [
+            mock.root_certificate_der().to_vec(),
+            mock.intermediate_certificate_der().to_vec(),
+            mock.leaf_certificate_der().to_vec(),
+        ];
+        let err =
+            verify_chain(&below_leaf, &bundle, mock.root_certificate_der(), T0 + 10).unwrap_err();
+        constraint_err(&err, "cabundle[2]", "cA=false");
+    }
+
+    #[test]
+    fn ca_cannot_sign_documents() {
+        let mock = fixed_mock();
+        let root = mock.root_certificate_der();
+        let bundle = [root.to_vec()];
+        for ca in [mock.intermediate_certificate_der(), root] {
+            let err = verify_chain(ca, &bundle, root, T0 + 10).unwrap_err();
+            constraint_err(&err, "leaf certificate", "must not be a CA");
+        }
     }
 
     #[test]
     fn path_length_constraint_is_enforced() {
-        let mock = fixed_mock();
-        // The mock's intermediate allows no CA below it.
-        let intermediate =
-            Cert::parse("intermediate", mock.intermediate_certificate_der()).unwrap();
-        intermediate.check_ca(0).unwrap();
-        let err = intermediate.check_ca(1).unwrap_err();
-        assert!(
-            matches!(&err, VerifyError::Constraint { reason, .. } if reason.contains("path length")),
-            "{err:?}"
+        let (root_key, inter_key, sub_key, leaf_key) = (key(), key(), key(), key());
+        let root = p384_cert(Profile::Root, "CN=root", &root_key, &root_key);
+        // Like the mock's intermediate: no CA may follow it.
+        let inter = p384_cert(
+            sub_ca_profile(subject_of(&root), Some(0)),
+            "CN=inter",
+            &inter_key,
+            &root_key,
+        );
+        let direct_leaf = p384_cert(
+            leaf_profile(subject_of(&inter)),
+            "CN=leaf",
+            &leaf_key,
+            &inter_key,
+        );
+        verify_chain(&direct_leaf, &[root.clone(), inter.clone()], &root, T0 + 10).unwrap();
+
+        let sub = p384_cert(
+            sub_ca_profile(subject_of(&inter), None),
+            "CN=sub",
+            &sub_key,
+            &inter_key,
+        );
+        let leaf = p384_cert(
+            leaf_profile(subject_of(&sub)),
+            "CN=leaf",
+            &leaf_key,
+            &sub_key,
+        );
+        let err = verify_chain(&leaf, &[root.clone(), inter, sub], &root, T0 + 10).unwrap_err();
+        constraint_err(&err, "cabundle[1]", "path length");
+    }
+
+    #[test]
+    fn bundle_is_one_chain_in_order_even_where_a_shorter_path_exists() {
+        // b's root has a's root's name but b's key. A path builder alone would accept
+        // leaf ← a's intermediate ← a's root and skip cabundle[0]; the format says the bundle
+        // is the chain, root first, so a's intermediate must be issued by cabundle[0].
+        let a = fixed_mock();
+        let b = fixed_mock();
+        let bundle = [
+            b.root_certificate_der().to_vec(),
+            a.intermediate_certificate_der().to_vec(),
+        ];
+        let err = verify_chain(
+            a.leaf_certificate_der(),
+            &bundle,
+            a.root_certificate_der(),
+            T0 + 10,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            VerifyError::ChainSignature {
+                which: "cabundle[1]".into(),
+                issuer: "cabundle[0]".into()
+            }
         );
     }
 
     #[test]
     fn p256_sha256_issuers_are_accepted() {
-        let now = SystemTime::now();
-        let validity = Validity::from_now(Duration::from_secs(3600)).unwrap();
+        let validity = validity(T0, 3600).unwrap();
         let root_key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let inter_key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-        let leaf_key = p384::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+        let inter_key = key();
+        let leaf_key = key();
         let root_name: Name = "CN=p256 root".parse().unwrap();
         let inter_name: Name = "CN=p384 intermediate".parse().unwrap();
-        let root = CertificateBuilder::new(
+        let root = issue::<p256::ecdsa::DerSignature, _, _>(
             Profile::Root,
-            SerialNumber::from(1u8),
+            1,
             validity,
             root_name.clone(),
-            SubjectPublicKeyInfoOwned::from_key(*root_key.verifying_key()).unwrap(),
+            &root_key,
             &root_key,
         )
-        .unwrap()
-        .build::<p256::ecdsa::DerSignature>()
-        .unwrap()
-        .to_der()
         .unwrap();
-        let inter = CertificateBuilder::new(
-            Profile::SubCA {
-                issuer: root_name,
-                path_len_constraint: None,
-            },
-            SerialNumber::from(2u8),
+        let inter = issue::<p256::ecdsa::DerSignature, _, _>(
+            sub_ca_profile(root_name, None),
+            2,
             validity,
             inter_name.clone(),
-            SubjectPublicKeyInfoOwned::from_key(*inter_key.verifying_key()).unwrap(),
+            &inter_key,
             &root_key,
         )
-        .unwrap()
-        .build::<p256::ecdsa::DerSignature>()
-        .unwrap()
-        .to_der()
         .unwrap();
-        let leaf = CertificateBuilder::new(
-            Profile::Leaf {
-                issuer: inter_name,
-                enable_key_agreement: false,
-                enable_key_encipherment: false,
-            },
-            SerialNumber::from(3u8),
+        let leaf = issue::<DerSignature, _, _>(
+            leaf_profile(inter_name),
+            3,
             validity,
             "CN=leaf".parse().unwrap(),
-            SubjectPublicKeyInfoOwned::from_key(*leaf_key.verifying_key()).unwrap(),
+            &leaf_key,
             &inter_key,
         )
-        .unwrap()
-        .build::<p384::ecdsa::DerSignature>()
-        .unwrap()
-        .to_der()
         .unwrap();
-        let t = now.duration_since(UNIX_EPOCH).unwrap().as_secs() + 10;
-        let key = verify_chain(&leaf, &[root.clone(), inter], &root, t).unwrap();
+        let key = verify_chain(&leaf, &[root.clone(), inter], &root, T0 + 10).unwrap();
         assert_eq!(key, *leaf_key.verifying_key());
     }
 }
