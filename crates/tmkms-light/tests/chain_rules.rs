@@ -93,7 +93,10 @@ fn sign_v038(chain: &ChainSigner<SigningKey>, v: &Vote) -> Response {
 }
 
 /// The signed vote, or a panic naming the vote and the answer instead.
-#[allow(clippy::panic, reason = "fails the calling test, like the unwraps above")]
+#[allow(
+    clippy::panic,
+    reason = "fails the calling test, like the unwraps above"
+)]
 fn signed_vote(
     chain: &ChainSigner<SigningKey>,
     dialect: Dialect,

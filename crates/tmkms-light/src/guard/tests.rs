@@ -75,6 +75,22 @@ fn check_proposal(last: &SignState, p: &Proposal) -> Result<Verdict, Refusal> {
     )
 }
 
+#[track_caller]
+fn assert_conflict(result: Result<Verdict, Refusal>) {
+    assert!(
+        matches!(result, Err(Refusal::Conflict { .. })),
+        "{result:?}"
+    );
+}
+
+#[track_caller]
+fn assert_regression(result: Result<Verdict, Refusal>) {
+    assert!(
+        matches!(result, Err(Refusal::Regression { .. })),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn signs_anything_above_a_fresh_state() {
     let fresh = SignState::default();
@@ -107,16 +123,10 @@ fn rejects_regressions_in_height_round_and_step() {
         vote(VoteKind::Prevote, 4, 9, block(1), 1),
         vote(VoteKind::Precommit, 5, 0, block(1), 1),
     ] {
-        assert!(
-            matches!(check_vote(&last, &v), Err(Refusal::Regression { .. })),
-            "{v:?}"
-        );
+        assert_regression(check_vote(&last, &v));
     }
     // A proposal is the lowest step of a round.
-    assert!(matches!(
-        check_proposal(&last, &proposal(5, 1, block(1), 1)),
-        Err(Refusal::Regression { .. })
-    ));
+    assert_regression(check_proposal(&last, &proposal(5, 1, block(1), 1)));
 }
 
 #[test]
@@ -153,10 +163,7 @@ fn rejects_conflicting_vote_at_same_position() {
         vote(VoteKind::Precommit, 3, 0, block(2), 100),
         vote(VoteKind::Precommit, 3, 0, None, 100),
     ] {
-        assert!(matches!(
-            check_vote(&last, &v),
-            Err(Refusal::Conflict { .. })
-        ));
+        assert_conflict(check_vote(&last, &v));
     }
     let mut other_validator = vote(VoteKind::Precommit, 3, 0, block(1), 100);
     other_validator.validator_index = 3;
@@ -187,16 +194,10 @@ fn signs_proposal_differing_only_in_timestamp_afresh() {
 #[test]
 fn rejects_conflicting_proposal() {
     let last = state_after_proposal(&proposal(8, 2, block(1), 100));
-    assert!(matches!(
-        check_proposal(&last, &proposal(8, 2, block(2), 100)),
-        Err(Refusal::Conflict { .. })
-    ));
+    assert_conflict(check_proposal(&last, &proposal(8, 2, block(2), 100)));
     let mut pol = proposal(8, 2, block(1), 100);
     pol.pol_round = Some(Round::from(1u16));
-    assert!(matches!(
-        check_proposal(&last, &pol),
-        Err(Refusal::Conflict { .. })
-    ));
+    assert_conflict(check_proposal(&last, &pol));
 }
 
 #[test]
@@ -207,10 +208,7 @@ fn rejects_same_position_when_stored_sign_bytes_are_unknown() {
         sign_bytes: Vec::new(),
         signature: None,
     };
-    assert!(matches!(
-        check_vote(&imported, &v),
-        Err(Refusal::Conflict { .. })
-    ));
+    assert_conflict(check_vote(&imported, &v));
 }
 
 #[test]
@@ -239,9 +237,9 @@ fn state_at_height_allows_every_step_of_that_height() {
         check_proposal(&last, &proposal(7, 0, block(1), 1)),
         Ok(Verdict::SignNew)
     );
-    assert!(matches!(
-        check_vote(&last, &vote(VoteKind::Prevote, 6, 0, block(1), 1)),
-        Err(Refusal::Regression { .. })
+    assert_regression(check_vote(
+        &last,
+        &vote(VoteKind::Prevote, 6, 0, block(1), 1),
     ));
 }
 
