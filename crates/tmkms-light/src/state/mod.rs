@@ -12,6 +12,7 @@ pub mod file;
 pub mod import;
 pub mod record;
 pub mod remote;
+pub mod wire;
 
 use thiserror::Error;
 

@@ -7,6 +7,7 @@ use rsa::RsaPrivateKey;
 use thiserror::Error;
 use tmkms_light::enclave::{initial_state_records, BoundPolicy};
 use tmkms_light::keys::{ConsensusKey, IdentityKey, SEED_LEN};
+use tmkms_light::state::wire::pair_to_wire;
 use tmkms_light::types::{ChainId, SignState};
 use tmkms_nitro_kms::{open_enveloped_data, CmsError, KmsClient, KmsError, KmsErrorKind};
 use tmkms_nitro_nsm::{AttestationRequest, Nsm, NsmError};
@@ -170,14 +171,13 @@ pub fn init(nsm: &dyn Nsm, access: &KmsAccess, policy: &BoundPolicy) -> Result<R
     )?;
     let attestation_document =
         nsm.attestation(&AttestationRequest::new().with_user_data(user_data))?;
-    let [slot0, slot1] = &state_records;
     Ok(Response::Initialized {
         encrypted_consensus_key,
         encrypted_identity_key,
         consensus_public_key: public_key.to_vec(),
         identity_public_key: identity.public_key().as_bytes().to_vec(),
         attestation_document,
-        state_records: [slot0.into(), slot1.into()],
+        state_records: pair_to_wire(&state_records),
     })
 }
 

@@ -15,6 +15,7 @@ use tmkms_light::enclave::{
 };
 use tmkms_light::link::{recv_json, send_json};
 use tmkms_light::state::import::{parse_state_json, ImportFormat};
+use tmkms_light::state::wire::slots_from_wire;
 use tmkms_nitro_enclave::host::{HelperDialer, HelperHost};
 use tmkms_nitro_enclave::keys;
 use tmkms_nitro_enclave::protocol::{
@@ -252,6 +253,8 @@ fn run(args: &Args) -> Result<(), String> {
                     state_link,
                     dialer: Arc::new(HelperDialer::new(host)),
                     clock: Some(std::time::Instant::now),
+                    // The helper serves no metrics for Nitro yet.
+                    observer: Arc::new(tmkms_light::observe::Unobserved),
                 };
                 return run_signer(parts, Arc::new(AtomicBool::new(false))).map_err(|e| match e {
                     // Without the state stream no signature can be made
@@ -281,15 +284,10 @@ fn import_state(
     let requested = parse_state_json(state, ImportFormat::CometBft)
         .map_err(|e| format!("the state to import: {e}"))?;
     let current = current_slots
-        .map(|slots| {
-            let [a, b] = slots;
-            let one = |slot: Option<WireSlot>| slot.map(|s| s.record()).transpose();
-            Ok::<_, String>([
-                one(a).map_err(|e| e.to_string())?,
-                one(b).map_err(|e| e.to_string())?,
-            ])
-        })
-        .transpose()?;
+        .as_ref()
+        .map(slots_from_wire)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let (key, _) = keys::decrypt_keys(nsm, kms, policy, encrypted_consensus_key, None)
         .map_err(|e| format!("cannot decrypt the consensus key: {e}"))?;
     let imported = import_state_records(

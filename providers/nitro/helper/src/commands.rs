@@ -15,6 +15,7 @@ use tmkms_light::keys::{write_secret_file, PublicKey, WriteMode};
 use tmkms_light::link::{recv_json, send_json};
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::to_cometbft_json;
+use tmkms_light::state::wire::{pair_from_wire, slots_to_wire};
 use tmkms_light::state::StateError;
 use tmkms_light_cli::{
     open_existing_state, read_capped, write_config_if_missing, ConfigArg, InitChainArgs,
@@ -25,8 +26,8 @@ use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
 use tmkms_nitro_host::proxy::{run_proxy, serve_proxy, ProxyConfig};
 use tmkms_nitro_host::supervise::{install_signal_handlers, Supervisor};
 use tmkms_nitro_protocol::messages::{
-    parse_init_user_data, KmsAccess, Request, Response, UserDataError, WireSlot,
-    MAX_CONTROL_MESSAGE, UNBOUND_POLICY_DIGEST,
+    parse_init_user_data, KmsAccess, Request, Response, UserDataError, MAX_CONTROL_MESSAGE,
+    UNBOUND_POLICY_DIGEST,
 };
 use tmkms_nitro_transport::{Endpoint, Stream};
 use tracing::{info, warn};
@@ -241,11 +242,7 @@ pub fn init(args: InitArgs) -> Result<()> {
     let shown = public_key
         .format(args.pubkey.pubkey_format, args.pubkey.hrp())
         .with_context(|| format!("-b {:?}", args.pubkey.hrp()))?;
-    let [slot0, slot1] = &state_records;
-    let records = [
-        slot0.record().context("the enclave's first state record")?,
-        slot1.record().context("the enclave's first state record")?,
-    ];
+    let records = pair_from_wire(&state_records).context("the enclave's first state record")?;
     write_secret_file(
         &settings.encrypted_consensus_key_path,
         &encrypted_consensus_key,
@@ -416,11 +413,9 @@ pub fn state_import(args: StateImportArgs) -> Result<()> {
         ),
         Err(e) => return Err(e.into()),
     };
-    let current_slots = store.as_ref().map(|store| {
-        store
-            .raw_slots()
-            .map(|slot| slot.as_ref().map(WireSlot::from))
-    });
+    let current_slots = store
+        .as_ref()
+        .map(|store| slots_to_wire(&store.raw_slots()));
     let request = Request::ImportState {
         kms: kms_access(&settings)?,
         policy: BoundPolicy::from_config(&config),

@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use tmkms_light::config::Address;
-use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
-use tmkms_light::state::record::SLOT_LEN;
+use tmkms_light::enclave::{BoundPolicy, EnclaveSettings};
 use tmkms_nitro_kms::Credentials;
 use tmkms_nitro_transport::Endpoint;
 
@@ -43,69 +42,8 @@ pub struct KmsAccess {
     pub credentials: Credentials,
 }
 
-/// One 512-byte state record (base64 on the wire).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WireSlot(#[serde(with = "tmkms_light::link::b64")] pub Vec<u8>);
-
-impl std::fmt::Debug for WireSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WireSlot({} bytes)", self.0.len())
-    }
-}
-
-impl From<&[u8; SLOT_LEN]> for WireSlot {
-    fn from(record: &[u8; SLOT_LEN]) -> Self {
-        Self(record.to_vec())
-    }
-}
-
-impl WireSlot {
-    /// The record, if it has the record length.
-    pub fn record(&self) -> Result<[u8; SLOT_LEN], ProtocolError> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| ProtocolError::SlotLength(self.0.len()))
-    }
-}
-
-/// A message that parsed as JSON but does not hold what it must.
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("a state record of {0} bytes, expected {SLOT_LEN}")]
-    SlotLength(usize),
-}
-
-/// The records `state import` produced, for the helper to write.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum WireRecords {
-    /// A new state file: slot 0, slot 1.
-    Create([WireSlot; 2]),
-    /// The next record of the existing file.
-    Append(WireSlot),
-}
-
-impl From<&ImportedRecords> for WireRecords {
-    fn from(records: &ImportedRecords) -> Self {
-        match records {
-            ImportedRecords::Create([a, b]) => WireRecords::Create([a.into(), b.into()]),
-            ImportedRecords::Append(record) => WireRecords::Append(record.into()),
-        }
-    }
-}
-
-impl TryFrom<&WireRecords> for ImportedRecords {
-    type Error = ProtocolError;
-
-    fn try_from(records: &WireRecords) -> Result<Self, ProtocolError> {
-        Ok(match records {
-            WireRecords::Create([a, b]) => ImportedRecords::Create([a.record()?, b.record()?]),
-            WireRecords::Append(record) => ImportedRecords::Append(record.record()?),
-        })
-    }
-}
+/// The state records on the control connection (the same types as SGX's).
+pub use tmkms_light::state::wire::{WireError, WireRecords, WireSlot};
 
 /// What the helper asks of the enclave.
 #[derive(Debug, Clone, Serialize, Deserialize)]

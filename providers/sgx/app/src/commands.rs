@@ -14,7 +14,7 @@ use tmkms_light::enclave::{
 };
 use tmkms_light::keys::{ConsensusKey, IdentityKey};
 use tmkms_light::state::import::{parse_state_json, ImportFormat};
-use tmkms_light::state::record::SLOT_LEN;
+use tmkms_light::state::wire::{pair_to_wire, slots_from_wire};
 use tmkms_light::types::{ChainId, SignState};
 use tmkms_light_sgx_seal::sgx_isa::Targetinfo;
 use tmkms_light_sgx_seal::{
@@ -24,7 +24,7 @@ use tmkms_light_sgx_seal::{
 use zeroize::Zeroizing;
 
 use crate::protocol::{
-    KeySet, ProtocolError, Request, Response, StateRecords, StateSlot, WrappedBackupKey,
+    KeySet, Request, Response, WireError, WireRecords, WireSlot, WrappedBackupKey,
 };
 
 #[derive(Debug, Error)]
@@ -58,7 +58,7 @@ pub enum AppError {
     #[error("state import: the state JSON is not valid: {0}")]
     StateJson(String),
     #[error("state import: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(#[from] WireError),
     #[error("{0}")]
     Request(String),
 }
@@ -172,11 +172,6 @@ fn describe(policy: &BoundPolicy) -> String {
     )
 }
 
-fn slots(records: &[[u8; SLOT_LEN]; 2]) -> [StateSlot; 2] {
-    let [a, b] = records;
-    [StateSlot::from(a), StateSlot::from(b)]
-}
-
 fn generate(
     hw: &dyn SgxHardware,
     backup: Option<&WrappedBackupKey>,
@@ -194,7 +189,7 @@ fn generate(
         ),
         consensus_public_key: Some(consensus.public_key().as_bytes().to_vec()),
         identity_public_key: Some(identity.public_key().as_bytes().to_vec()),
-        initial_state: Some(slots(&initial)),
+        initial_state: Some(pair_to_wire(&initial)),
         ..KeySet::default()
     };
     if let Some(backup) = backup {
@@ -278,22 +273,14 @@ fn import_state(
     hw: &dyn SgxHardware,
     sealed_consensus_key: &[u8],
     policy: &BoundPolicy,
-    current_slots: Option<&[Option<StateSlot>; 2]>,
+    current_slots: Option<&[Option<WireSlot>; 2]>,
     state: &str,
     allow_regression: bool,
 ) -> Result<Response, AppError> {
     // The policy is authenticated by the unsealing: its chain id keys the
     // record tags the enclave checks at start.
     let seed = unseal_consensus(hw, sealed_consensus_key, policy)?;
-    let current = current_slots
-        .map(|slots| -> Result<_, ProtocolError> {
-            let [a, b] = slots;
-            Ok([
-                a.as_ref().map(StateSlot::record).transpose()?,
-                b.as_ref().map(StateSlot::record).transpose()?,
-            ])
-        })
-        .transpose()?;
+    let current = current_slots.map(slots_from_wire).transpose()?;
     let requested = parse_state_json(state, ImportFormat::CometBft)
         .map_err(|e| AppError::StateJson(e.to_string()))?;
     let imported = import_state_records(
@@ -305,7 +292,7 @@ fn import_state(
     )?;
     Ok(Response::StateImported {
         previous: imported.previous.map(|p| p.to_string()),
-        records: StateRecords::from(&imported.records),
+        records: WireRecords::from(&imported.records),
     })
 }
 

@@ -17,13 +17,15 @@
 //! the enclave derives the policy from them itself.
 
 use serde::{Deserialize, Serialize};
-use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
-use tmkms_light::state::record::SLOT_LEN;
+use tmkms_light::enclave::{BoundPolicy, EnclaveSettings};
 
 /// The control stream: one request, one response.
 pub const STREAM_INIT: &str = "init";
 /// The write-ahead state stream.
 pub const STREAM_STATE: &str = "state";
+/// What the enclave signed and refused, one JSON event per line
+/// ([`tmkms_light::observe::Event`]), for the runner's metrics.
+pub const STREAM_EVENTS: &str = "events";
 /// Prefix of a node stream name; the rest is the socket path.
 pub const STREAM_NODE_PREFIX: &str = "node:";
 
@@ -56,69 +58,8 @@ pub const MAX_VALIDATOR_CONNECTIONS: usize = 2;
 /// this.
 pub const ENCLAVE_THREADS_USED: usize = 2 + MAX_VALIDATOR_CONNECTIONS;
 
-/// One 512-byte state record, base64 on the wire (checked on use).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StateSlot(#[serde(with = "tmkms_light::link::b64")] pub Vec<u8>);
-
-impl std::fmt::Debug for StateSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StateSlot({} bytes)", self.0.len())
-    }
-}
-
-impl From<&[u8; SLOT_LEN]> for StateSlot {
-    fn from(record: &[u8; SLOT_LEN]) -> Self {
-        Self(record.to_vec())
-    }
-}
-
-/// A message that parsed as JSON but does not hold what it must.
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("a state record of {0} bytes, expected {SLOT_LEN}")]
-    SlotLength(usize),
-}
-
-impl StateSlot {
-    /// The record, if it has the record length.
-    pub fn record(&self) -> Result<[u8; SLOT_LEN], ProtocolError> {
-        self.0
-            .as_slice()
-            .try_into()
-            .map_err(|_| ProtocolError::SlotLength(self.0.len()))
-    }
-}
-
-/// Records for the runner to write into the state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum StateRecords {
-    /// A new state file: slot 0, slot 1.
-    Create([StateSlot; 2]),
-    /// The next record of the existing file.
-    Append(StateSlot),
-}
-
-impl From<&ImportedRecords> for StateRecords {
-    fn from(records: &ImportedRecords) -> Self {
-        match records {
-            ImportedRecords::Create([a, b]) => Self::Create([a.into(), b.into()]),
-            ImportedRecords::Append(record) => Self::Append(record.into()),
-        }
-    }
-}
-
-impl TryFrom<&StateRecords> for ImportedRecords {
-    type Error = ProtocolError;
-
-    fn try_from(records: &StateRecords) -> Result<Self, ProtocolError> {
-        Ok(match records {
-            StateRecords::Create([a, b]) => Self::Create([a.record()?, b.record()?]),
-            StateRecords::Append(record) => Self::Append(record.record()?),
-        })
-    }
-}
+/// The state records on the `init` stream (the same types as Nitro's).
+pub use tmkms_light::state::wire::{WireError, WireRecords, WireSlot};
 
 /// A cloud backup key delivered to the enclave: the sealed RSA wrap key
 /// `cloud-wrap` made, and the KMS's RSA_AES_KEY_WRAP payload for it.
@@ -179,7 +120,7 @@ pub enum Request {
         #[serde(with = "tmkms_light::link::b64")]
         sealed_consensus_key: Vec<u8>,
         policy: BoundPolicy,
-        current_slots: Option<[Option<StateSlot>; 2]>,
+        current_slots: Option<[Option<WireSlot>; 2]>,
         state: String,
         allow_regression: bool,
     },
@@ -213,7 +154,7 @@ pub struct KeySet {
     /// `Generate`: the two tagged records of the new state file (slot 0,
     /// slot 1).
     #[serde(default)]
-    pub initial_state: Option<[StateSlot; 2]>,
+    pub initial_state: Option<[WireSlot; 2]>,
 }
 
 /// The enclave's answer.
@@ -235,7 +176,7 @@ pub enum Response {
     /// before (`None`: a new file).
     StateImported {
         previous: Option<String>,
-        records: StateRecords,
+        records: WireRecords,
     },
     /// `Start` accepted: keys unsealed; the state is verified next.
     Started {
@@ -250,6 +191,7 @@ pub enum Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tmkms_light::state::record::SLOT_LEN;
 
     fn policy() -> BoundPolicy {
         BoundPolicy {
@@ -276,24 +218,13 @@ mod tests {
         let import = Request::ImportState {
             sealed_consensus_key: vec![7; 40],
             policy: policy(),
-            current_slots: Some([Some(StateSlot(vec![1; SLOT_LEN])), None]),
+            current_slots: Some([Some(WireSlot(vec![1; SLOT_LEN])), None]),
             state: r#"{"height":"5","round":0,"step":1}"#.into(),
             allow_regression: false,
         };
         let json = serde_json::to_string(&import).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), import);
         assert!(serde_json::from_str::<Request>(r#"{"generate":{"backup":null,"x":1}}"#).is_err());
-    }
-
-    #[test]
-    fn state_records_check_the_record_length() {
-        let good = StateRecords::Append(StateSlot(vec![0; SLOT_LEN]));
-        assert!(ImportedRecords::try_from(&good).is_ok());
-        let short = StateRecords::Create([StateSlot(vec![0; SLOT_LEN]), StateSlot(vec![0; 511])]);
-        let err = ImportedRecords::try_from(&short).unwrap_err();
-        assert!(err.to_string().contains("511 bytes, expected 512"), "{err}");
-        let back = StateRecords::from(&ImportedRecords::Append([3; SLOT_LEN]));
-        assert_eq!(back, StateRecords::Append(StateSlot(vec![3; SLOT_LEN])));
     }
 
     #[test]

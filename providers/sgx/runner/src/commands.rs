@@ -19,12 +19,13 @@ use tmkms_light::enclave::{BoundPolicy, EnclaveSettings, ImportedRecords};
 use tmkms_light::keys::{write_secret_file, PubkeyFormat, PublicKey, WriteMode};
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::import::to_cometbft_json;
+use tmkms_light::state::wire::{pair_from_wire, slots_to_wire};
 use tmkms_light_cli::{
     open_existing_state, parent_dir, read_capped, write_config_if_missing, ConfigArg,
     InitChainArgs, PubkeyOutputArgs, StateImportArgs,
 };
 use tmkms_light_sgx_protocol::{
-    KeySet, Request, Response, StateSlot, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
+    KeySet, Request, Response, WrappedBackupKey, MAX_VALIDATOR_CONNECTIONS,
 };
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -275,14 +276,11 @@ pub fn init(args: InitArgs) -> Result<()> {
         args.pubkey.pubkey_format,
         args.pubkey.hrp(),
     )?;
-    let [slot0, slot1] = keys
+    let initial = keys
         .initial_state
         .as_ref()
         .context("the enclave returned no initial state records")?;
-    let records = [
-        slot0.record().context("initial state record")?,
-        slot1.record().context("initial state record")?,
-    ];
+    let records = pair_from_wire(initial).context("initial state record")?;
     store_keys(&config, &keys, false)?;
     write_policy(&config, &policy)?;
     if let Some((_, dir)) = &backup {
@@ -656,11 +654,13 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("installing the signal handler")?;
     }
+    let metrics = tmkms_light_metrics::serve_config(&config, "sgx")?;
     let mut enclave = Enclave::launch(
         &settings,
         Plumbing {
             state: Some(store),
             node_sockets,
+            metrics,
         },
     )?;
     let response = enclave.request(&Request::Start {
@@ -709,11 +709,9 @@ pub fn state_import(args: StateImportArgs) -> Result<()> {
     let requested = tmkms_light_cli::read_state_json(&args.source, args.format)?;
     let sealed_consensus_key = read_blob(&config.consensus_key_path, "sealed consensus key")?;
     let store = open_existing_state(&config.state_file_path).context("state import reads the current state file first; stop the signer before importing, and move a corrupt file aside")?;
-    let current_slots = store.as_ref().map(|store| {
-        store
-            .raw_slots()
-            .map(|slot| slot.as_ref().map(StateSlot::from))
-    });
+    let current_slots = store
+        .as_ref()
+        .map(|store| slots_to_wire(&store.raw_slots()));
     if settings.mode == Mode::Simulation {
         ensure_sim_cpu_secret(&settings.sim_cpu_secret_path)?;
     }
