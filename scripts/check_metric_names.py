@@ -24,6 +24,9 @@ Usage (from anywhere; paths default to the repository's deploy/ files):
   scripts/check_metric_names.py [--metrics FILE] [--dashboard FILE]...
                                 [--rules FILE]... [--rules-test FILE]...
   scripts/check_metric_names.py --self-test
+  scripts/check_metric_names.py --export-dashboard-rules FILE [--dashboard FILE]...
+      (the dashboards' queries as recording rules, for `promtool check rules`
+      to parse them with Prometheus's own parser)
 Exit status 0 when everything is known, 1 with one line per problem (file,
 panel or alert, and the unknown name) otherwise. Python 3 standard library
 only.
@@ -251,6 +254,8 @@ def check_expression(expr, contract, extra_labels=()):
     extra_labels: labels used around the expression (a Grafana legend, an
     alert's annotations) that must come from the metrics it names.
     """
+    if not expr.strip():
+        return ["empty query"]
     try:
         found = parse(expr)
     except CheckError as error:
@@ -293,14 +298,50 @@ def walk_panels(panels):
         yield from walk_panels(panel.get("panels"))
 
 
+def load_dashboard(path):
+    """The dashboard's JSON, or None with the problem."""
+    try:
+        return json.loads(Path(path).read_text()), None
+    except ValueError as error:
+        return None, f"{path}: not JSON: {error}"
+
+
+def dashboard_queries(where, dashboard):
+    """(place, PromQL, labels used around it) of every query of a dashboard:
+    panel targets (with the labels of their legend), templating variable
+    queries (label_values(expr, label) gives expr and label) and annotation
+    queries."""
+    for panel in walk_panels(dashboard.get("panels")):
+        if panel.get("type") == "row":
+            continue
+        label = f'{where}: panel "{panel.get("title", "?")}" (id {panel.get("id")})'
+        for target in panel.get("targets") or []:
+            legend = LEGEND_LABEL_RE.findall(target.get("legendFormat", ""))
+            yield f'{label}, query {target.get("refId", "?")}', target.get("expr", ""), legend
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        query = variable.get("query")
+        if isinstance(query, dict):
+            query = query.get("query", "")
+        place = f'{where}: variable "{variable.get("name")}"'
+        match = LABEL_VALUES_RE.match(query or "")
+        if match:
+            yield place, match.group("expr") or "", [match.group("label")]
+        else:
+            yield place, query or "", []
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            yield f'{where}: annotation "{annotation.get("name")}"', annotation["expr"], []
+
+
 def check_dashboard(path, contract):
     """Problems of one dashboard JSON: its queries and the shape the README
     promises (a ${DS_PROMETHEUS} datasource variable used by every panel)."""
     where = str(path)
-    try:
-        dashboard = json.loads(Path(path).read_text())
-    except ValueError as error:
-        return [f"{where}: not JSON: {error}"]
+    dashboard, problem = load_dashboard(path)
+    if problem:
+        return [problem]
     problems = []
     if not isinstance(dashboard.get("schemaVersion"), int):
         problems.append(f"{where}: no schemaVersion")
@@ -321,35 +362,35 @@ def check_dashboard(path, contract):
         if not targets:
             problems.append(f"{label}: no query")
         for target in targets:
-            ref = target.get("refId", "?")
             if target.get("datasource", DATASOURCE) != DATASOURCE:
-                problems.append(f"{label}, query {ref}: datasource is not {DATASOURCE}")
-            legend = LEGEND_LABEL_RE.findall(target.get("legendFormat", ""))
-            for problem in check_expression(target.get("expr", ""), contract, legend):
-                problems.append(f"{label}, query {ref}: {problem}")
-    for variable in variables:
-        if variable.get("type") != "query":
-            continue
-        query = variable.get("query")
-        if isinstance(query, dict):
-            query = query.get("query", "")
-        for problem in check_variable_query(query or "", contract):
-            problems.append(f'{where}: variable "{variable.get("name")}": {problem}')
-    for annotation in dashboard.get("annotations", {}).get("list", []):
-        if annotation.get("expr"):
-            for problem in check_expression(annotation["expr"], contract):
-                problems.append(f'{where}: annotation "{annotation.get("name")}": {problem}')
+                problems.append(f'{label}, query {target.get("refId", "?")}: datasource is not {DATASOURCE}')
+    for place, expr, around in dashboard_queries(where, dashboard):
+        for problem in check_expression(expr, contract, around):
+            problems.append(f"{place}: {problem}")
     return problems
 
 
-def check_variable_query(query, contract):
-    """A Grafana variable query: label_values(expr, label) or plain PromQL."""
-    match = LABEL_VALUES_RE.match(query)
-    if not match:
-        return check_expression(query, contract)
-    if not match.group("expr"):
-        return [f"label_values({match.group('label')}) names no metric"]
-    return check_expression(match.group("expr"), contract, [match.group("label")])
+GRAFANA_INTERVAL_RE = re.compile(r"\$\{?__(?:rate_interval|interval|range)\}?")
+GRAFANA_VARIABLE_RE = re.compile(r"\$\{[^}]*\}|\$\w+|\[\[\w+\]\]")
+
+
+def export_dashboard_rules(dashboards, out):
+    """Writes every dashboard query as a recording rule (JSON, which is YAML)
+    so that `promtool check rules` parses it with Prometheus's own parser.
+    Grafana's interval macros become 1m and other variables `.*` (the
+    dashboards use them only inside regex matchers)."""
+    rules = []
+    for path in dashboards:
+        dashboard, problem = load_dashboard(path)
+        if problem:
+            raise SystemExit(problem)
+        for place, expr, _ in dashboard_queries(str(path), dashboard):
+            promql = GRAFANA_VARIABLE_RE.sub(".*", GRAFANA_INTERVAL_RE.sub("1m", expr))
+            # The record name is what promtool prints on a parse error.
+            name = re.sub(r"[^A-Za-z0-9_]+", "_", place.split(": ", 1)[-1]).strip("_")
+            rules.append({"record": f"dashboard:{name}", "expr": promql})
+    Path(out).write_text(json.dumps({"groups": [{"name": "dashboard-queries", "rules": rules}]}, indent=1))
+    return len(rules)
 
 
 # --- Prometheus rule and rule test files -------------------------------------------
@@ -560,9 +601,15 @@ def main():
     parser.add_argument("--rules", action="append", help="Prometheus rule file (default: deploy/prometheus/*.rules.yml)")
     parser.add_argument("--rules-test", action="append", help="promtool test file (default: deploy/prometheus/*.rules.test.yml)")
     parser.add_argument("--self-test", action="store_true", help="check this checker on built-in good and bad inputs")
+    parser.add_argument("--export-dashboard-rules", metavar="FILE",
+                        help="write the dashboards' queries as a rule file for `promtool check rules`")
     args = parser.parse_args()
     if args.self_test:
         return self_test()
+    if args.export_dashboard_rules:
+        count = export_dashboard_rules(args.dashboard or DEFAULT_DASHBOARDS, args.export_dashboard_rules)
+        print(f"check_metric_names: {count} dashboard queries written to {args.export_dashboard_rules}")
+        return 0
     explicit = args.dashboard or args.rules or args.rules_test
     dashboards = args.dashboard or ([] if explicit else DEFAULT_DASHBOARDS)
     rules = args.rules or ([] if explicit else DEFAULT_RULES)

@@ -6,7 +6,8 @@
 #    quiet on another) and `promtool check config` of the example config;
 # 2. the metric names: the dashboard, the rules and the rule tests name only
 #    metrics of deploy/metrics.txt (scripts/check_metric_names.py), and a
-#    copy with one misspelt name fails, naming the panel or alert;
+#    copy with one misspelt name fails, naming the panel or alert; the
+#    dashboard's queries parse with promtool;
 # 3. the systemd units: the required directives, an ExecStart that names a
 #    real binary and subcommand (run with --help when the binaries are
 #    built), and `systemd-analyze verify` / `security` when they work here.
@@ -35,6 +36,10 @@ promtool check config deploy/prometheus/prometheus.example.yml
 step "metric names of the dashboard and the rules (deploy/metrics.txt)"
 python3 scripts/check_metric_names.py --self-test
 python3 scripts/check_metric_names.py
+# The dashboard's queries, parsed by Prometheus's own parser (as recording
+# rules, which promtool checks).
+python3 scripts/check_metric_names.py --export-dashboard-rules "$scratch/dashboard-queries.rules.json" --dashboard "$dashboard"
+promtool check rules "$scratch/dashboard-queries.rules.json"
 
 # A copy with a misspelt metric must fail, and say where.
 expect_unknown() { # <what> <expected message> <checker args...>
