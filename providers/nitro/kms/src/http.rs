@@ -386,72 +386,84 @@ mod tests {
         assert_eq!(r.status, 204);
     }
 
+    /// One response the parser must refuse, and the error it must give.
+    type Refusal<'a> = (&'a [u8], usize, fn(&HttpError) -> bool);
+
+    fn assert_refused(cases: &[Refusal<'_>]) {
+        for (raw, limit, expected) in cases {
+            let result = parse(raw, *limit);
+            assert!(
+                matches!(&result, Err(e) if expected(e)),
+                "{:?} (limit {limit}): {result:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
     #[test]
     fn rejects_oversize_bodies() {
-        assert!(matches!(
-            parse(
+        assert_refused(&[
+            (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
-                10
+                10,
+                |e| matches!(e, HttpError::BodyTooLarge { limit: 10 }),
             ),
-            Err(HttpError::BodyTooLarge { limit: 10 })
-        ));
-        assert!(matches!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", 10), Err(HttpError::BodyTooLarge { .. })));
-        assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\n\r\nhello world", 10),
-            Err(HttpError::BodyTooLarge { .. })
-        ));
-        // A huge declared length is refused before any allocation.
-        assert!(matches!(
-            parse(
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n",
+                10,
+                |e| matches!(e, HttpError::BodyTooLarge { .. }),
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\nhello world",
+                10,
+                |e| matches!(e, HttpError::BodyTooLarge { .. }),
+            ),
+            // A huge declared length is refused before any allocation.
+            (
                 b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
-                10
+                10,
+                |e| matches!(e, HttpError::BodyTooLarge { .. }),
             ),
-            Err(HttpError::BodyTooLarge { .. })
-        ));
+        ]);
     }
 
     #[test]
     fn rejects_malformed_and_truncated_responses() {
-        assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 100),
-            Err(HttpError::Truncated(_))
-        ));
-        assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\nContent-Le", 100),
-            Err(HttpError::Truncated(_))
-        ));
-        assert!(matches!(
-            parse(b"SMTP/1.1 200 OK\r\n\r\n", 100),
-            Err(HttpError::MalformedHead(_))
-        ));
-        assert!(matches!(
-            parse(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 100),
-            Err(HttpError::MalformedHead(_))
-        ));
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-                100
-            ),
-            Err(HttpError::MalformedChunk(_))
-        ));
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
-                100
-            ),
-            Err(HttpError::MalformedChunk(_))
-        ));
-        assert!(matches!(
-            parse(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-                100
-            ),
-            Err(HttpError::UnsupportedTransferEncoding(_))
-        ));
+        let truncated = |e: &HttpError| matches!(e, HttpError::Truncated(_));
+        let malformed_head = |e: &HttpError| matches!(e, HttpError::MalformedHead(_));
+        let malformed_chunk = |e: &HttpError| matches!(e, HttpError::MalformedChunk(_));
         let mut big = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES + 10));
-        assert!(matches!(parse(&big, 100), Err(HttpError::HeadTooLarge)));
+        assert_refused(&[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
+                100,
+                truncated,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Le", 100, truncated),
+            (b"SMTP/1.1 200 OK\r\n\r\n", 100, malformed_head),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                100,
+                malformed_head,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                100,
+                malformed_chunk,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
+                100,
+                malformed_chunk,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                100,
+                |e| matches!(e, HttpError::UnsupportedTransferEncoding(_)),
+            ),
+            (&big, 100, |e| matches!(e, HttpError::HeadTooLarge)),
+        ]);
     }
 
     #[test]
