@@ -6,6 +6,9 @@
 
 use std::fmt;
 
+use tendermint_proto::google::protobuf::Timestamp as RawTimestamp;
+use tendermint_proto::v0_38::types::{CanonicalProposal, CanonicalVote};
+
 use crate::sign_bytes::{
     canonical_proposal, canonical_vote, decode_canonical_proposal, decode_canonical_vote,
 };
@@ -118,18 +121,11 @@ fn same_position(
     }
     match request {
         Signable::Vote(vote) => {
-            let stored = decode_canonical_vote(&last.sign_bytes).ok_or(Refusal::Conflict {
+            let stored = same_but_timestamp(
                 at,
-                detail: "stored sign bytes are not a vote",
-            })?;
-            let mut requested = canonical_vote(chain_id, vote);
-            requested.timestamp = stored.timestamp;
-            if requested != stored {
-                return Err(Refusal::Conflict {
-                    at,
-                    detail: "a different vote was already signed",
-                });
-            }
+                decode_canonical_vote(&last.sign_bytes),
+                canonical_vote(chain_id, vote),
+            )?;
             // Only the timestamp differs: hand back the signed one.
             let timestamp = stored
                 .timestamp
@@ -141,24 +137,68 @@ fn same_position(
             Ok(replay_of(last, Some(timestamp)))
         }
         Signable::Proposal(proposal) => {
-            let stored = decode_canonical_proposal(&last.sign_bytes).ok_or(Refusal::Conflict {
+            same_but_timestamp(
                 at,
-                detail: "stored sign bytes are not a proposal",
-            })?;
-            let mut requested = canonical_proposal(chain_id, proposal);
-            requested.timestamp = stored.timestamp;
-            if requested != stored {
-                return Err(Refusal::Conflict {
-                    at,
-                    detail: "a different proposal was already signed",
-                });
-            }
+                decode_canonical_proposal(&last.sign_bytes),
+                canonical_proposal(chain_id, proposal),
+            )?;
             // The node ignores a returned proposal timestamp, so replaying the
             // old signature would yield an invalid proposal. Two proposals that
             // differ only in time are not slashable: sign the new one.
             Ok(Verdict::SignNew)
         }
     }
+}
+
+/// A canonical message the guard compares with the stored one while
+/// setting the timestamp aside.
+trait CanonicalMessage: PartialEq {
+    /// Why a request of this kind is refused when the stored sign bytes are
+    /// not one.
+    const NOT_STORED: &'static str;
+    /// Why it is refused when the stored one differs in more than its time.
+    const DIFFERENT: &'static str;
+
+    fn timestamp_mut(&mut self) -> &mut Option<RawTimestamp>;
+}
+
+impl CanonicalMessage for CanonicalVote {
+    const NOT_STORED: &'static str = "stored sign bytes are not a vote";
+    const DIFFERENT: &'static str = "a different vote was already signed";
+
+    fn timestamp_mut(&mut self) -> &mut Option<RawTimestamp> {
+        &mut self.timestamp
+    }
+}
+
+impl CanonicalMessage for CanonicalProposal {
+    const NOT_STORED: &'static str = "stored sign bytes are not a proposal";
+    const DIFFERENT: &'static str = "a different proposal was already signed";
+
+    fn timestamp_mut(&mut self) -> &mut Option<RawTimestamp> {
+        &mut self.timestamp
+    }
+}
+
+/// The `stored` message (decoded from the last sign bytes), if `requested`
+/// equals it in everything but the timestamp; a conflict at `at` otherwise.
+fn same_but_timestamp<M: CanonicalMessage>(
+    at: Position,
+    stored: Option<M>,
+    mut requested: M,
+) -> Result<M, Refusal> {
+    let mut stored = stored.ok_or(Refusal::Conflict {
+        at,
+        detail: M::NOT_STORED,
+    })?;
+    *requested.timestamp_mut() = *stored.timestamp_mut();
+    if requested != stored {
+        return Err(Refusal::Conflict {
+            at,
+            detail: M::DIFFERENT,
+        });
+    }
+    Ok(stored)
 }
 
 #[cfg(test)]

@@ -41,38 +41,41 @@ fn proposal(h: u32, r: u16, block_id: Option<BlockId>, secs: i64) -> Proposal {
 
 const SIG: Signature = Signature([9; 64]);
 
-fn state_after_vote(v: &Vote) -> SignState {
+/// The sign bytes of a request on [`chain`].
+fn sign_bytes_of(request: Signable<'_>) -> Vec<u8> {
+    match request {
+        Signable::Vote(v) => vote_sign_bytes(&chain(), v),
+        Signable::Proposal(p) => proposal_sign_bytes(&chain(), p),
+    }
+}
+
+/// The state after `request` was signed (with [`SIG`]).
+fn state_after(request: Signable<'_>) -> SignState {
     SignState {
-        position: v.position(),
-        sign_bytes: vote_sign_bytes(&chain(), v),
+        position: request.position(),
+        sign_bytes: sign_bytes_of(request),
         signature: Some(SIG),
     }
+}
+
+fn state_after_vote(v: &Vote) -> SignState {
+    state_after(Signable::Vote(v))
 }
 
 fn state_after_proposal(p: &Proposal) -> SignState {
-    SignState {
-        position: p.position(),
-        sign_bytes: proposal_sign_bytes(&chain(), p),
-        signature: Some(SIG),
-    }
+    state_after(Signable::Proposal(p))
+}
+
+fn check_request(last: &SignState, request: Signable<'_>) -> Result<Verdict, Refusal> {
+    check(last, &chain(), request, &sign_bytes_of(request))
 }
 
 fn check_vote(last: &SignState, v: &Vote) -> Result<Verdict, Refusal> {
-    check(
-        last,
-        &chain(),
-        Signable::Vote(v),
-        &vote_sign_bytes(&chain(), v),
-    )
+    check_request(last, Signable::Vote(v))
 }
 
 fn check_proposal(last: &SignState, p: &Proposal) -> Result<Verdict, Refusal> {
-    check(
-        last,
-        &chain(),
-        Signable::Proposal(p),
-        &proposal_sign_bytes(&chain(), p),
-    )
+    check_request(last, Signable::Proposal(p))
 }
 
 #[track_caller]
