@@ -306,7 +306,6 @@ impl Observer for ChainMetrics {
                 round,
                 extension,
                 replayed,
-                latency,
             } => {
                 // A replay sends a stored signature: counted apart.
                 if *replayed {
@@ -323,10 +322,8 @@ impl Observer for ChainMetrics {
                     self.last_round.set(i64::from(*round));
                     self.last_step.set(i64::from(step));
                 }
-                if let Some(latency) = latency {
-                    self.sign_duration.observe(latency.as_secs_f64());
-                }
             }
+            Event::Answered { latency } => self.sign_duration.observe(latency.as_secs_f64()),
             Event::Refused { code } => {
                 f.refused
                     .get_or_create(&RefusedLabels {

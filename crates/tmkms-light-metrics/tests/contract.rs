@@ -55,7 +55,9 @@ fn exposition() -> String {
             round: 0,
             extension: true,
             replayed: false,
-            latency: Some(Duration::from_micros(200)),
+        },
+        Event::Answered {
+            latency: Duration::from_micros(200),
         },
         Event::Signed {
             kind: SignedKind::Prevote,
@@ -63,7 +65,6 @@ fn exposition() -> String {
             round: 0,
             extension: false,
             replayed: true,
-            latency: None,
         },
         Event::Refused { code: 2 },
         Event::Connected {

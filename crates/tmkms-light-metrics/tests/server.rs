@@ -46,7 +46,12 @@ fn signed(kind: SignedKind, height: u64) -> Event {
         round: 0,
         extension: kind == SignedKind::Precommit,
         replayed: false,
-        latency: Some(Duration::from_micros(300)),
+    }
+}
+
+fn answered() -> Event {
+    Event::Answered {
+        latency: Duration::from_micros(300),
     }
 }
 
@@ -61,6 +66,9 @@ fn metrics_show_what_the_observer_saw() {
         chain.observe(&signed(SignedKind::Proposal, height));
         chain.observe(&signed(SignedKind::Prevote, height));
         chain.observe(&signed(SignedKind::Precommit, height));
+        for _ in 0..3 {
+            chain.observe(&answered());
+        }
     }
     chain.observe(&Event::Refused { code: 2 });
     chain.observe(&Event::StateWritten {

@@ -7,20 +7,22 @@
 //! step.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tracing::{debug, error, info, warn};
 
 use crate::guard::{self, Refusal, Signable, Verdict};
+use crate::observe::{Event, Observer, SignedKind, Unobserved};
 use crate::privval::{Dialect, RemoteError, Request, Response, SignedProposal, SignedVote};
 use crate::refusal::Rejection;
+use crate::session::Clock;
 use crate::sign_bytes::consensus_message_kind;
 use crate::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use crate::signer::ConsensusSigner;
 use crate::state::{
     load_durable, persist_durably, DurableState, ReleasedSignature, StateError, StateStore,
 };
-use crate::types::{ChainId, Height, Position, Proposal, SignState, Signature, Vote};
+use crate::types::{ChainId, Height, Position, Proposal, SignState, Signature, Step, Vote};
 
 /// What a chain's operator allows.
 #[derive(Debug, Clone)]
@@ -59,6 +61,10 @@ pub struct ChainSigner<K> {
     /// its host died): every session ends, so the process can exit and be
     /// restarted instead of answering code 5 forever.
     stopped: AtomicBool,
+    /// Who hears what was signed, refused and written (metrics).
+    observer: Arc<dyn Observer>,
+    /// Times state writes for the observer; `None` inside enclaves.
+    clock: Option<Clock>,
 }
 
 impl<K> std::fmt::Debug for ChainSigner<K> {
@@ -101,11 +107,6 @@ fn quoted_chain_id(requested: &str) -> String {
     }
 }
 
-/// A result as the node sees it.
-fn for_node<T>(result: Result<T, Rejection>) -> Result<T, RemoteError> {
-    result.map_err(|rejection| rejection.remote_error())
-}
-
 impl<K: ConsensusSigner> ChainSigner<K> {
     /// A signer starting from the state `store` holds.
     pub fn open(
@@ -133,7 +134,34 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 store,
             }),
             stopped: AtomicBool::new(false),
+            observer: Arc::new(Unobserved),
+            clock: None,
         }
+    }
+
+    /// Report events to `observer`; `clock` times the state writes.
+    #[must_use]
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>, clock: Option<Clock>) -> Self {
+        self.observer = observer;
+        self.clock = clock;
+        self
+    }
+
+    /// Hand `event` to this chain's observer (sessions and connection loops
+    /// report through the chain they serve).
+    pub fn observe(&self, event: &Event) {
+        self.observer.observe(event);
+    }
+
+    /// A result as the node sees it; a refusal is reported with its code.
+    fn for_node<T>(&self, result: Result<T, Rejection>) -> Result<T, RemoteError> {
+        result.map_err(|rejection| {
+            let remote = rejection.remote_error();
+            self.observer.observe(&Event::Refused {
+                code: remote.code as i32,
+            });
+            remote
+        })
     }
 
     /// Whether the state store is gone for good (see [`StateError::StreamLost`]).
@@ -158,24 +186,30 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     pub fn handle(&self, dialect: Dialect, request: Request) -> Response {
         match request {
             Request::Ping => Response::Ping,
-            Request::PubKey { chain_id } => Response::PubKey(for_node(
-                self.check_chain_id(&chain_id)
-                    .map(|()| self.key.public_key()),
-            )),
+            Request::PubKey { chain_id } => Response::PubKey(
+                self.for_node(
+                    self.check_chain_id(&chain_id)
+                        .map(|()| self.key.public_key()),
+                ),
+            ),
             Request::SignVote {
                 chain_id,
                 vote,
                 skip_extension_signing,
-            } => Response::SignedVote(for_node(
-                self.check_chain_id(&chain_id)
-                    .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing)),
-            )),
-            Request::SignProposal { chain_id, proposal } => Response::SignedProposal(for_node(
-                self.check_chain_id(&chain_id)
-                    .and_then(|()| self.sign_proposal(proposal)),
-            )),
+            } => Response::SignedVote(
+                self.for_node(
+                    self.check_chain_id(&chain_id)
+                        .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing)),
+                ),
+            ),
+            Request::SignProposal { chain_id, proposal } => Response::SignedProposal(
+                self.for_node(
+                    self.check_chain_id(&chain_id)
+                        .and_then(|()| self.sign_proposal(proposal)),
+                ),
+            ),
             Request::SignBytes { value } => {
-                Response::SignedBytes(for_node(self.sign_raw_bytes(&value)))
+                Response::SignedBytes(self.for_node(self.sign_raw_bytes(&value)))
             }
         }
     }
@@ -234,7 +268,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             None
         };
         drop(guarded);
-        self.log_release(position, &release);
+        self.report_release(position, &release, extension_signature.is_some());
         Ok(SignedVote::new(
             vote,
             release.signature(),
@@ -253,7 +287,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         if let Some(timestamp) = timestamp {
             proposal.timestamp = timestamp;
         }
-        self.log_release(position, &release);
+        self.report_release(position, &release, false);
         Ok(SignedProposal::new(proposal, release.signature()))
     }
 
@@ -304,7 +338,10 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         next: SignState,
     ) -> Result<ReleasedSignature, Rejection> {
         let position = next.position;
-        match persist_durably(guarded.store.as_mut(), next.clone()) {
+        let started = self.clock.map(|now| now());
+        let written = persist_durably(guarded.store.as_mut(), next.clone());
+        self.report_write(written.is_ok(), started);
+        match written {
             Ok(durable) => {
                 guarded.durable = durable;
                 guarded.in_doubt = None;
@@ -326,6 +363,17 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 Err(Rejection::PersistFailed(e))
             }
         }
+    }
+
+    fn report_write(&self, ok: bool, started: Option<std::time::Instant>) {
+        let event = match (ok, started.zip(self.clock)) {
+            (false, _) => Event::StateWriteFailed,
+            (true, Some((started, now))) => Event::StateWritten {
+                duration: now().saturating_duration_since(started),
+            },
+            (true, None) => return,
+        };
+        self.observer.observe(&event);
     }
 
     fn sign_failed(&self, e: crate::signer::SignError) -> Rejection {
@@ -352,12 +400,33 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     }
 
     /// Fresh signatures are logged by the session (with latency, when it has
-    /// a clock); replays are rare and worth an info line of their own.
-    fn log_release(&self, position: Position, release: &Release) {
-        match release {
-            Release::Fresh(..) => debug!(at = %position, "signed"),
-            Release::Replayed(..) => info!(at = %position, "replayed the stored signature"),
-        }
+    /// a clock); replays are rare and worth an info line of their own. Both
+    /// are reported to the observer.
+    fn report_release(&self, position: Position, release: &Release, extension: bool) {
+        let replayed = match release {
+            Release::Fresh(..) => {
+                debug!(at = %position, "signed");
+                false
+            }
+            Release::Replayed(..) => {
+                info!(at = %position, "replayed the stored signature");
+                true
+            }
+        };
+        let kind = match position.step {
+            Step::Propose => SignedKind::Proposal,
+            Step::Prevote => SignedKind::Prevote,
+            Step::Precommit => SignedKind::Precommit,
+            // Positions of signed messages always have a step.
+            Step::None => return,
+        };
+        self.observer.observe(&Event::Signed {
+            kind,
+            height: position.height.value(),
+            round: position.round.value(),
+            extension,
+            replayed,
+        });
     }
 
     fn sign_raw_bytes(&self, value: &[u8]) -> Result<Signature, Rejection> {
@@ -377,7 +446,15 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             return Err(Rejection::ConsensusMessageThroughSignBytes { kind });
         }
         debug!(len = value.len(), "signing raw bytes");
-        self.sign_or_refuse(value)
+        let signature = self.sign_or_refuse(value)?;
+        self.observer.observe(&Event::Signed {
+            kind: SignedKind::Bytes,
+            height: 0,
+            round: 0,
+            extension: false,
+            replayed: false,
+        });
+        Ok(signature)
     }
 }
 

@@ -23,6 +23,7 @@ use crate::chain::{ChainPolicy, ChainSigner};
 use crate::config::{Address, Config, NODE_ACCEPT_WINDOW_SECS};
 use crate::keys::{ConsensusKey, IdentityKey};
 use crate::net::{run_all, Connection, Dialer};
+use crate::observe::Observer;
 use crate::privval::Dialect;
 use crate::session::{Clock, SessionConfig};
 use crate::state::record::{decode_slot, encode_tagged_slot, StateTagKey, SLOT_LEN};
@@ -412,6 +413,9 @@ pub struct SignerParts<S> {
     pub dialer: Arc<dyn Dialer>,
     /// A monotonic clock for latency logs, if the enclave has one it trusts enough for that.
     pub clock: Option<Clock>,
+    /// Hears what is signed and refused (an enclave forwards it to its
+    /// host for metrics, see [`crate::observe::EventWriter`]).
+    pub observer: Arc<dyn Observer>,
 }
 
 impl<S> std::fmt::Debug for SignerParts<S> {
@@ -436,6 +440,7 @@ where
         state_link,
         dialer,
         clock,
+        observer,
     } = parts;
     bound.check(&BoundPolicy::from_settings(&settings)?)?;
     let policy = settings.policy()?;
@@ -456,12 +461,15 @@ where
     if let Some(identity) = &identity {
         info!(peer_id = %identity.peer_id_hex(), "signer identity");
     }
-    let chain = Arc::new(ChainSigner::with_state(
-        policy,
-        key,
-        Box::new(store),
-        DurableState::verified(verified.state),
-    ));
+    let chain = Arc::new(
+        ChainSigner::with_state(
+            policy,
+            key,
+            Box::new(store),
+            DurableState::verified(verified.state),
+        )
+        .observed_by(observer, clock),
+    );
     run_all(
         dialer,
         Arc::clone(&chain),

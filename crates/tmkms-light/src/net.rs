@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use crate::chain::ChainSigner;
 use crate::config::Address;
 use crate::keys::PublicKey;
+use crate::observe::{DisconnectReason, Event};
 use crate::session::{serve, SessionConfig, SessionError};
 use crate::signer::ConsensusSigner;
 
@@ -239,7 +240,15 @@ pub fn run_connection<K: ConsensusSigner>(
         match connect_via(dialer, &connection.address, identity, connection.timeout) {
             Ok(mut stream) => {
                 let started = Instant::now();
+                let address = connection.address.to_string();
+                chain.observe(&Event::Connected {
+                    address: address.clone(),
+                });
                 let (answered, end) = serve(&mut stream, chain, connection.session);
+                chain.observe(&Event::Disconnected {
+                    address,
+                    reason: end.reason(),
+                });
                 match &end {
                     SessionError::Closed => {
                         info!(addr = %connection.address, answered, "node closed the connection")
@@ -256,7 +265,18 @@ pub fn run_connection<K: ConsensusSigner>(
                 error!("a tcp:// validator address needs id_key_path; not connecting");
                 return;
             }
-            Err(e) => warn!(error = %e, "cannot reach node; will retry"),
+            Err(e) => {
+                if matches!(
+                    e,
+                    NetError::Handshake { .. } | NetError::PeerIdMismatch { .. }
+                ) {
+                    chain.observe(&Event::Disconnected {
+                        address: connection.address.to_string(),
+                        reason: DisconnectReason::Handshake,
+                    });
+                }
+                warn!(error = %e, "cannot reach node; will retry");
+            }
         }
         if chain.is_stopped() {
             error!(addr = %connection.address, "the state store is gone; closing this connection");

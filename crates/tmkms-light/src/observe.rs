@@ -7,9 +7,16 @@
 //! codes and durations only: nothing secret, nothing a peer could use to
 //! grow memory.
 
+use std::io::Write;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+/// Longest JSON line of one event (the longest is a `Connected` with a
+/// long socket path); a reader may drop longer lines.
+pub const MAX_EVENT_LINE: usize = 4096;
 
 /// What kind of message a signature was released for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,7 +89,7 @@ impl DisconnectReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A signature left the signer (the response was written).
+    /// A signature was released (reported by the chain signer).
     Signed {
         kind: SignedKind,
         height: u64,
@@ -91,9 +98,10 @@ pub enum Event {
         extension: bool,
         /// The stored signature was sent again (same message re-requested).
         replayed: bool,
-        /// Request read → response written, where a clock exists.
-        latency: Option<Duration>,
     },
+    /// A response carrying a signature was written (reported by the
+    /// session, which has the clock): request read → response written.
+    Answered { latency: Duration },
     /// A request was answered with a `RemoteSignerError` of this code.
     Refused { code: i32 },
     /// A node connection is up (after its handshake).
@@ -123,6 +131,43 @@ impl Observer for Unobserved {
     fn observe(&self, _event: &Event) {}
 }
 
+/// Writes each event as one JSON line to a stream (an enclave's `events`
+/// stream to its host, which serves the metrics). A failed write stops the
+/// forwarding for the rest of the run: metrics are not worth a retry on
+/// the signing path.
+pub struct EventWriter {
+    out: Mutex<Option<Box<dyn Write + Send>>>,
+}
+
+impl std::fmt::Debug for EventWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventWriter")
+    }
+}
+
+impl EventWriter {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self {
+            out: Mutex::new(Some(out)),
+        }
+    }
+}
+
+impl Observer for EventWriter {
+    fn observe(&self, event: &Event) {
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(stream) = out.as_mut() else { return };
+        let Ok(mut line) = serde_json::to_vec(event) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Err(error) = stream.write_all(&line) {
+            warn!(%error, "the host's events stream failed; metrics stop until restart");
+            *out = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +181,9 @@ mod tests {
                 round: 1,
                 extension: true,
                 replayed: false,
-                latency: Some(Duration::from_micros(250)),
+            },
+            Event::Answered {
+                latency: Duration::from_micros(250),
             },
             Event::Refused { code: 2 },
             Event::Connected {

@@ -12,6 +12,7 @@ use thiserror::Error;
 use tracing::{debug, info, warn};
 
 use crate::chain::ChainSigner;
+use crate::observe::{DisconnectReason, Event};
 use crate::privval::frame::{write_message, FrameError, FrameReader};
 use crate::privval::{decode_request, encode_response, DecodeError, Dialect, Response};
 use crate::refusal::{Answer, RequestError};
@@ -47,6 +48,19 @@ pub enum SessionError {
     Stopped,
 }
 
+impl SessionError {
+    /// The bounded reason reported to the observer.
+    pub fn reason(&self) -> DisconnectReason {
+        match self {
+            Self::Closed => DisconnectReason::Closed,
+            Self::Frame(_) => DisconnectReason::Read,
+            Self::Protocol(_) => DisconnectReason::Protocol,
+            Self::Write(_) => DisconnectReason::Write,
+            Self::Stopped => DisconnectReason::Stopped,
+        }
+    }
+}
+
 /// Serve requests on `io` until the peer closes it or it becomes unusable.
 /// Returns the number of requests answered alongside the reason it ended.
 pub fn serve<T, K>(io: &mut T, chain: &ChainSigner<K>, config: SessionConfig) -> (u64, SessionError)
@@ -66,7 +80,10 @@ where
                     chain.handle(config.dialect, request)
                 }
                 Err(error) => match answer_undecoded(error) {
-                    Ok(response) => response,
+                    Ok((response, code)) => {
+                        chain.observe(&Event::Refused { code });
+                        response
+                    }
                     Err(reason) => return (answered, SessionError::Protocol(reason)),
                 },
             },
@@ -86,7 +103,9 @@ where
             return (answered, SessionError::Write(e));
         }
         answered += 1;
-        log_signed(&response, started, config.clock);
+        if let Some(latency) = log_signed(&response, started, config.clock) {
+            chain.observe(&Event::Answered { latency });
+        }
         if chain.is_stopped() {
             return (answered, SessionError::Stopped);
         }
@@ -95,8 +114,8 @@ where
 }
 
 /// The answer to a message that did not decode into a request to sign: an
-/// error response, or why the connection is dropped.
-fn answer_undecoded(error: DecodeError) -> Result<Response, DecodeError> {
+/// error response with its code, or why the connection is dropped.
+fn answer_undecoded(error: DecodeError) -> Result<(Response, i32), DecodeError> {
     let kind = match &error {
         DecodeError::Invalid { kind, reason } => {
             warn!(?kind, %reason, "answering an invalid request with an error");
@@ -106,20 +125,28 @@ fn answer_undecoded(error: DecodeError) -> Result<Response, DecodeError> {
     };
     match RequestError::from(error).answer() {
         // A ping has no error field to carry the refusal.
-        Answer::Refuse(remote) => kind
-            .and_then(|kind| Response::error_for(kind, remote))
-            .ok_or(DecodeError::UnknownMessage),
+        Answer::Refuse(remote) => {
+            let code = remote.code as i32;
+            kind.and_then(|kind| Response::error_for(kind, remote))
+                .map(|response| (response, code))
+                .ok_or(DecodeError::UnknownMessage)
+        }
         Answer::DropConnection(reason) => Err(reason),
     }
 }
 
 /// One info line per released signature, with the request's latency inside
-/// the signer (decode, guard, durable write, signing, encode, write).
-fn log_signed(response: &Response, started: Option<std::time::Instant>, clock: Option<Clock>) {
-    let latency_us = match (started, clock) {
-        (Some(started), Some(now)) => now().saturating_duration_since(started).as_micros(),
-        _ => 0,
-    };
+/// the signer (decode, guard, durable write, signing, encode, write); that
+/// latency, for a response that carried a signature and where a clock exists.
+fn log_signed(
+    response: &Response,
+    started: Option<std::time::Instant>,
+    clock: Option<Clock>,
+) -> Option<std::time::Duration> {
+    let latency = started
+        .zip(clock)
+        .map(|(started, now)| now().saturating_duration_since(started));
+    let latency_us = latency.map_or(0, |l| l.as_micros());
     match response {
         Response::SignedVote(Ok(signed)) => info!(
             at = %signed.vote().position(),
@@ -130,6 +157,8 @@ fn log_signed(response: &Response, started: Option<std::time::Instant>, clock: O
         Response::SignedProposal(Ok(signed)) => {
             info!(at = %signed.proposal().position(), latency_us, "signed")
         }
-        _ => {}
+        Response::SignedBytes(Ok(_)) => debug!(latency_us, "signed raw bytes"),
+        _ => return None,
     }
+    latency
 }

@@ -248,7 +248,11 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         max_height: config.max_height,
         danger_allow_sign_bytes: config.danger_allow_sign_bytes,
     };
-    let chain = Arc::new(ChainSigner::open(policy, key, Box::new(store))?);
+    let mut chain = ChainSigner::open(policy, key, Box::new(store))?;
+    if let Some(metrics) = tmkms_light_metrics::serve_config(&config, "softsign")? {
+        chain = chain.observed_by(Arc::new(metrics), Some(std::time::Instant::now));
+    }
+    let chain = Arc::new(chain);
     let connections = config
         .validator
         .iter()

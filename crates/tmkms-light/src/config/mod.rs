@@ -54,6 +54,10 @@ pub const DEFAULT_RECONNECT_MAX_BACKOFF_SECS: u64 = 1;
 /// cap at or above it can make a node restart fail.
 pub const NODE_ACCEPT_WINDOW_SECS: u64 = 3;
 
+/// The address the docs and error messages suggest for `metrics_listen`
+/// (metrics are off unless the field is set).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9101";
+
 /// Default paths written by [`render_template`], relative to the config file.
 pub const DEFAULT_CONSENSUS_KEY_PATH: &str = "secrets/consensus.key";
 pub const DEFAULT_ID_KEY_PATH: &str = "secrets/id.key";
@@ -75,6 +79,8 @@ pub struct Config {
     pub max_frame_bytes: usize,
     /// Serve v1 `SignBytesRequest`s (sign arbitrary bytes with the consensus key).
     pub danger_allow_sign_bytes: bool,
+    /// Serve Prometheus metrics and health checks here; off when `None`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
     /// Top-level tables the core does not read, by name (e.g. a TEE

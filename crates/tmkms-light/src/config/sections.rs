@@ -20,6 +20,7 @@ pub(super) const CORE_FIELDS: &[&str] = &[
     "max_height",
     "max_frame_bytes",
     "danger_allow_sign_bytes",
+    "metrics_listen",
     "validator",
 ];
 

@@ -85,6 +85,10 @@ state_file_path = {state_file_path}
 # consensus key. Such requests are refused unless this is true. Default: false.
 # danger_allow_sign_bytes = false
 
+# Prometheus metrics (/metrics) and health checks (/healthz, /readyz) on this
+# address. Off unless set; keep it on loopback or a monitoring network.
+# metrics_listen = "127.0.0.1:9101"
+
 # One [[validator]] table per node. The node listens on its
 # priv_validator_laddr; the signer connects to it.
 [[validator]]

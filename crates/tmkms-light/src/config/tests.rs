@@ -490,3 +490,28 @@ fn rejects_sections_nobody_accepts_naming_them() {
     let e = err(&minimal_with("sgx = 1", "address = \"unix:///a\""));
     assert!(e.contains("unknown field `sgx`"), "{e}");
 }
+
+#[test]
+fn metrics_are_off_unless_an_address_is_given() {
+    let off = parse(&minimal_with("", "address = \"unix:///a\"")).unwrap();
+    assert_eq!(off.metrics_listen, None);
+    let on = parse(&minimal_with(
+        "metrics_listen = \"127.0.0.1:9101\"",
+        "address = \"unix:///a\"",
+    ))
+    .unwrap();
+    assert_eq!(
+        on.metrics_listen,
+        Some(DEFAULT_METRICS_LISTEN.parse().unwrap())
+    );
+    let e = err(&minimal_with(
+        "metrics_listen = \"localhost\"",
+        "address = \"unix:///a\"",
+    ));
+    assert!(e.contains("metrics_listen"), "{e}");
+    assert!(
+        e.contains("\"localhost\" is not an IP address and port"),
+        "{e}"
+    );
+    assert!(e.contains("metrics_listen = \"127.0.0.1:9101\""), "{e}");
+}

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     max_height: Option<Spanned<i64>>,
     max_frame_bytes: Option<Spanned<i64>>,
     danger_allow_sign_bytes: Option<bool>,
+    metrics_listen: Option<Spanned<String>>,
     validator: Option<Vec<RawValidator>>,
 }
 
@@ -134,6 +135,23 @@ impl Validator<'_> {
                 })?,
         };
 
+        let metrics_listen = raw
+            .metrics_listen
+            .as_ref()
+            .map(|v| {
+                v.get_ref().parse::<std::net::SocketAddr>().map_err(|_| {
+                    self.error(
+                        Some(&v.span()),
+                        "metrics_listen",
+                        format!(
+                            "{:?} is not an IP address and port; write e.g. metrics_listen = \"{DEFAULT_METRICS_LISTEN}\" (Prometheus scrapes /metrics there), or leave the field out to serve no metrics",
+                            v.get_ref()
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+
         let raw_validators = raw.validator.unwrap_or_default();
         if raw_validators.is_empty() {
             return Err(self.error(
@@ -183,6 +201,7 @@ impl Validator<'_> {
             max_height,
             max_frame_bytes,
             danger_allow_sign_bytes: raw.danger_allow_sign_bytes.unwrap_or(false),
+            metrics_listen,
             validator,
             provider_sections,
         })

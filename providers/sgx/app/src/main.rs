@@ -11,13 +11,15 @@ use std::sync::Arc;
 
 use tmkms_light::enclave::{run_signer, BoundPolicy, EnclaveSettings, SignerParts};
 use tmkms_light::link::{recv_json, send_json};
+use tmkms_light::observe::{EventWriter, Observer, Unobserved};
 use tmkms_light_sgx_app::commands::{handle, unseal_keys};
 use tmkms_light_sgx_app::host::{Host, HostDialer};
 use tmkms_light_sgx_app::protocol::{
-    Request, Response, MAX_CONTROL_MESSAGE, MAX_VALIDATOR_CONNECTIONS, STREAM_INIT, STREAM_STATE,
+    Request, Response, MAX_CONTROL_MESSAGE, MAX_VALIDATOR_CONNECTIONS, STREAM_EVENTS, STREAM_INIT,
+    STREAM_STATE,
 };
 use tmkms_light_sgx_seal::SgxHardware;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
@@ -125,6 +127,15 @@ fn run() -> Result<(), String> {
     let state_link = host
         .open(STREAM_STATE)
         .map_err(|e| format!("cannot open the state stream to the runner: {e}"))?;
+    // Metrics are the host's business: without the stream the enclave
+    // signs all the same.
+    let observer: Arc<dyn Observer> = match host.open(STREAM_EVENTS) {
+        Ok(stream) => Arc::new(EventWriter::new(stream)),
+        Err(e) => {
+            warn!(error = %e, "cannot open the events stream; the runner gets no metrics");
+            Arc::new(Unobserved)
+        }
+    };
     let parts = SignerParts {
         settings,
         bound,
@@ -132,8 +143,9 @@ fn run() -> Result<(), String> {
         identity,
         state_link,
         dialer: Arc::new(HostDialer::new(Arc::clone(&host))),
-        // Used for latency figures in logs only.
+        // Used for latency figures in logs and metrics only.
         clock: Some(std::time::Instant::now),
+        observer,
     };
     run_signer(parts, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())
 }

@@ -20,7 +20,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use thiserror::Error;
-use tmkms_light_sgx_protocol::{STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
+use tmkms_light_sgx_protocol::{STREAM_EVENTS, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
 
 #[cfg(feature = "hardware")]
 pub(crate) use self::sgx::{launch, Dcap, HardwareError, Running};
@@ -28,7 +28,10 @@ pub(crate) use self::sgx::{launch, Dcap, HardwareError, Running};
 /// Whether the enclave's connect to `addr` is one of the runner's own
 /// streams rather than a network address.
 fn is_host_stream(addr: &str) -> bool {
-    addr == STREAM_INIT || addr == STREAM_STATE || addr.starts_with(STREAM_NODE_PREFIX)
+    addr == STREAM_INIT
+        || addr == STREAM_STATE
+        || addr == STREAM_EVENTS
+        || addr.starts_with(STREAM_NODE_PREFIX)
 }
 
 /// `algorithm_id` of an ECDSA-P256 (DCAP) attestation key.
@@ -509,6 +512,7 @@ mod sgx {
             let (router, _init) = router(Plumbing {
                 state: None,
                 node_sockets: vec![path.clone()],
+                metrics: None,
             });
             let name = format!("node:{}", path.display());
             let mut enclave = connect(&rt, &router, &name, None);

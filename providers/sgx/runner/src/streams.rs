@@ -17,7 +17,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tmkms_light::state::file::FileStore;
 use tmkms_light_cli::{NodeDialer, StreamRouter};
-use tmkms_light_sgx_protocol::{STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
+use tmkms_light_metrics::ChainMetrics;
+use tmkms_light_sgx_protocol::{STREAM_EVENTS, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
 use tracing::warn;
 
 /// How long a starting enclave may take to connect back.
@@ -39,6 +40,8 @@ pub struct Plumbing {
     pub state: Option<FileStore>,
     /// `unix://` node sockets the enclave may open.
     pub node_sockets: Vec<PathBuf>,
+    /// Where the enclave's events go, when `metrics_listen` is set.
+    pub metrics: Option<ChainMetrics>,
 }
 
 /// What the enclave's named streams are served from.
@@ -47,6 +50,7 @@ pub(crate) struct Streams {
     router: Arc<StreamRouter<UnixStream>>,
     /// Taken by the first `init` connection; there is only one.
     init: Mutex<Option<mpsc::Sender<UnixStream>>>,
+    metrics: Option<ChainMetrics>,
 }
 
 impl Streams {
@@ -60,6 +64,7 @@ impl Streams {
                 NodeSockets(plumbing.node_sockets),
             )),
             init: Mutex::new(Some(init_tx)),
+            metrics: plumbing.metrics,
         });
         (streams, init_rx)
     }
@@ -114,6 +119,13 @@ fn serve_other(name: &str, conn: UnixStream, streams: &Streams) {
                 let _ = sender.send(conn);
             }
             None => warn!("the enclave opened a second init stream; closing it"),
+        }
+    } else if name == STREAM_EVENTS {
+        // Without metrics the events are read and dropped, so the enclave
+        // never waits on them.
+        match &streams.metrics {
+            Some(metrics) => tmkms_light_metrics::feed_events(conn, metrics),
+            None => tmkms_light_metrics::feed_events(conn, &tmkms_light::observe::Unobserved),
         }
     } else if let Some(path) = name.strip_prefix(STREAM_NODE_PREFIX) {
         warn!(
