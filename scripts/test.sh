@@ -100,6 +100,13 @@ if [[ "${SKIP_SGX_BUILD:-0}" != 1 ]]; then
   rm -rf "$sim_home"
 fi
 
+step "metrics scraped by a real Prometheus (softsign and the SGX simulation)"
+# Uses the debug binaries of the workspace tests; the SGX part needs the
+# SIGSTRUCT of the enclave build above.
+require_sgx=1
+[[ "${SKIP_SGX_BUILD:-0}" == 1 ]] && require_sgx=0
+E2E_SKIP_BUILD=1 BIN=target/debug REQUIRE_SGX=$require_sgx ./scripts/metrics-e2e.sh
+
 if [[ "${SKIP_E2E:-0}" != 1 ]]; then
   step "end to end with real CometBFT nodes"
   # Reuse the signer the workspace tests just built (dev profile, optimised)
