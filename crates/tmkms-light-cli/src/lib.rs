@@ -1,7 +1,7 @@
 //! Host pieces shared by the tmkms-light binaries (`tmkms-softsign`,
 //! `tmkms-light-sgx-runner`, `tmkms-nitro-helper`), each written once: the
 //! clap argument groups and the `state` subcommand, logging setup, file
-//! helpers, the state-file steps, and the router of an enclave's named
+//! helpers, a TEE provider's `tmkms.toml` section, the state-file steps, and the router of an enclave's named
 //! streams with its byte-for-byte `splice`.
 
 mod args;
@@ -9,6 +9,7 @@ mod binary;
 mod files;
 mod logging;
 mod router;
+mod section;
 mod splice;
 mod state;
 
@@ -17,6 +18,7 @@ pub use binary::Binary;
 pub use files::{parent_dir, read_capped, write_config_if_missing, CappedReadError};
 pub use logging::{LogArgs, Targets};
 pub use router::{NodeDialer, StreamRouter};
+pub use section::{SectionContext, SectionError, SectionSpec};
 pub use splice::{copy_half, splice, Duplex};
 pub use state::{
     open_existing_state, open_or_create_state, read_state_json, state_show, write_imported_state,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use tmkms_light_cli::{SectionError, SectionSpec};
 use tmkms_nitro_protocol::kms_policy::{EndpointMode, KmsTarget};
 use tmkms_nitro_transport::{Endpoint, NITRO_PARENT_CID, VSOCK_CID_ANY};
 
@@ -60,12 +61,17 @@ pub struct NitroSettings {
     pub enclave_config_path: PathBuf,
 }
 
+const SECTION: SectionSpec = SectionSpec {
+    name: "nitro",
+    init_binary: "tmkms-nitro-helper",
+    readme: "Nitro",
+};
+
 #[derive(Debug, Error)]
 pub enum SettingsError {
-    #[error("{config}: the [nitro] section is missing; run `tmkms-nitro-helper init` or add it (see the README's Nitro section)")]
-    Missing { config: String },
-    #[error("{config}: [nitro] {reason}")]
-    Invalid { config: String, reason: String },
+    /// The `[nitro]` section is missing or does not parse.
+    #[error(transparent)]
+    Section(#[from] SectionError),
     #[error("{path}: {reason}")]
     EnclaveConfig { path: String, reason: String },
 }
@@ -75,38 +81,14 @@ impl NitroSettings {
         section: Option<&toml::Table>,
         config_path: &Path,
     ) -> Result<Self, SettingsError> {
-        let config = config_path.display().to_string();
-        let section = section.ok_or_else(|| SettingsError::Missing {
-            config: config.clone(),
-        })?;
-        let raw: RawNitro =
-            section
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| SettingsError::Invalid {
-                    config: config.clone(),
-                    reason: e.message().to_owned(),
-                })?;
-        let base = tmkms_light_cli::parent_dir(config_path);
-        let resolve = |p: Option<PathBuf>, default: &str| {
-            let p = p.unwrap_or_else(|| PathBuf::from(default));
-            if p.is_absolute() {
-                p
-            } else {
-                base.join(p)
-            }
-        };
+        let (raw, section): (RawNitro, _) = SECTION.parse(section, config_path, None)?;
         let parent = raw.parent_cid.unwrap_or(NITRO_PARENT_CID);
         let any = |port| Endpoint::Vsock {
             cid: VSOCK_CID_ANY,
             port,
         };
-        let kms = check_kms(&raw.region, &raw.kms_key_id, raw.kms_endpoint.as_deref()).map_err(
-            |reason| SettingsError::Invalid {
-                config: config.clone(),
-                reason,
-            },
-        )?;
+        let kms = check_kms(&raw.region, &raw.kms_key_id, raw.kms_endpoint.as_deref())
+            .map_err(|reason| section.invalid(reason))?;
         // By default the proxy goes where the enclave's TLS expects to land.
         let kms_proxy_target = raw.kms_proxy_target.unwrap_or_else(|| Endpoint::Tcp {
             host: kms.host.clone(),
@@ -133,12 +115,11 @@ impl NitroSettings {
             region: raw.region,
             kms_key_id: raw.kms_key_id,
             kms_endpoint: raw.kms_endpoint,
-            encrypted_consensus_key_path: resolve(
-                raw.encrypted_consensus_key_path,
-                "secrets/secret.key",
-            ),
-            encrypted_id_key_path: resolve(raw.encrypted_id_key_path, "secrets/id-secret.key"),
-            enclave_config_path: resolve(raw.enclave_config_path, "enclave.toml"),
+            encrypted_consensus_key_path: section
+                .resolve_or(raw.encrypted_consensus_key_path, "secrets/secret.key"),
+            encrypted_id_key_path: section
+                .resolve_or(raw.encrypted_id_key_path, "secrets/id-secret.key"),
+            enclave_config_path: section.resolve_or(raw.enclave_config_path, "enclave.toml"),
         })
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use thiserror::Error;
+use tmkms_light_cli::{SectionError, SectionSpec};
 
 /// How the enclave is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -37,13 +37,14 @@ pub struct SgxSettings {
     pub sim_cpu_secret_path: PathBuf,
 }
 
-#[derive(Debug, Error)]
-pub enum SettingsError {
-    #[error("{config}: the [sgx] section is missing; run `tmkms-light-sgx-runner init` or add it (see the README's SGX section)")]
-    Missing { config: String },
-    #[error("{config}: [sgx] {reason}")]
-    Invalid { config: String, reason: String },
-}
+/// The `[sgx]` section is missing or does not parse.
+pub type SettingsError = SectionError;
+
+const SECTION: SectionSpec = SectionSpec {
+    name: "sgx",
+    init_binary: "tmkms-light-sgx-runner",
+    readme: "SGX",
+};
 
 impl SgxSettings {
     /// Parse `section` (from [`tmkms_light::config::Config::sgx`]); relative
@@ -52,36 +53,17 @@ impl SgxSettings {
         section: Option<&toml::Table>,
         config_path: &Path,
     ) -> Result<Self, SettingsError> {
-        let config = config_path.display().to_string();
-        let section = section.ok_or_else(|| SettingsError::Missing {
-            config: config.clone(),
-        })?;
-        let raw: RawSgx = section
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| SettingsError::Invalid {
-                config: config.clone(),
-                reason: format!(
-                    "{}; valid fields: mode (\"hardware\" | \"simulation\"), enclave_path, sigstruct_path, sim_cpu_secret_path",
-                    e.message()
-                ),
-            })?;
-        let base = tmkms_light_cli::parent_dir(config_path);
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-        let required = |field: &str, value: Option<PathBuf>| {
-            value.map(resolve).ok_or_else(|| SettingsError::Invalid {
-                config: config.clone(),
-                reason: format!("{field} is required"),
-            })
-        };
+        let (raw, section): (RawSgx, _) = SECTION.parse(
+            section,
+            config_path,
+            Some("valid fields: mode (\"hardware\" | \"simulation\"), enclave_path, sigstruct_path, sim_cpu_secret_path"),
+        )?;
         Ok(Self {
             mode: raw.mode.unwrap_or(Mode::Hardware),
-            enclave_path: required("enclave_path", raw.enclave_path)?,
-            sigstruct_path: required("sigstruct_path", raw.sigstruct_path)?,
-            sim_cpu_secret_path: resolve(
-                raw.sim_cpu_secret_path
-                    .unwrap_or_else(|| PathBuf::from("secrets/sim-cpu-secret")),
-            ),
+            enclave_path: section.required("enclave_path", raw.enclave_path)?,
+            sigstruct_path: section.required("sigstruct_path", raw.sigstruct_path)?,
+            sim_cpu_secret_path: section
+                .resolve_or(raw.sim_cpu_secret_path, "secrets/sim-cpu-secret"),
         })
     }
 }
