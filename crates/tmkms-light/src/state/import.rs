@@ -175,17 +175,22 @@ fn detect(fields: &Fields) -> Result<ImportFormat, ImportError> {
 const COMETBFT_FIELDS: &str = "height, round, step, signature, signbytes";
 const TMKMS_FIELDS: &str = "height, round, step, block_id";
 
+/// The `height` both formats write: an `int64` as a decimal string.
+fn height(fields: &mut Fields, format: ImportFormat) -> Result<u64, ImportError> {
+    decimal_string("height", fields.require("height", format)?, i64::MAX as u64)
+}
+
 fn parse_cometbft(mut fields: Fields) -> Result<SignState, ImportError> {
     const F: ImportFormat = ImportFormat::CometBft;
-    let height = decimal_string("height", fields.require("height", F)?, i64::MAX as u64)?;
+    let height = height(&mut fields, F)?;
     let round = json_integer("round", fields.require("round", F)?, i32::MAX as u64)?;
     let step = json_integer("step", fields.require("step", F)?, 3)?;
-    let signature = match fields.take("signature") {
-        None | Some(Value::Null) => None,
+    let signature = match fields.take_unless_null("signature") {
+        None => None,
         Some(value) => signature("signature", value)?,
     };
-    let sign_bytes = match fields.take("signbytes") {
-        None | Some(Value::Null) => Vec::new(),
+    let sign_bytes = match fields.take_unless_null("signbytes") {
+        None => Vec::new(),
         Some(value) => sign_bytes("signbytes", value)?,
     };
     fields.finish(F, COMETBFT_FIELDS)?;
@@ -204,16 +209,15 @@ fn parse_cometbft(mut fields: Fields) -> Result<SignState, ImportError> {
 
 fn parse_tmkms(mut fields: Fields) -> Result<SignState, ImportError> {
     const F: ImportFormat = ImportFormat::Tmkms;
-    let height = decimal_string("height", fields.require("height", F)?, i64::MAX as u64)?;
+    let height = height(&mut fields, F)?;
     let round = decimal_string("round", fields.require("round", F)?, i32::MAX as u64)?;
     let tmkms_step = json_integer("step", fields.require("step", F)?, 2)?;
-    let has_block_id = match fields.take("block_id") {
-        None | Some(Value::Null) => false,
-        Some(value) => {
-            block_id(value)?;
-            true
-        }
-    };
+    // A block id is checked, not kept.
+    let has_block_id = fields
+        .take_unless_null("block_id")
+        .map(block_id)
+        .transpose()?
+        .is_some();
     fields.finish(F, TMKMS_FIELDS)?;
 
     if height == 0 && round == 0 && tmkms_step == 0 && !has_block_id {
@@ -232,25 +236,16 @@ fn parse_tmkms(mut fields: Fields) -> Result<SignState, ImportError> {
 }
 
 fn position(height: u64, round: u64, step: u64) -> Result<Position, ImportError> {
-    let invalid = |field: &'static str, e: crate::types::InvalidValue| ImportError::InvalidField {
-        field,
-        reason: e.to_string(),
-    };
-    let height = Height::try_from(height).map_err(|e| invalid("height", e))?;
+    let invalid = |field: &'static str, reason: String| ImportError::InvalidField { field, reason };
+    let height = Height::try_from(height).map_err(|e| invalid("height", e.to_string()))?;
     let round = i64::try_from(round)
         .ok()
         .and_then(|r| Round::try_from(r).ok())
-        .ok_or_else(|| ImportError::InvalidField {
-            field: "round",
-            reason: format!("{round} is out of range"),
-        })?;
+        .ok_or_else(|| invalid("round", format!("{round} is out of range")))?;
     let step = u8::try_from(step)
         .ok()
         .and_then(|s| Step::try_from(s).ok())
-        .ok_or_else(|| ImportError::InvalidField {
-            field: "step",
-            reason: format!("{step} is not a known step"),
-        })?;
+        .ok_or_else(|| invalid("step", format!("{step} is not a known step")))?;
     Ok(Position {
         height,
         round,
@@ -261,12 +256,7 @@ fn position(height: u64, round: u64, step: u64) -> Result<Position, ImportError>
 /// A non-negative integer written as a JSON string of decimal digits, at most `max`.
 fn decimal_string(field: &'static str, value: Value, max: u64) -> Result<u64, ImportError> {
     let invalid = |reason: String| ImportError::InvalidField { field, reason };
-    let Value::String(text) = value else {
-        return Err(invalid(format!(
-            "expected a decimal number in a string, like \"123\", found {}",
-            kind(&value)
-        )));
-    };
+    let text = string(field, value, "a decimal number in a string, like \"123\"")?;
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(format!(
             "\"{text}\" is not a non-negative decimal number"
@@ -296,12 +286,7 @@ fn json_integer(field: &'static str, value: Value, max: u64) -> Result<u64, Impo
 
 fn signature(field: &'static str, value: Value) -> Result<Option<Signature>, ImportError> {
     let invalid = |reason: String| ImportError::InvalidField { field, reason };
-    let Value::String(text) = value else {
-        return Err(invalid(format!(
-            "expected a base64 string, found {}",
-            kind(&value)
-        )));
-    };
+    let text = string(field, value, "a base64 string")?;
     if text.is_empty() {
         return Ok(None);
     }
@@ -391,14 +376,22 @@ fn hash(field: &'static str, value: Value) -> Result<(), ImportError> {
 
 /// The bytes of a field that must be a hex string.
 fn hex_bytes(field: &'static str, value: Value) -> Result<Vec<u8>, ImportError> {
-    let invalid = |reason: String| ImportError::InvalidField { field, reason };
-    let Value::String(text) = value else {
-        return Err(invalid(format!(
-            "expected a hex string, found {}",
-            kind(&value)
-        )));
-    };
-    hex::decode(text.as_bytes()).map_err(|e| invalid(format!("not valid hex: {e}")))
+    let text = string(field, value, "a hex string")?;
+    hex::decode(text.as_bytes()).map_err(|e| ImportError::InvalidField {
+        field,
+        reason: format!("not valid hex: {e}"),
+    })
+}
+
+/// The text of a field that must be a JSON string holding `expected`.
+fn string(field: &'static str, value: Value, expected: &str) -> Result<String, ImportError> {
+    match value {
+        Value::String(text) => Ok(text),
+        other => Err(ImportError::InvalidField {
+            field,
+            reason: format!("expected {expected}, found {}", kind(&other)),
+        }),
+    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -442,6 +435,12 @@ impl Fields {
     fn take(&mut self, name: &str) -> Option<Value> {
         let at = self.0.iter().position(|(k, _)| k == name)?;
         Some(self.0.swap_remove(at).1)
+    }
+
+    /// A field that may be left out or written as `null` (the same to both
+    /// formats).
+    fn take_unless_null(&mut self, name: &str) -> Option<Value> {
+        self.take(name).filter(|value| !value.is_null())
     }
 
     fn require(&mut self, name: &'static str, format: ImportFormat) -> Result<Value, ImportError> {
