@@ -143,22 +143,35 @@ impl<'a> Cert<'a> {
         if !critical {
             return Err(self.violated("basic constraints of a CA must be critical"));
         }
-        let (_, usage) = self
-            .extension::<KeyUsage>(ID_CE_KEY_USAGE)?
-            .ok_or_else(|| self.violated("a CA certificate without key usage"))?;
-        if !usage.0.contains(KeyUsages::KeyCertSign) {
-            return Err(self.violated("key usage lacks keyCertSign"));
-        }
-        Ok(())
+        self.require_key_usage(
+            KeyUsages::KeyCertSign,
+            "keyCertSign",
+            "a CA certificate without key usage",
+        )
     }
 
     /// What webpki leaves out for the document signer: digitalSignature in the key usage.
     fn check_leaf_usage(&self) -> Result<(), VerifyError> {
+        self.require_key_usage(
+            KeyUsages::DigitalSignature,
+            "digitalSignature",
+            "the document signer has no key usage extension",
+        )
+    }
+
+    /// The key usage extension is present (else `absent` is the reason) and allows `needed`
+    /// (RFC 5280 name `needed_name`).
+    fn require_key_usage(
+        &self,
+        needed: KeyUsages,
+        needed_name: &str,
+        absent: &str,
+    ) -> Result<(), VerifyError> {
         let (_, usage) = self
             .extension::<KeyUsage>(ID_CE_KEY_USAGE)?
-            .ok_or_else(|| self.violated("the document signer has no key usage extension"))?;
-        if !usage.0.contains(KeyUsages::DigitalSignature) {
-            return Err(self.violated("key usage lacks digitalSignature"));
+            .ok_or_else(|| self.violated(absent))?;
+        if !usage.0.contains(needed) {
+            return Err(self.violated(format!("key usage lacks {needed_name}")));
         }
         Ok(())
     }

@@ -187,11 +187,19 @@ fn garbage_trusted_root_is_reported_as_such() {
 #[test]
 fn bundle_issued_by_the_trusted_root_verifies_without_the_root_inside() {
     // "cabundle[0] is signed by the trusted root" rather than equal to it.
-    let mock = fixed_mock();
-    let mut payload = mock.payload(&request());
-    payload.cabundle.remove(0);
-    let doc = resign(&mock, &payload);
-    verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap();
+    verify_doctored(&fixed_mock(), |p| {
+        p.cabundle.remove(0);
+    })
+    .unwrap();
+}
+
+/// `doc`'s chain verifies but its COSE signature does not (`what` names the change).
+fn assert_fails_at_document_signature(doc: &[u8], root: &[u8], now: u64, what: &str) {
+    assert_eq!(
+        verify(doc, root, now).unwrap_err(),
+        VerifyError::DocumentSignature,
+        "{what}"
+    );
 }
 
 #[test]
@@ -200,10 +208,7 @@ fn flipped_payload_byte_breaks_the_document_signature() {
     let mut doc = mock.attestation(&request()).unwrap();
     let nonce_at = doc.windows(32).position(|w| w == [7u8; 32]).unwrap();
     doc[nonce_at + 3] ^= 0x01;
-    assert_eq!(
-        verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap_err(),
-        VerifyError::DocumentSignature
-    );
+    assert_fails_at_document_signature(&doc, mock.root_certificate_der(), T0 + 10, "nonce byte");
 }
 
 #[test]
@@ -213,70 +218,66 @@ fn flipped_signature_byte_breaks_the_document_signature() {
         let mut doc = mock.attestation(&request()).unwrap();
         let len = doc.len();
         doc[len - at] ^= 0x80;
-        assert_eq!(
-            verify(&doc, mock.root_certificate_der(), T0 + 10).unwrap_err(),
-            VerifyError::DocumentSignature,
-            "flip at len-{at}"
-        );
+        let what = format!("flip at len-{at}");
+        assert_fails_at_document_signature(&doc, mock.root_certificate_der(), T0 + 10, &what);
     }
+}
+
+/// Verifies the mock's document after `doctor` changed its payload, re-signed with the mock's
+/// leaf key so that only the change can be what is refused.
+fn verify_doctored(
+    mock: &MockNsm,
+    doctor: impl FnOnce(&mut Payload),
+) -> Result<AttestationDoc, VerifyError> {
+    let mut payload = mock.payload(&request());
+    doctor(&mut payload);
+    verify(
+        &resign(mock, &payload),
+        mock.root_certificate_der(),
+        T0 + 10,
+    )
 }
 
 #[test]
 fn altered_certificates_break_the_chain() {
+    fn flip_last(der: &mut [u8]) {
+        *der.last_mut().unwrap() ^= 0x01;
+    }
+    type Case = (&'static str, fn(&mut Payload), fn(&VerifyError) -> bool);
+    let cases: [Case; 4] = [
+        // The last byte of a DER certificate is the last byte of its signature's s.
+        (
+            "leaf signature",
+            |p| flip_last(&mut p.certificate),
+            |e| matches!(e, VerifyError::ChainSignature { which, issuer } if which == "leaf certificate" && issuer == "cabundle[1]"),
+        ),
+        (
+            "intermediate signature",
+            |p| flip_last(&mut p.cabundle[1]),
+            |e| matches!(e, VerifyError::ChainSignature { which, issuer } if which == "cabundle[1]" && issuer == "cabundle[0]"),
+        ),
+        // The leaf's first `TEST` is in its issuer name: still DER, but no longer the
+        // intermediate's subject.
+        (
+            "leaf issuer name",
+            |p| {
+                let at = p.certificate.windows(4).position(|w| w == b"TEST").unwrap();
+                p.certificate[at] = b'B';
+            },
+            |e| matches!(e, VerifyError::ChainSignature { which, issuer } if which.starts_with("leaf certificate (its issuer") && issuer == "cabundle[1]"),
+        ),
+        // Truncated: not DER any more.
+        (
+            "truncated leaf",
+            |p| p.certificate.truncate(100),
+            |e| matches!(e, VerifyError::Certificate { which, .. } if which == "leaf certificate"),
+        ),
+    ];
     let mock = fixed_mock();
-    // Last byte of a DER certificate is the last byte of its signature's s.
-    let mut payload = mock.payload(&request());
-    *payload.certificate.last_mut().unwrap() ^= 0x01;
-    let err = verify(
-        &resign(&mock, &payload),
-        mock.root_certificate_der(),
-        T0 + 10,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&err, VerifyError::ChainSignature { which, .. } if which == "leaf certificate"),
-        "{err:?}"
-    );
-
-    let mut payload = mock.payload(&request());
-    *payload.cabundle[1].last_mut().unwrap() ^= 0x01;
-    let err = verify(
-        &resign(&mock, &payload),
-        mock.root_certificate_der(),
-        T0 + 10,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(&err, VerifyError::ChainSignature { which, .. } if which == "cabundle[1]"),
-        "{err:?}"
-    );
-
-    // A byte of the leaf's subject name: still DER, but the issuer's signature no longer matches.
-    let mut payload = mock.payload(&request());
-    let cn = payload
-        .certificate
-        .windows(4)
-        .position(|w| w == b"TEST")
-        .unwrap();
-    payload.certificate[cn] = b'B';
-    let err = verify(
-        &resign(&mock, &payload),
-        mock.root_certificate_der(),
-        T0 + 10,
-    )
-    .unwrap_err();
-    assert!(matches!(err, VerifyError::ChainSignature { .. }), "{err:?}");
-
-    // Truncated certificate: not DER any more.
-    let mut payload = mock.payload(&request());
-    payload.certificate.truncate(100);
-    let err = verify(
-        &resign(&mock, &payload),
-        mock.root_certificate_der(),
-        T0 + 10,
-    )
-    .unwrap_err();
-    assert!(matches!(err, VerifyError::Certificate { .. }), "{err:?}");
+    for (what, doctor, expected) in cases {
+        let err = verify_doctored(&mock, doctor).unwrap_err();
+        assert!(expected(&err), "{what}: {err:?}");
+    }
 }
 
 #[test]
@@ -294,10 +295,7 @@ fn swapped_leaf_is_refused_even_when_the_document_is_signed_by_it() {
     );
     // And a's chain with a's leaf but signed by b's key fails at the document signature.
     let doc = sign_es384(a.payload(&request()).encode().unwrap(), b.leaf_key()).unwrap();
-    assert_eq!(
-        verify(&doc, a.root_certificate_der(), T0 + 10).unwrap_err(),
-        VerifyError::DocumentSignature
-    );
+    assert_fails_at_document_signature(&doc, a.root_certificate_der(), T0 + 10, "b's key");
 }
 
 #[test]
@@ -365,90 +363,82 @@ fn validity_is_checked_at_the_given_time() {
     );
 }
 
+/// One change to the mock's payload map, for a payload rule test.
+enum Edit {
+    /// Replace (or add) a field.
+    Set(&'static str, Value),
+    /// Drop a field.
+    Remove(&'static str),
+    /// Add an entry after the others, whatever its key.
+    Append(Value, Value),
+}
+
+impl Edit {
+    fn apply(self, map: &mut Vec<(Value, Value)>) {
+        match self {
+            Edit::Set(key, value) => set_field(map, key, value),
+            Edit::Remove(key) => map.retain(|(k, _)| *k != Value::Text(key.into())),
+            Edit::Append(key, value) => map.push((key, value)),
+        }
+    }
+}
+
 #[test]
 fn payload_rules_are_enforced() {
+    use Edit::{Append, Remove, Set};
+    let pcrs = |index: u8, len: usize| {
+        Value::Map(vec![(
+            Value::Integer(index.into()),
+            Value::Bytes(vec![0; len]),
+        )])
+    };
+    let cases = [
+        (Set("digest", Value::Text("SHA256".into())), "only `SHA384`"),
+        (Remove("module_id"), "`module_id` is missing"),
+        (Set("module_id", Value::Text(String::new())), "non-empty"),
+        (Set("timestamp", Value::Integer(0.into())), "positive"),
+        (
+            Set("timestamp", Value::Text("yesterday".into())),
+            "`timestamp` must be an integer",
+        ),
+        (Set("pcrs", pcrs(0, 47)), "32, 48 or 64"),
+        (Set("pcrs", pcrs(32, 48)), "outside 0..32"),
+        (Set("pcrs", Value::Map(vec![])), "`pcrs` has 0 entries"),
+        (Set("cabundle", Value::Array(vec![])), "`cabundle` has 0"),
+        (
+            Set("cabundle", Value::Array(vec![Value::Bytes(vec![0; 1025])])),
+            "cabundle[0]",
+        ),
+        (
+            Set("user_data", Value::Bytes(vec![0; 513])),
+            "`user_data` is 513 bytes",
+        ),
+        (
+            Set("public_key", Value::Bytes(vec![])),
+            "`public_key` is 0 bytes",
+        ),
+        (
+            Set("nonce", Value::Integer(1.into())),
+            "`nonce` must be a byte string",
+        ),
+        (Set("extra", Value::Bytes(vec![1])), "unknown field `extra`"),
+        (
+            Append(Value::Text("nonce".into()), Value::Null),
+            "appears twice",
+        ),
+        (
+            Append(Value::Integer(1.into()), Value::Null),
+            "not a text string",
+        ),
+    ];
     let mock = fixed_mock();
     let root = mock.root_certificate_der().to_vec();
-    let check = |map: Vec<(Value, Value)>, needle: &str| {
+    for (edit, needle) in cases {
+        let mut map = payload_value(&mock);
+        edit.apply(&mut map);
         let doc = resign_value(&mock, &Value::Map(map));
         payload_err(verify(&doc, &root, T0 + 10).unwrap_err(), needle);
-    };
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "digest", Value::Text("SHA256".into()));
-    check(m, "only `SHA384`");
-
-    let mut m = payload_value(&mock);
-    m.retain(|(k, _)| *k != Value::Text("module_id".into()));
-    check(m, "`module_id` is missing");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "module_id", Value::Text(String::new()));
-    check(m, "non-empty");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "timestamp", Value::Integer(0.into()));
-    check(m, "positive");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "timestamp", Value::Text("yesterday".into()));
-    check(m, "`timestamp` must be an integer");
-
-    let mut m = payload_value(&mock);
-    set_field(
-        &mut m,
-        "pcrs",
-        Value::Map(vec![(Value::Integer(0.into()), Value::Bytes(vec![0; 47]))]),
-    );
-    check(m, "32, 48 or 64");
-
-    let mut m = payload_value(&mock);
-    set_field(
-        &mut m,
-        "pcrs",
-        Value::Map(vec![(Value::Integer(32.into()), Value::Bytes(vec![0; 48]))]),
-    );
-    check(m, "outside 0..32");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "pcrs", Value::Map(vec![]));
-    check(m, "`pcrs` has 0 entries");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "cabundle", Value::Array(vec![]));
-    check(m, "`cabundle` has 0");
-
-    let mut m = payload_value(&mock);
-    set_field(
-        &mut m,
-        "cabundle",
-        Value::Array(vec![Value::Bytes(vec![0; 1025])]),
-    );
-    check(m, "cabundle[0]");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "user_data", Value::Bytes(vec![0; 513]));
-    check(m, "`user_data` is 513 bytes");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "public_key", Value::Bytes(vec![]));
-    check(m, "`public_key` is 0 bytes");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "nonce", Value::Integer(1.into()));
-    check(m, "`nonce` must be a byte string");
-
-    let mut m = payload_value(&mock);
-    set_field(&mut m, "extra", Value::Bytes(vec![1]));
-    check(m, "unknown field `extra`");
-
-    let mut m = payload_value(&mock);
-    m.push((Value::Text("nonce".into()), Value::Null));
-    check(m, "appears twice");
-
-    let mut m = payload_value(&mock);
-    m.push((Value::Integer(1.into()), Value::Null));
-    check(m, "not a text string");
+    }
 
     let doc = resign_value(&mock, &Value::Array(vec![]));
     payload_err(verify(&doc, &root, T0 + 10).unwrap_err(), "not a CBOR map");
@@ -684,10 +674,7 @@ fn real_aws_document_is_refused_later_and_against_a_mock_root() {
     let mut tampered = bytes.clone();
     let nonce_end = tampered.len() - 98 - 1;
     tampered[nonce_end] ^= 0x01;
-    assert_eq!(
-        verify(&tampered, &aws_root_der(), 1_726_534_100).unwrap_err(),
-        VerifyError::DocumentSignature
-    );
+    assert_fails_at_document_signature(&tampered, &aws_root_der(), 1_726_534_100, "nonce byte");
 }
 
 #[test]
@@ -759,23 +746,43 @@ mod constraints {
         }
     }
 
-    /// A P-384 certificate valid from `T0` for a day, signed with `issuer_key`.
-    fn p384_cert(
+    /// A CA of a chain built here (P-384, valid from `T0` for a day) and its key.
+    struct TestCa {
+        der: Vec<u8>,
+        key: SigningKey,
+    }
+
+    impl TestCa {
+        fn root() -> Self {
+            let key = key();
+            let der = issue_p384(Profile::Root, "CN=root", &key, &key);
+            Self { der, key }
+        }
+
+        /// A CA issued by this one.
+        fn sub_ca(&self, subject: &str, path_len_constraint: Option<u8>) -> Self {
+            let key = key();
+            let profile = sub_ca_profile(subject_of(&self.der), path_len_constraint);
+            let der = issue_p384(profile, subject, &key, &self.key);
+            Self { der, key }
+        }
+
+        /// A document signer's certificate issued by this one.
+        fn leaf(&self) -> Vec<u8> {
+            let profile = leaf_profile(subject_of(&self.der));
+            issue_p384(profile, "CN=leaf", &key(), &self.key)
+        }
+    }
+
+    fn issue_p384(
         profile: Profile,
         subject: &str,
         key: &SigningKey,
-        issuer_key: &SigningKey,
+        issuer: &SigningKey,
     ) -> Vec<u8> {
         let validity = validity(T0, 24 * 3600).unwrap();
-        issue::<DerSignature, _, _>(
-            profile,
-            9,
-            validity,
-            subject.parse().unwrap(),
-            key,
-            issuer_key,
-        )
-        .unwrap()
+        issue::<DerSignature, _, _>(profile, 9, validity, subject.parse().unwrap(), key, issuer)
+            .unwrap()
     }
 
     fn constraint_err(err: &VerifyError, cert: &str, needle: &str) {
@@ -788,13 +795,11 @@ mod constraints {
     #[test]
     fn leaf_cannot_act_as_ca() {
         let mock = fixed_mock();
-        let leaf_subject = subject_of(mock.leaf_certificate_der());
-        let below_leaf = p384_cert(
-            leaf_profile(leaf_subject),
-            "CN=below the leaf",
-            &key(),
-            mock.leaf_key(),
-        );
+        let mock_leaf = TestCa {
+            der: mock.leaf_certificate_der().to_vec(),
+            key: mock.leaf_key().clone(),
+        };
+        let below_leaf = mock_leaf.leaf();
         let bundle = [
             mock.root_certificate_der().to_vec(),
             mock.intermediate_certificate_der().to_vec(),
@@ -818,36 +823,15 @@ mod constraints {
 
     #[test]
     fn path_length_constraint_is_enforced() {
-        let (root_key, inter_key, sub_key, leaf_key) = (key(), key(), key(), key());
-        let root = p384_cert(Profile::Root, "CN=root", &root_key, &root_key);
+        let root = TestCa::root();
         // Like the mock's intermediate: no CA may follow it.
-        let inter = p384_cert(
-            sub_ca_profile(subject_of(&root), Some(0)),
-            "CN=inter",
-            &inter_key,
-            &root_key,
-        );
-        let direct_leaf = p384_cert(
-            leaf_profile(subject_of(&inter)),
-            "CN=leaf",
-            &leaf_key,
-            &inter_key,
-        );
-        verify_chain(&direct_leaf, &[root.clone(), inter.clone()], &root, T0 + 10).unwrap();
+        let inter = root.sub_ca("CN=inter", Some(0));
+        let bundle = vec![root.der.clone(), inter.der.clone()];
+        verify_chain(&inter.leaf(), &bundle, &root.der, T0 + 10).unwrap();
 
-        let sub = p384_cert(
-            sub_ca_profile(subject_of(&inter), None),
-            "CN=sub",
-            &sub_key,
-            &inter_key,
-        );
-        let leaf = p384_cert(
-            leaf_profile(subject_of(&sub)),
-            "CN=leaf",
-            &leaf_key,
-            &sub_key,
-        );
-        let err = verify_chain(&leaf, &[root.clone(), inter, sub], &root, T0 + 10).unwrap_err();
+        let sub = inter.sub_ca("CN=sub", None);
+        let bundle = [bundle, vec![sub.der.clone()]].concat();
+        let err = verify_chain(&sub.leaf(), &bundle, &root.der, T0 + 10).unwrap_err();
         constraint_err(&err, "cabundle[1]", "path length");
     }
 
