@@ -81,11 +81,36 @@ mod tests {
             .command::<Demo>()
             .try_get_matches_from(["demo-host", "hello", "-v"])
             .unwrap();
-        assert!(LogArgs::from_arg_matches(&matches).unwrap().verbose);
+        assert_eq!(LogArgs::from_arg_matches(&matches).unwrap().verbose, 1);
         assert!(matches!(
             Demo::from_arg_matches(&matches).unwrap(),
             Demo::Hello
         ));
+    }
+
+    #[test]
+    fn verbose_counts_and_log_format_is_global() {
+        let log = |args: &[&str]| {
+            let matches = DEMO.command::<Demo>().try_get_matches_from(args).unwrap();
+            LogArgs::from_arg_matches(&matches).unwrap()
+        };
+        assert_eq!(log(&["demo-host", "hello"]).default_filter(), "info");
+        assert_eq!(log(&["demo-host", "-v", "hello"]).default_filter(), "info");
+        assert_eq!(
+            log(&["demo-host", "hello", "-vv"]).default_filter(),
+            "debug"
+        );
+        assert_eq!(
+            log(&["demo-host", "-vvv", "hello"]).default_filter(),
+            "trace"
+        );
+        let json = log(&["demo-host", "hello", "--log-format", "json"]);
+        assert_eq!(json.log_format, crate::logging::LogFormat::Json);
+        let err = DEMO
+            .command::<Demo>()
+            .try_get_matches_from(["demo-host", "hello", "--log-format", "xml"])
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -32,7 +32,11 @@ fn help(name: &str) -> String {
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
             let mut fields = line.splitn(4, ' ');
-            (fields.next() == Some(name)).then(|| fields.nth(2).unwrap_or_default().to_owned())
+            // The encoder ends the help with a full stop of its own.
+            (fields.next() == Some(name)).then(|| {
+                let help = fields.nth(2).unwrap_or_default();
+                help.strip_suffix('.').unwrap_or(help).to_owned()
+            })
         })
         .unwrap_or_default()
 }

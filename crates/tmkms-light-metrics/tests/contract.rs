@@ -134,7 +134,9 @@ fn types_and_help_texts_are_the_contracts() {
         // build_info is a gauge named with its suffix.
         let type_line = format!("# TYPE {family} {}", entry.kind);
         assert!(text.contains(&type_line), "missing {type_line:?}");
-        let help_line = format!("# HELP {family} {}", entry.help);
+        // The encoder ends every help text with a full stop.
+        let help = entry.help.strip_suffix('.').unwrap_or(&entry.help);
+        let help_line = format!("# HELP {family} {help}.");
         assert!(text.contains(&help_line), "missing {help_line:?}");
     }
 }

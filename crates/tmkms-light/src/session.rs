@@ -146,16 +146,31 @@ fn log_signed(
     let latency = started
         .zip(clock)
         .map(|(started, now)| now().saturating_duration_since(started));
-    let latency_us = latency.map_or(0, |l| l.as_micros());
+    // u64: log shippers read JSON numbers; u128 would be written as text.
+    let latency_us = latency.map_or(0, |l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
     match response {
-        Response::SignedVote(Ok(signed)) => info!(
-            at = %signed.vote().position(),
-            extension_signed = signed.extension_signature().is_some(),
-            latency_us,
-            "signed"
-        ),
+        Response::SignedVote(Ok(signed)) => {
+            let at = signed.vote().position();
+            info!(
+                at = %at,
+                height = at.height.value(),
+                round = at.round.value(),
+                step = at.step.name(),
+                extension_signed = signed.extension_signature().is_some(),
+                latency_us,
+                "signed"
+            )
+        }
         Response::SignedProposal(Ok(signed)) => {
-            info!(at = %signed.proposal().position(), latency_us, "signed")
+            let at = signed.proposal().position();
+            info!(
+                at = %at,
+                height = at.height.value(),
+                round = at.round.value(),
+                step = at.step.name(),
+                latency_us,
+                "signed"
+            )
         }
         Response::SignedBytes(Ok(_)) => debug!(latency_us, "signed raw bytes"),
         _ => return None,
