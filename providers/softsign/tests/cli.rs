@@ -2,12 +2,9 @@
 //! subcommand writes, prints and refuses, and that its errors name the flag,
 //! file or field to fix. Each test has its own temp directory (and socket),
 //! so the tests run in parallel.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 

@@ -6,12 +6,9 @@
 //!
 //! Tests that mount a tmpfs need root (CI runs as root) and say so when
 //! mounting fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -25,13 +22,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{accept, Guard, Kms};
+use common::{accept, error_line, Guard, Kms};
 use tmkms_light::state::file::{slot_offset, FileStore, FILE_LEN};
 use tmkms_light::state::record::{decode_slot, encode_slot, SLOT_LEN};
 use tmkms_light::types::{Height, Position, Round, SignState, Signature, Step};
 use tmkms_node_sim::codec::{
     decode_response, encode_frame, encode_request, FrameBuffer, Request, Response,
 };
+use tmkms_node_sim::home::SignerHome;
 use tmkms_node_sim::{
     codes, verify_vote, vote_sign_bytes, BlockIdSpec, Dialect, NodeListener, SignerConn, VoteSpec,
 };
@@ -463,6 +461,20 @@ fn torn_write_falls_back_to_the_last_acknowledged_state() {
 // Full disk
 // ---------------------------------------------------------------------------
 
+/// `init` of a home whose config goes to `config`, for the node at `address`.
+fn init_at(config: &Path, address: &str) -> std::process::Output {
+    let config = config.to_str().unwrap();
+    common::run(&[
+        "init",
+        "-c",
+        config,
+        "--chain-id",
+        CHAIN,
+        "--address",
+        address,
+    ])
+}
+
 /// `init` on a disk that fills up part-way: whatever step runs out of space,
 /// the error is clear, and nothing is left behind that would stop a retry
 /// once there is room.
@@ -475,25 +487,14 @@ fn init_on_a_full_disk_fails_cleanly_and_can_be_retried() {
         let mnt = dir.path().join("mnt");
         let mount = mount_tmpfs(&mnt, size);
         let config = mnt.join("home/tmkms.toml");
-        let args = [
-            "init",
-            "-c",
-            config.to_str().unwrap(),
-            "--chain-id",
-            CHAIN,
-            "--address",
-            "unix:///run/node.sock",
-        ];
-        let out = common::run(&args);
+        let out = init_at(&config, "unix:///run/node.sock");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             !out.status.success(),
             "{size}: init succeeded on a full disk?"
         );
-        let error = stderr
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .unwrap_or_else(|| panic!("{size}: no error line:\n{stderr}"));
+        let error =
+            error_line(&stderr).unwrap_or_else(|| panic!("{size}: no error line:\n{stderr}"));
         assert!(
             error.contains(mnt.to_str().unwrap()),
             "{size}: the error names the file: {error}"
@@ -518,7 +519,7 @@ fn init_on_a_full_disk_fails_cleanly_and_can_be_retried() {
         }
         // Room again: the same command succeeds.
         mount.remount("1m");
-        let out = common::run(&args);
+        let out = init_at(&config, "unix:///run/node.sock");
         assert!(
             out.status.success(),
             "{size}: retry after freeing space failed: {}",
@@ -542,22 +543,16 @@ fn full_disk_while_running_keeps_signing() {
     let dir = tempfile::tempdir().unwrap();
     let listener = NodeListener::bind_unix(dir.path().join("node.sock"), Dialect::V0_38).unwrap();
     let config = mnt.join("home/tmkms.toml");
-    let out = common::run(&[
-        "init",
-        "-c",
-        config.to_str().unwrap(),
-        "--chain-id",
-        CHAIN,
-        "--address",
-        &listener.local_addr(),
-    ]);
+    let out = init_at(&config, &listener.local_addr());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // Home on the tmpfs; the log stays outside it.
-    let kms = Kms { dir, config };
+    let kms = Kms {
+        home: SignerHome { dir, config },
+    };
     let state_path = mnt.join("home/state/consensus.state");
     let pubkey = kms.pubkey();
 

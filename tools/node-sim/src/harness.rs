@@ -1,7 +1,8 @@
 //! Process helpers for integration tests that run a real signer binary
 //! against the simulated node: a listener in the test's own directory (or on
 //! port 0), accepting the signer's connection while watching that its
-//! process is still alive, and killing the process even when a test fails.
+//! process is still alive, killing the process even when a test fails, and
+//! the checked signature a test asks for to see that a signer is up.
 //!
 //! They live here, next to the node, so that every provider's test suite
 //! drives its signer the same way instead of keeping its own copy.
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{NodeListener, SignerConn};
 use crate::dialect::Dialect;
+use crate::spec::{BlockIdSpec, SignedVote, VoteSpec};
+use crate::verify::verify_vote;
 
 /// How long one accept attempt waits before the child is checked again.
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
@@ -121,6 +124,77 @@ impl Drop for ChildGuard {
     fn drop(&mut self) {
         kill(&mut self.0);
     }
+}
+
+/// Whether `pid` is a live process: not a zombie, not dead (from
+/// `/proc/<pid>/stat`, so Linux only; a pid without an entry is not alive).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the ")" that ends the command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Runs `probe` every `every` until it finds nothing or `within` has
+/// passed; returns what it found last (empty when everything is gone) —
+/// for "no process of … is left" checks.
+pub fn left_after<T>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Vec<T>,
+) -> Vec<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = probe();
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// The first line of `output` that reports an error, the way the signers'
+/// command lines do (`error: …`).
+pub fn error_line(output: &str) -> Option<&str> {
+    output.lines().find(|l| l.starts_with("error: "))
+}
+
+/// Asks the signer for the prevote at `height` (round 0, for the block of
+/// [`BlockIdSpec::for_height`]) and checks its signature against `pubkey`;
+/// returns the signed vote. Fails the calling test when the signer does not
+/// answer, refuses, or signs wrongly.
+// A test's assertion: failing the calling test is this function's job.
+#[allow(clippy::panic)]
+pub fn sign_checked_prevote(
+    conn: &mut SignerConn,
+    chain: &str,
+    pubkey: &[u8; 32],
+    dialect: Dialect,
+    height: i64,
+) -> SignedVote {
+    let vote = VoteSpec::prevote(height, 0, Some(BlockIdSpec::for_height(height)));
+    let signed = match conn.sign_vote(chain, &vote, false) {
+        Ok(Ok(signed)) => signed,
+        Ok(Err(refused)) => panic!("the prevote at height {height} was refused: {refused}"),
+        Err(e) => panic!("no answer to the prevote at height {height}: {e}"),
+    };
+    if let Err(e) = verify_vote(pubkey, chain, &vote, &signed, dialect, false) {
+        panic!("the prevote signed at height {height} does not verify: {e}");
+    }
+    signed
+}
+
+/// The helpers under the short names every provider's test harness gives
+/// them (`accept` gives up early when the child exits; `Guard` kills its
+/// child when dropped), for a `pub use …::prelude::*` in its common module.
+pub mod prelude {
+    pub use super::{
+        accept_or_exit as accept, error_line, is_alive, kill, left_after, listen, sigkill,
+        sign_checked_prevote, wait_exit, ChildGuard as Guard,
+    };
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod crash;
 mod dialect;
 mod error;
 pub mod harness;
+pub mod home;
 pub mod proto_v1;
 pub mod scenario;
 mod sign_bytes;

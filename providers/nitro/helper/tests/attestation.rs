@@ -10,12 +10,9 @@
 //!   `Plaintext` answer each stop `start` with a clear error before the node
 //!   gets anything. A corrupted ciphertext file is a clear KMS error.
 //! * No secret (the consensus seed) appears in any log.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -27,9 +24,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use common::{accept, kill, kms_endpoint, listen, wait_exit, Guard, Nitro, HELPER};
+use common::{
+    accept, kill, kms_endpoint, listen, sign_checked_prevote, wait_exit, Guard, Nitro, HELPER,
+};
 use tmkms_light::keys::PublicKey;
-use tmkms_node_sim::{verify_vote, BlockIdSpec, Dialect, VoteSpec};
+use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "attest-chain";
 
@@ -401,23 +400,9 @@ fn start_decrypts_only_through_an_attested_recipient() {
     let (nitro, listener) = setup(&kms);
     let m = route_through(&nitro, &kms, Tamper::None);
     let started = std::time::Instant::now();
-    let _enclave = Guard(nitro.spawn_enclave());
-    let _proxy = Guard(nitro.spawn_proxy());
-    let mut helper = Guard(nitro.spawn_helper());
-    let mut conn = accept(&listener, &mut helper.0, Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("no connection:\n{}", nitro.log()));
+    let (mut running, mut conn) = nitro.start_connected(&listener, Duration::from_secs(60));
     let connect_time = started.elapsed();
-    let vote = VoteSpec::prevote(5, 0, Some(BlockIdSpec::for_height(5)));
-    let signed = conn.sign_vote(CHAIN, &vote, false).unwrap().unwrap();
-    verify_vote(
-        &nitro.pubkey(),
-        CHAIN,
-        &vote,
-        &signed,
-        Dialect::V0_38,
-        false,
-    )
-    .unwrap();
+    sign_checked_prevote(&mut conn, CHAIN, &nitro.pubkey(), Dialect::V0_38, 5);
     eprintln!("start to first node connection: {connect_time:?}");
 
     // What crossed the host: one Decrypt (Unix node: no identity key),
@@ -453,17 +438,25 @@ fn start_decrypts_only_through_an_attested_recipient() {
     drop(seen);
     assert_eq!(m.tampered.load(Ordering::SeqCst), 0);
     drop(conn);
-    kill(&mut helper.0);
+    kill(&mut running.helper.0);
     assert_no_secret(&nitro, &kms);
+}
+
+/// `start` with the KMS traffic through a man in the middle that tampers
+/// as `tamper` says: the start must fail after something was tampered
+/// with. Returns the home and its log.
+fn start_with_tampered_kms(kms: &str, tamper: Tamper) -> (Nitro, String) {
+    let (nitro, listener) = setup(kms);
+    let m = route_through(&nitro, kms, tamper);
+    let log = start_must_fail(&nitro, &listener);
+    assert!(m.tampered.load(Ordering::SeqCst) >= 1, "nothing tampered");
+    (nitro, log)
 }
 
 #[test]
 fn start_refuses_when_the_attested_key_was_changed_on_the_way() {
     let Some(kms) = kms_endpoint() else { return };
-    let (nitro, listener) = setup(&kms);
-    let m = route_through(&nitro, &kms, Tamper::AttestationKey);
-    let log = start_must_fail(&nitro, &listener);
-    assert!(m.tampered.load(Ordering::SeqCst) >= 1, "nothing tampered");
+    let (nitro, log) = start_with_tampered_kms(&kms, Tamper::AttestationKey);
     // KMS (the emulator reads the key without checking the document's
     // signature; real KMS refuses the document outright) encrypts to a key
     // the enclave does not hold: the envelope cannot be opened.
@@ -478,10 +471,7 @@ fn start_refuses_when_the_attested_key_was_changed_on_the_way() {
 #[test]
 fn start_refuses_a_tampered_envelope() {
     let Some(kms) = kms_endpoint() else { return };
-    let (nitro, listener) = setup(&kms);
-    let m = route_through(&nitro, &kms, Tamper::Envelope);
-    let log = start_must_fail(&nitro, &listener);
-    assert!(m.tampered.load(Ordering::SeqCst) >= 1, "nothing tampered");
+    let (nitro, log) = start_with_tampered_kms(&kms, Tamper::Envelope);
     assert!(
         log.contains("cannot decrypt the keys") && log.contains("opening the KMS envelope"),
         "unclear error:\n{log}"
@@ -492,10 +482,7 @@ fn start_refuses_a_tampered_envelope() {
 #[test]
 fn start_refuses_plaintext_in_place_of_the_envelope() {
     let Some(kms) = kms_endpoint() else { return };
-    let (nitro, listener) = setup(&kms);
-    let m = route_through(&nitro, &kms, Tamper::Plaintext);
-    let log = start_must_fail(&nitro, &listener);
-    assert!(m.tampered.load(Ordering::SeqCst) >= 1, "nothing tampered");
+    let (_nitro, log) = start_with_tampered_kms(&kms, Tamper::Plaintext);
     assert!(
         log.contains("returned Plaintext instead of CiphertextForRecipient")
             && log.contains("crossed the host"),

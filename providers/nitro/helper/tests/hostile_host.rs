@@ -22,12 +22,9 @@
 //!   settings get no key;
 //! * raw-bytes signing never signs a consensus message;
 //! * a dead state stream ends the enclave process (non-zero exit).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -39,7 +36,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{accept, kill, kms_endpoint, listen, wait_exit, Guard, Nitro, REGION};
+use common::{
+    accept, kill, kms_endpoint, listen, sign_checked_prevote, wait_exit, Guard, Nitro, REGION,
+};
 use tmkms_light::config::Config;
 use tmkms_light::enclave::EnclaveSettings;
 use tmkms_light::link::{read_announcement, read_frame, recv_json, send_json, write_frame};
@@ -575,92 +574,111 @@ fn assert_unsigned_record_of(record: &[u8; SLOT_LEN], vote: &VoteSpec) {
 
 // ------------------------------------------------------------ acknowledgements
 
+/// Where every acknowledgement test starts: a fresh host with height 1
+/// signed honestly, then vote A (conflicting with B) sent while the host
+/// answers A's record with `on_write`. The record the host got for A names
+/// A and carries no signature.
+struct AckScene {
+    host: TestHost,
+    ledger: Ledger,
+    a: VoteSpec,
+    b: VoteSpec,
+    run: Run,
+    conn: SignerConn,
+    /// The slots from before vote A.
+    before_a: [Option<[u8; SLOT_LEN]>; 2],
+    /// What became of vote A.
+    a_outcome: Outcome,
+}
+
+impl AckScene {
+    fn new(kms: &str, on_write: OnWrite) -> Self {
+        let host = TestHost::new(kms, "v0.38", "");
+        let mut ledger = Ledger::new(&host);
+        let (a, b) = conflicting_votes();
+        let (run, mut conn) = host.start_signing();
+        ledger.heights(&mut conn, 1..2);
+        let before_a = host.slots();
+        host.set_on_write(on_write);
+        let a_outcome = ledger.vote(&mut conn, &a);
+        assert_unsigned_record_of(&host.last_write(), &a);
+        AckScene {
+            host,
+            ledger,
+            a,
+            b,
+            run,
+            conn,
+            before_a,
+            a_outcome,
+        }
+    }
+}
+
 #[test]
 fn withheld_ack_releases_nothing_and_old_slots_after_a_restart_sign_only_one_vote() {
     let Some(kms) = kms_endpoint() else { return };
-    let host = TestHost::new(&kms, "v0.38", "");
-    let mut ledger = Ledger::new(&host);
-    let (a, b) = conflicting_votes();
-
-    let (run, mut conn) = host.start_signing();
-    ledger.heights(&mut conn, 1..2);
-    let old = host.slots();
-    host.set_on_write(OnWrite::Withhold);
+    let mut t = AckScene::new(&kms, OnWrite::Withhold);
     assert_eq!(
-        ledger.vote(&mut conn, &a),
+        t.a_outcome,
         Outcome::Refused(codes::PERSIST_FAILED),
         "vote A was signed although the host did not acknowledge its record"
     );
-    assert_unsigned_record_of(&host.last_write(), &a);
     // The host now behaves: B conflicts with A, whose record the host may
     // hold, so B is refused for the rest of this run (signing B now would
     // let the host replay A's record later and get A signed too).
-    host.set_on_write(OnWrite::Honest);
+    t.host.set_on_write(OnWrite::Honest);
     assert_eq!(
-        ledger.vote(&mut conn, &b),
+        t.ledger.vote(&mut t.conn, &t.b),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    drop(conn);
-    drop(run);
+    drop(t.conn);
+    drop(t.run);
 
     // Restart on the slots from before A: B may be signed, then never A.
-    host.set_slots(old);
-    let (_run, mut conn) = host.start_signing();
-    assert_eq!(ledger.vote(&mut conn, &b), Outcome::Signed);
+    t.host.set_slots(t.before_a);
+    let (_run, mut conn) = t.host.start_signing();
+    assert_eq!(t.ledger.vote(&mut conn, &t.b), Outcome::Signed);
     assert_eq!(
-        ledger.vote(&mut conn, &a),
+        t.ledger.vote(&mut conn, &t.a),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    ledger.heights(&mut conn, 3..4);
+    t.ledger.heights(&mut conn, 3..4);
 }
 
 #[test]
 fn false_ack_releases_nothing_and_the_kept_record_after_a_restart_signs_only_that_vote() {
     let Some(kms) = kms_endpoint() else { return };
-    let host = TestHost::new(&kms, "v0.38", "");
-    let mut ledger = Ledger::new(&host);
-    let (a, b) = conflicting_votes();
-
-    let (run, mut conn) = host.start_signing();
-    ledger.heights(&mut conn, 1..2);
-    host.set_on_write(OnWrite::WrongAck);
+    let mut t = AckScene::new(&kms, OnWrite::WrongAck);
     assert_eq!(
-        ledger.vote(&mut conn, &a),
+        t.a_outcome,
         Outcome::Refused(codes::PERSIST_FAILED),
         "vote A was signed on an acknowledgement of another record"
     );
-    assert_unsigned_record_of(&host.last_write(), &a);
     assert_eq!(
-        ledger.vote(&mut conn, &b),
+        t.ledger.vote(&mut t.conn, &t.b),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    drop(conn);
-    drop(run);
+    drop(t.conn);
+    drop(t.run);
 
     // The host stored A's record: after a restart A is durable and may be
     // signed (it is released only now), B never.
-    host.set_on_write(OnWrite::Honest);
-    let (_run, mut conn) = host.start_signing();
+    t.host.set_on_write(OnWrite::Honest);
+    let (_run, mut conn) = t.host.start_signing();
     assert_eq!(
-        ledger.vote(&mut conn, &b),
+        t.ledger.vote(&mut conn, &t.b),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    assert_eq!(ledger.vote(&mut conn, &a), Outcome::Signed);
-    ledger.heights(&mut conn, 3..4);
+    assert_eq!(t.ledger.vote(&mut conn, &t.a), Outcome::Signed);
+    t.ledger.heights(&mut conn, 3..4);
 }
 
 #[test]
 fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
     let Some(kms) = kms_endpoint() else { return };
-    let host = TestHost::new(&kms, "v0.38", "");
-    let mut ledger = Ledger::new(&host);
-    let (a, b) = conflicting_votes();
-
-    let (mut run, mut conn) = host.start_signing();
-    ledger.heights(&mut conn, 1..2);
-    let old = host.slots();
-    host.set_on_write(OnWrite::SilentThenClose);
-    let outcome = ledger.vote(&mut conn, &a);
+    let mut t = AckScene::new(&kms, OnWrite::SilentThenClose);
+    let outcome = &t.a_outcome;
     assert!(
         matches!(
             outcome,
@@ -668,15 +686,14 @@ fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
         ),
         "vote A: {outcome:?}"
     );
-    assert_unsigned_record_of(&host.last_write(), &a);
     let cut_at = Instant::now();
     // Whatever B gets in this run, it is no signature (the ledger checks).
-    let outcome = ledger.vote(&mut conn, &b);
+    let outcome = t.ledger.vote(&mut t.conn, &t.b);
     assert_ne!(outcome, Outcome::Signed);
-    let status = wait_exit(&mut run.enclave.0, EXIT_WITHIN).unwrap_or_else(|| {
+    let status = wait_exit(&mut t.run.enclave.0, EXIT_WITHIN).unwrap_or_else(|| {
         panic!(
             "the enclave outlived its state stream:\n{}",
-            host.enclave_log()
+            t.host.enclave_log()
         )
     });
     assert!(!status.success(), "exit {status:?}");
@@ -685,20 +702,21 @@ fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
         cut_at.elapsed()
     );
     assert!(
-        host.enclave_log()
+        t.host
+            .enclave_log()
             .contains("state stream to the host is gone"),
         "{}",
-        host.enclave_log()
+        t.host.enclave_log()
     );
-    drop(conn);
-    drop(run);
+    drop(t.conn);
+    drop(t.run);
 
-    host.set_on_write(OnWrite::Honest);
-    host.set_slots(old);
-    let (_run, mut conn) = host.start_signing();
-    assert_eq!(ledger.vote(&mut conn, &b), Outcome::Signed);
+    t.host.set_on_write(OnWrite::Honest);
+    t.host.set_slots(t.before_a);
+    let (_run, mut conn) = t.host.start_signing();
+    assert_eq!(t.ledger.vote(&mut conn, &t.b), Outcome::Signed);
     assert_eq!(
-        ledger.vote(&mut conn, &a),
+        t.ledger.vote(&mut conn, &t.a),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
 }
@@ -822,18 +840,12 @@ fn helper_refuses_a_deleted_state_file_and_state_import_through_the_enclave_reco
     let config = nitro.config.to_str().unwrap().to_owned();
     let pubkey = nitro.pubkey();
     let sign = |heights: std::ops::Range<i64>| {
-        let _enclave = Guard(nitro.spawn_enclave());
-        let _proxy = Guard(nitro.spawn_proxy());
-        let mut helper = Guard(nitro.spawn_helper());
-        let mut conn = accept(&node, &mut helper.0, Duration::from_secs(30))
-            .unwrap_or_else(|| panic!("no connection:\n{}", nitro.log()));
+        let (mut running, mut conn) = nitro.start_connected(&node, Duration::from_secs(30));
         for h in heights {
-            let vote = VoteSpec::prevote(h, 0, Some(BlockIdSpec::for_height(h)));
-            let signed = conn.sign_vote(CHAIN, &vote, false).unwrap().unwrap();
-            verify_vote(&pubkey, CHAIN, &vote, &signed, Dialect::V0_38, false).unwrap();
+            sign_checked_prevote(&mut conn, CHAIN, &pubkey, Dialect::V0_38, h);
         }
         drop(conn);
-        kill(&mut helper.0);
+        kill(&mut running.helper.0);
     };
     sign(1..4);
 
@@ -903,11 +915,7 @@ fn helper_refuses_a_deleted_state_file_and_state_import_through_the_enclave_reco
     assert_eq!(nitro.state().position.height.value(), 3);
 
     // The imported record starts; height 3 prevotes are refused, 4 signs.
-    let _enclave = Guard(nitro.spawn_enclave());
-    let _proxy = Guard(nitro.spawn_proxy());
-    let mut helper = Guard(nitro.spawn_helper());
-    let mut conn = accept(&node, &mut helper.0, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("no connection after import:\n{}", nitro.log()));
+    let (_running, mut conn) = nitro.start_connected(&node, Duration::from_secs(30));
     let stale = VoteSpec::prevote(3, 0, Some(BlockIdSpec::from_seed(b"other")));
     assert_eq!(
         conn.sign_vote(CHAIN, &stale, false)
@@ -916,9 +924,7 @@ fn helper_refuses_a_deleted_state_file_and_state_import_through_the_enclave_reco
             .code,
         codes::DOUBLE_SIGN
     );
-    let vote = VoteSpec::prevote(4, 0, Some(BlockIdSpec::for_height(4)));
-    let signed = conn.sign_vote(CHAIN, &vote, false).unwrap().unwrap();
-    verify_vote(&pubkey, CHAIN, &vote, &signed, Dialect::V0_38, false).unwrap();
+    sign_checked_prevote(&mut conn, CHAIN, &pubkey, Dialect::V0_38, 4);
 }
 
 // ------------------------------------------------------------ bound policy
@@ -1017,11 +1023,7 @@ fn sign_bytes_never_signs_a_consensus_message_of_any_chain() {
         "danger_allow_sign_bytes = true",
     );
     assert!(nitro.bound_policy().danger_allow_sign_bytes);
-    let _enclave = Guard(nitro.spawn_enclave());
-    let _proxy = Guard(nitro.spawn_proxy());
-    let mut helper = Guard(nitro.spawn_helper());
-    let mut conn = accept(&node, &mut helper.0, Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("no connection:\n{}", nitro.log()));
+    let (_running, mut conn) = nitro.start_connected(&node, Duration::from_secs(30));
     let pubkey = nitro.pubkey();
 
     // The flag works: application bytes are signed.

@@ -8,12 +8,9 @@
 //! * SIGINT stops all of them (nothing left in /proc) and exits 0;
 //! * killing the enclave makes launch-all stop the others and exit non-zero
 //!   naming the component that stopped.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -23,8 +20,11 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{accept, command, enclave_bin, kms_endpoint, listen, wait_exit, Guard, Nitro, HELPER};
-use tmkms_node_sim::{verify_vote, BlockIdSpec, Dialect, NodeListener, VoteSpec};
+use common::{
+    accept, command, enclave_bin, error_line, is_alive, kms_endpoint, left_after, listen,
+    sign_checked_prevote, wait_exit, Guard, Nitro, HELPER,
+};
+use tmkms_node_sim::{Dialect, NodeListener};
 
 const CHAIN: &str = "launch-chain";
 
@@ -129,16 +129,6 @@ fn launch_log(nitro: &Nitro) -> String {
     fs::read_to_string(nitro.path("launch.log")).unwrap_or_default()
 }
 
-/// Whether `pid` is a live process (a zombie is dead).
-fn alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// Parent pid of `pid`.
 fn ppid(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -177,23 +167,13 @@ fn wait_up(nitro: &Nitro, listener: &NodeListener, launch: &mut Child) -> Vec<u3
             nitro.enclave_log()
         )
     });
-    let vote = VoteSpec::prevote(7, 0, Some(BlockIdSpec::for_height(7)));
-    let signed = conn.sign_vote(CHAIN, &vote, false).unwrap().unwrap();
-    verify_vote(
-        &nitro.pubkey(),
-        CHAIN,
-        &vote,
-        &signed,
-        Dialect::V0_38,
-        false,
-    )
-    .unwrap();
+    sign_checked_prevote(&mut conn, CHAIN, &nitro.pubkey(), Dialect::V0_38, 7);
     let enclave: u32 = fs::read_to_string(nitro.path("enclave.pid"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(alive(enclave), "the enclave process runs");
+    assert!(is_alive(enclave), "the enclave process runs");
     let mut pids = descendants(launch.id());
     pids.push(enclave);
     let lines: Vec<String> = pids.iter().map(|&p| command_line(p)).collect();
@@ -212,22 +192,13 @@ fn wait_up(nitro: &Nitro, listener: &NodeListener, launch: &mut Child) -> Vec<u3
 }
 
 fn assert_all_gone(pids: &[u32], log: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left: Vec<(u32, String)> = pids
-            .iter()
-            .filter(|&&p| alive(p))
+    let left = left_after(Duration::from_secs(5), Duration::from_millis(50), || {
+        pids.iter()
+            .filter(|&&p| is_alive(p))
             .map(|&p| (p, command_line(p)))
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes left running: {left:?}\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .collect()
+    });
+    assert!(left.is_empty(), "processes left running: {left:?}\n{log}");
 }
 
 #[test]
@@ -274,10 +245,7 @@ fn enclave_death_stops_the_unit_and_names_the_component() {
         matches!(status, Some(s) if !s.success()),
         "launch-all after the enclave died: {status:?}\n{log}"
     );
-    let error = log
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line:\n{log}"));
+    let error = error_line(&log).unwrap_or_else(|| panic!("no error line:\n{log}"));
     assert!(
         (error.contains("`signer` exited") || error.contains("`enclave` exited"))
             && error.contains("stopped the other processes"),

@@ -15,18 +15,15 @@
 //! Record layout: `crates/tmkms-light/src/state/record.rs` (sequence number
 //! at 16..24, height at 24..32, tag at 448..480, SHA-256 of 0..480 at
 //! 480..512); slots at file offsets 0 and 4096.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::{accept, kill, kms_endpoint, listen, wait_exit, Guard, Nitro};
+use common::{accept, kill, kms_endpoint, listen, wait_exit, Nitro};
 use sha2::{Digest, Sha256};
 use tmkms_light::state::file::FileStore;
 use tmkms_node_sim::{
@@ -62,26 +59,10 @@ fn forge_height(file: &mut [u8], slot: usize, new_height: i64) {
     file[slot + 480..slot + SLOT_LEN].copy_from_slice(&digest);
 }
 
-struct Running {
-    _enclave: Guard,
-    _proxy: Guard,
-    helper: Guard,
-}
-
-fn start(nitro: &Nitro) -> Running {
-    Running {
-        _enclave: Guard(nitro.spawn_enclave()),
-        _proxy: Guard(nitro.spawn_proxy()),
-        helper: Guard(nitro.spawn_helper()),
-    }
-}
-
 /// Sign heights `from..to` (proposal, prevote, precommit) on a fresh start,
 /// then stop the helper (the enclave follows).
 fn sign_heights(nitro: &Nitro, listener: &NodeListener, from: i64, to: i64) {
-    let mut run = start(nitro);
-    let mut conn = accept(listener, &mut run.helper.0, Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("no connection:\n{}", nitro.log()));
+    let (mut run, mut conn) = nitro.start_connected(listener, Duration::from_secs(60));
     let pubkey = nitro.pubkey();
     for h in from..to {
         let block = Some(BlockIdSpec::for_height(h));
@@ -98,7 +79,7 @@ fn sign_heights(nitro: &Nitro, listener: &NodeListener, from: i64, to: i64) {
     }
     drop(conn);
     kill(&mut run.helper.0);
-    let enclave_exit = wait_exit(&mut run._enclave.0, Duration::from_secs(10));
+    let enclave_exit = wait_exit(&mut run.enclave.0, Duration::from_secs(10));
     assert!(
         enclave_exit.is_some(),
         "the enclave must exit when the helper goes"
@@ -109,7 +90,7 @@ fn sign_heights(nitro: &Nitro, listener: &NodeListener, from: i64, to: i64) {
 /// returns what the helper logged during this attempt.
 fn start_refused(nitro: &Nitro, listener: &NodeListener) -> String {
     let before = nitro.log().len();
-    let mut run = start(nitro);
+    let mut run = nitro.start();
     let conn = accept(listener, &mut run.helper.0, Duration::from_secs(60));
     assert!(
         conn.is_none(),
@@ -123,7 +104,7 @@ fn start_refused(nitro: &Nitro, listener: &NodeListener) -> String {
         nitro.log()
     );
     assert!(
-        wait_exit(&mut run._enclave.0, Duration::from_secs(10)).is_some(),
+        wait_exit(&mut run.enclave.0, Duration::from_secs(10)).is_some(),
         "the enclave must exit after refusing the state"
     );
     nitro.log()[before..].to_owned()
@@ -149,6 +130,26 @@ fn restore_and_resume(nitro: &Nitro, listener: &NodeListener, good: &[u8]) {
     assert_eq!(nitro.state().position.height.value(), 5);
 }
 
+/// `start` refuses the state file in place, naming the record at offset
+/// `forged_slot` as not authentic; with the original file `good` back, it
+/// signs again.
+fn refused_as_forged_then_restored(
+    nitro: &Nitro,
+    listener: &NodeListener,
+    good: &[u8],
+    forged_slot: usize,
+) {
+    let log = start_refused(nitro, listener);
+    assert!(
+        log.contains(&format!(
+            "slot {} does not authenticate",
+            forged_slot / 4096
+        )),
+        "no forgery message:\n{log}"
+    );
+    restore_and_resume(nitro, listener, good);
+}
+
 #[test]
 fn forged_newest_record_with_a_lower_height_is_refused() {
     let Some(kms) = kms_endpoint() else { return };
@@ -167,12 +168,7 @@ fn forged_newest_record_with_a_lower_height_is_refused() {
         2,
         "the forged record has a valid checksum"
     );
-    let log = start_refused(&nitro, &listener);
-    assert!(
-        log.contains(&format!("slot {} does not authenticate", newest / 4096)),
-        "no forgery message:\n{log}"
-    );
-    restore_and_resume(&nitro, &listener, &good);
+    refused_as_forged_then_restored(&nitro, &listener, &good, newest);
 }
 
 #[test]
@@ -184,12 +180,7 @@ fn forged_older_record_is_refused_too() {
     let h = height(&forged, older);
     forge_height(&mut forged, older, h + 100);
     std::fs::write(nitro.state_path(), &forged).unwrap();
-    let log = start_refused(&nitro, &listener);
-    assert!(
-        log.contains(&format!("slot {} does not authenticate", older / 4096)),
-        "no forgery message:\n{log}"
-    );
-    restore_and_resume(&nitro, &listener, &good);
+    refused_as_forged_then_restored(&nitro, &listener, &good, older);
 }
 
 #[test]

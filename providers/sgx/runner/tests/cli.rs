@@ -1,31 +1,20 @@
 //! Command-line behaviour of the runner that needs no enclave.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
-use common::{app_path, run};
+use common::{app_path, enclave_args, run};
 
 #[test]
 fn init_with_a_missing_sigstruct_fails_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tmkms.toml");
     let app = app_path();
-    let out = run(&[
-        "init",
-        "-c",
-        config.to_str().unwrap(),
-        "--mode",
-        "simulation",
-        "--enclave",
-        app.to_str().unwrap(),
-        "--sigstruct",
-        dir.path().join("missing.sig").to_str().unwrap(),
-    ]);
+    let missing = dir.path().join("missing.sig");
+    let init = ["init", "-c", config.to_str().unwrap()];
+    let out = run(&[&init[..], &enclave_args("simulation", &app, &missing)].concat());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -45,17 +34,8 @@ fn hardware_mode_without_sgx_support_says_what_to_do() {
     let config = dir.path().join("tmkms.toml");
     let fake_sgxs = dir.path().join("app.sgxs");
     std::fs::write(&fake_sgxs, b"not an enclave").unwrap();
-    let out = run(&[
-        "init",
-        "-c",
-        config.to_str().unwrap(),
-        "--mode",
-        "hardware",
-        "--enclave",
-        fake_sgxs.to_str().unwrap(),
-        "--sigstruct",
-        sig.to_str().unwrap(),
-    ]);
+    let init = ["init", "-c", config.to_str().unwrap()];
+    let out = run(&[&init[..], &enclave_args("hardware", &fake_sgxs, &sig)].concat());
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

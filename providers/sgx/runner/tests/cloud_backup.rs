@@ -8,19 +8,16 @@
 //!
 //! The KMS is emulated with `wrap_backup_key_for` (RSA-OAEP SHA-256 + AES-KWP,
 //! the RSA_AES_KEY_WRAP_SHA_256 layout), applied to the DER the runner wrote.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{app_path, mode_of, run_fails, run_ok, sigstruct, Sgx, Signer};
+use common::{app_path, enclave_args, mode_of, run_fails, run_ok, sigstruct, Sgx, Signer};
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -28,6 +25,7 @@ use tmkms_light_sgx_seal::sgx_isa::Report;
 use tmkms_light_sgx_seal::{
     report_data_for, wrap_backup_key_for, LABEL_CONSENSUS_KEY, LABEL_IDENTITY_KEY,
 };
+use tmkms_node_sim::home::SignerHome;
 
 const CHAIN: &str = "backup-chain";
 const CONSENSUS_BACKUP: &str = "consensus-key.backup";
@@ -56,22 +54,37 @@ fn peer_id_of(seed: &[u8; 32]) -> String {
     hex::encode(&Sha256::digest(public)[..20])
 }
 
+/// The files of `cloud-wrap` in a home: the config it reads, the sealed
+/// wrap key and the public key PEM it writes.
+struct CloudWrapFiles {
+    config: PathBuf,
+    sealed: PathBuf,
+    pem: PathBuf,
+}
+
+impl CloudWrapFiles {
+    fn in_home(home: &Path) -> Self {
+        CloudWrapFiles {
+            config: home.join("tmkms.toml"),
+            sealed: home.join("cloud-wrap.sealed"),
+            pem: home.join("cloud-wrap.pub.pem"),
+        }
+    }
+
+    /// `cloud-wrap` with these files (and nothing else yet).
+    fn args(&self) -> Vec<&str> {
+        let (config, sealed, pem) = (s(&self.config), s(&self.sealed), s(&self.pem));
+        vec!["cloud-wrap", "-c", config, "-w", sealed, "-o", pem]
+    }
+}
+
 /// `cloud-wrap` into `home`; returns (sealed wrap key, DER public key).
 fn cloud_wrap(home: &Path, extra: &[&str]) -> (PathBuf, Vec<u8>) {
-    let config = home.join("tmkms.toml");
-    let sealed = home.join("cloud-wrap.sealed");
-    let pem = home.join("cloud-wrap.pub.pem");
+    let files = CloudWrapFiles::in_home(home);
+    let (sealed, pem) = (&files.sealed, &files.pem);
     // The simulation protects nothing: cloud-wrap there is for tests only.
-    let mut args = vec![
-        "cloud-wrap",
-        "-c",
-        s(&config),
-        "-w",
-        s(&sealed),
-        "-o",
-        s(&pem),
-        "--danger-allow-debug",
-    ];
+    let mut args = files.args();
+    args.push("--danger-allow-debug");
     args.extend_from_slice(extra);
     let out = run_ok(&args);
     let printed = stdout(&out);
@@ -87,14 +100,14 @@ fn cloud_wrap(home: &Path, extra: &[&str]) -> (PathBuf, Vec<u8>) {
         printed.starts_with("-----BEGIN PUBLIC KEY-----"),
         "{printed}"
     );
-    assert_eq!(fs::read_to_string(&pem).unwrap(), printed);
+    assert_eq!(fs::read_to_string(pem).unwrap(), printed);
     let der = fs::read(pem.with_extension("der")).unwrap();
     // The REPORT binds the public key: report data = SHA-256(DER) ‖ zeros.
     let report = fs::read(sealed.with_extension("report")).unwrap();
     let report = Report::try_copy_from(&report).expect("a 432-byte REPORT");
     assert_eq!(report.reportdata, report_data_for(&der));
-    assert_eq!(mode_of(&sealed), 0o600, "the sealed wrap key is private");
-    (sealed, der)
+    assert_eq!(mode_of(sealed), 0o600, "the sealed wrap key is private");
+    (files.sealed, der)
 }
 
 /// The cloud KMS: wrap `backup_key` for `der`, write it as the `-e` payload.
@@ -119,7 +132,9 @@ fn new_cpu(old: &Sgx) -> Sgx {
         )
         .unwrap();
     }
-    Sgx { dir, config }
+    Sgx {
+        home: SignerHome { dir, config },
+    }
 }
 
 fn recover(kms: &Sgx, wrap: &Path, payload: &Path, extra: &[&str]) -> Vec<String> {
@@ -151,24 +166,15 @@ fn backup_restores_the_same_keys_on_a_new_cpu_and_refuses_wrong_inputs() {
     let home1 = tempfile::tempdir().unwrap();
     let sig = sigstruct(home1.path(), Signer::A, 1, false);
     let app = app_path();
-    let (wrap1, der1) = cloud_wrap(
-        home1.path(),
-        &[
-            "--mode",
-            "simulation",
-            "--enclave",
-            s(&app),
-            "--sigstruct",
-            s(&sig),
-        ],
-    );
+    let enclave = enclave_args("simulation", &app, &sig);
+    let (wrap1, der1) = cloud_wrap(home1.path(), &enclave);
     let mut backup_key = [0u8; 32];
     OsRng.fill_bytes(&mut backup_key);
     let payload1 = kms_wrap(home1.path(), "backup-key.wrapped", &der1, &backup_key);
     let backups1 = home1.path().join("backups");
     let config1 = home1.path().join("tmkms.toml");
     let node = format!("unix://{}", home1.path().join("node.sock").display());
-    let init = run_ok(&[
+    let init = [
         "init",
         "-c",
         s(&config1),
@@ -176,12 +182,8 @@ fn backup_restores_the_same_keys_on_a_new_cpu_and_refuses_wrong_inputs() {
         CHAIN,
         "--address",
         &node,
-        "--mode",
-        "simulation",
-        "--enclave",
-        s(&app),
-        "--sigstruct",
-        s(&sig),
+    ];
+    let backup = [
         "-p",
         "hex",
         "-w",
@@ -190,10 +192,13 @@ fn backup_restores_the_same_keys_on_a_new_cpu_and_refuses_wrong_inputs() {
         s(&payload1),
         "-k",
         s(&backups1),
-    ]);
+    ];
+    let init = run_ok(&[&init[..], &enclave, &backup].concat());
     let kms1 = Sgx {
-        dir: home1,
-        config: config1,
+        home: SignerHome {
+            dir: home1,
+            config: config1,
+        },
     };
     let consensus_hex = stdout(&init).trim().to_lowercase();
     assert_eq!(hex::encode(kms1.pubkey()), consensus_hex);
@@ -363,28 +368,20 @@ fn cloud_wrap_refuses_debug_enclaves_and_the_simulation_without_the_danger_flag(
     for debug in [false, true] {
         let home = tempfile::tempdir().unwrap();
         let sig = sigstruct(home.path(), Signer::A, 1, debug);
-        let sealed = home.path().join("cloud-wrap.sealed");
-        let err = run_fails(&[
-            "cloud-wrap",
-            "-c",
-            s(&home.path().join("tmkms.toml")),
-            "-w",
-            s(&sealed),
-            "-o",
-            s(&home.path().join("cloud-wrap.pub.pem")),
-            "--mode",
-            "simulation",
-            "--enclave",
-            s(&app),
-            "--sigstruct",
-            s(&sig),
-        ]);
+        let files = CloudWrapFiles::in_home(home.path());
+        let err = run_fails(
+            &[
+                files.args(),
+                enclave_args("simulation", &app, &sig).to_vec(),
+            ]
+            .concat(),
+        );
         assert!(
             err.contains("refusing cloud-wrap") && err.contains("this is the SGX host simulation"),
             "debug={debug}: {err}"
         );
         assert!(err.contains("--danger-allow-debug"), "{err}");
-        assert!(!sealed.exists(), "nothing written");
-        assert!(!home.path().join("cloud-wrap.pub.pem").exists());
+        assert!(!files.sealed.exists(), "nothing written");
+        assert!(!files.pem.exists());
     }
 }

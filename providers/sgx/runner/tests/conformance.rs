@@ -2,42 +2,28 @@
 //! the same named streams as with EDP) against the node simulator, with the
 //! same scenarios as softsign: TCP + SecretConnection inside the enclave,
 //! and a Unix socket spliced by the runner.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
-use common::{listen, Guard, Sgx};
-use tmkms_node_sim::conformance::{
-    no_diagnostics, run_conformance, SignerUnderTest, CONFORMANCE_MAX_HEIGHT,
-};
-use tmkms_node_sim::Dialect;
+use common::{Guard, Sgx};
+use tmkms_node_sim::conformance::{max_height_setting, no_diagnostics, Cell, SignerUnderTest};
 
 fn conformance(dialect: &str, tcp: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim_dialect: Dialect = dialect.parse().unwrap();
-    let listener = listen(dir.path(), tcp, sim_dialect).unwrap();
-    let chain = format!("sgx-{}", dialect.replace('.', "-"));
-    let kms = Sgx::init_in(dir, &chain, &listener.local_addr(), dialect, &[]);
-    kms.set_top_level(&format!("max_height = {CONFORMANCE_MAX_HEIGHT}"));
+    let (dir, cell) = Cell::new("sgx", dialect, tcp);
+    let kms = Sgx::init_in(dir, &cell.chain, &cell.address(), dialect, &[]);
+    kms.set_top_level(&max_height_setting());
     // The key the enclave unsealed, read before the signer runs.
     let pubkey = kms.pubkey();
     let _signer = Guard(kms.spawn());
-    let (report, log) = run_conformance(
-        &listener,
-        &chain,
-        tcp,
-        &SignerUnderTest {
-            pubkey,
-            state_height: &|| kms.state().position.height.value(),
-            log: &|| kms.log(),
-            diagnostics: &no_diagnostics,
-        },
-    );
+    let (report, log) = cell.run(&SignerUnderTest {
+        home: &kms,
+        pubkey,
+        state_height: &|| kms.state().position.height.value(),
+        diagnostics: &no_diagnostics,
+    });
     assert!(
         log.contains("SGX HOST SIMULATION"),
         "simulation says so:\n{log}"

@@ -15,12 +15,9 @@
 //! * a killed runner leaves no enclave behind (it exits when its init stream
 //!   closes) and a killed enclave takes its runner down: within 2 s no
 //!   enclave process of this signer home is alive.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -28,7 +25,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{accept, listen, Sgx};
+use common::{accept, is_alive, left_after, listen, Sgx};
 use rand_core::{OsRng, RngCore};
 use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position};
 use tmkms_node_sim::Dialect;
@@ -49,17 +46,6 @@ fn sigkill(pid: u32) {
     }
 }
 
-/// A live (not zombie) process?
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state letter follows the ")" that ends the command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
-    }
-}
-
 /// The enclave processes started for the signer home whose simulated CPU
 /// secret is `secret` (the runner names it in the enclave's environment).
 fn enclaves_of(secret: &Path) -> Vec<u32> {
@@ -73,7 +59,7 @@ fn enclaves_of(secret: &Path) -> Vec<u32> {
             std::fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
         })
-        .filter(|pid| alive(*pid))
+        .filter(|pid| is_alive(*pid))
         .collect()
 }
 
@@ -88,7 +74,7 @@ fn enclave_child_of(runner: u32) -> Option<u32> {
                 .filter_map(|p| p.parse::<u32>().ok())
                 .collect::<Vec<_>>()
         })
-        .find(|pid| alive(*pid))
+        .find(|pid| is_alive(*pid))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,7 +121,7 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
                     // The enclave may not be started yet: wait for it while
                     // the runner lives.
                     let deadline = Instant::now() + Duration::from_secs(10);
-                    while Instant::now() < deadline && alive(runner_pid) {
+                    while Instant::now() < deadline && is_alive(runner_pid) {
                         if let Some(enclave) = enclave_child_of(runner_pid) {
                             sigkill(enclave);
                             return true;
@@ -168,18 +154,13 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let left = enclaves_of(&secret);
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "round {round} ({target:?} killed): enclave process(es) {left:?} still alive 2 s after the runner died"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let left = left_after(Duration::from_secs(2), Duration::from_millis(5), || {
+            enclaves_of(&secret)
+        });
+        assert!(
+            left.is_empty(),
+            "round {round} ({target:?} killed): enclave process(es) {left:?} still alive 2 s after the runner died"
+        );
         slowest_cleanup = slowest_cleanup.max(cleanup.elapsed());
         // A connection the dead runner made but nobody accepted is stale.
         while listener.accept(Duration::ZERO).is_ok() {}

@@ -10,12 +10,9 @@
 //! The state protocol the test host speaks is `tmkms_light::state::remote`'s:
 //! `L` → `S` + both slots; `W` + 512-byte record → `A` + 8-byte sequence
 //! number, or `E` + reason.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 mod common;
 
@@ -368,6 +365,21 @@ fn prevote(height: i64, block: &[u8]) -> VoteSpec {
     VoteSpec::prevote(height, 0, Some(BlockIdSpec::from_seed(block)))
 }
 
+/// The enclave started on the home's state file and connected to the node,
+/// with prevote and precommit at `heights` signed honestly.
+fn started_and_signed(
+    kms: &Sgx,
+    listener: &NodeListener,
+    ledger: &mut Ledger,
+    pubkey: &[u8; 32],
+    heights: [i64; 2],
+) -> (Enclave, SignerConn) {
+    let mut enclave = Enclave::started(kms, file_slots(kms));
+    let mut conn = enclave.connect(listener);
+    sign_honestly(&mut conn, ledger, pubkey, heights);
+    (enclave, conn)
+}
+
 /// Sign prevote and precommit at `heights` honestly.
 fn sign_honestly(conn: &mut SignerConn, ledger: &mut Ledger, pubkey: &[u8; 32], heights: [i64; 2]) {
     for h in heights[0]..=heights[1] {
@@ -389,9 +401,7 @@ fn sign_honestly(conn: &mut SignerConn, ledger: &mut Ledger, pubkey: &[u8; 32], 
 fn misbehaving_ack(ack: Ack) {
     let (kms, listener, pubkey) = home(Dialect::V0_38, &[]);
     let mut ledger = Ledger::default();
-    let mut enclave = Enclave::started(&kms, file_slots(&kms));
-    let mut conn = enclave.connect(&listener);
-    sign_honestly(&mut conn, &mut ledger, &pubkey, [1, 2]);
+    let (mut enclave, mut conn) = started_and_signed(&kms, &listener, &mut ledger, &pubkey, [1, 2]);
     let before_a = enclave.slots();
     let writes_before = enclave.writes().len();
 
@@ -523,9 +533,7 @@ fn ack_after_a_delay_releases_the_signature_only_after_it() {
 fn a_lost_state_stream_ends_the_enclave() {
     let (kms, listener, pubkey) = home(Dialect::V0_38, &[]);
     let mut ledger = Ledger::default();
-    let mut enclave = Enclave::started(&kms, file_slots(&kms));
-    let mut conn = enclave.connect(&listener);
-    sign_honestly(&mut conn, &mut ledger, &pubkey, [1, 1]);
+    let (mut enclave, mut conn) = started_and_signed(&kms, &listener, &mut ledger, &pubkey, [1, 1]);
     let stream = enclave.host.lock().unwrap().stream.take().unwrap();
     stream.shutdown(std::net::Shutdown::Both).unwrap();
     let vote = prevote(2, b"x");
@@ -553,9 +561,7 @@ fn no_authentic_state_record_stops_the_start() {
     let (kms, listener, pubkey) = home(Dialect::V0_38, &[]);
     let mut ledger = Ledger::default();
     {
-        let mut enclave = Enclave::started(&kms, file_slots(&kms));
-        let mut conn = enclave.connect(&listener);
-        sign_honestly(&mut conn, &mut ledger, &pubkey, [1, 3]);
+        let (enclave, conn) = started_and_signed(&kms, &listener, &mut ledger, &pubkey, [1, 3]);
         drop(conn);
         enclave.kill();
     }
@@ -618,9 +624,7 @@ fn no_authentic_state_record_stops_the_start() {
 fn a_torn_newest_slot_falls_back_to_the_other_authentic_slot() {
     let (kms, listener, pubkey) = home(Dialect::V0_38, &[]);
     let mut ledger = Ledger::default();
-    let mut enclave = Enclave::started(&kms, file_slots(&kms));
-    let mut conn = enclave.connect(&listener);
-    sign_honestly(&mut conn, &mut ledger, &pubkey, [1, 2]);
+    let (enclave, conn) = started_and_signed(&kms, &listener, &mut ledger, &pubkey, [1, 2]);
     let mut slots = enclave.slots();
     drop(conn);
     enclave.kill();

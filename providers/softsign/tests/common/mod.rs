@@ -1,34 +1,28 @@
 //! Shared harness for tests that run the real `tmkms-softsign` binary
 //! against the node simulator. Each test gets its own temp directory, its own
 //! socket or port 0, so tests run in parallel.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use tmkms_light::state::file::FileStore;
 use tmkms_light::types::SignState;
 
-/// The node side's process helpers, shared by every provider's tests
-/// (`accept` gives up early when the child exits; `Guard` kills its child
-/// when dropped). Each test binary uses its own subset of them.
+// Each test binary uses its own subset of the node side's process helpers.
 #[allow(unused_imports)]
-pub use tmkms_node_sim::harness::{accept_or_exit as accept, kill, listen, ChildGuard as Guard};
+pub use tmkms_node_sim::harness::prelude::*;
+use tmkms_node_sim::home::{SignerHome, SIGNER_LOG};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tmkms-softsign");
 
-/// A signer home: config, keys and state made by `tmkms-softsign init`.
+/// A signer home: config, keys and state made by `tmkms-softsign init`
+/// (the shared layout and log helpers come from [`SignerHome`]).
 pub struct Kms {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
+    pub home: SignerHome,
 }
+
+tmkms_node_sim::derefs_to_home!(Kms);
 
 pub fn run(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -56,18 +50,8 @@ impl Kms {
         dialect: &str,
         extra: &[&str],
     ) -> Kms {
-        let config = dir.path().join("tmkms.toml");
-        let mut args = vec![
-            "init",
-            "-c",
-            config.to_str().unwrap(),
-            "--chain-id",
-            chain_id,
-            "--address",
-            address,
-            "--protocol-version",
-            dialect,
-        ];
+        let home = SignerHome::new(dir);
+        let mut args = home.init_args(chain_id, address, dialect);
         args.extend_from_slice(extra);
         let out = run(&args);
         assert!(
@@ -75,81 +59,39 @@ impl Kms {
             "init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Kms { dir, config }
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.path("signer.log")
-    }
-
-    pub fn state_path(&self) -> PathBuf {
-        self.path("state/consensus.state")
-    }
-
-    /// Add a top-level setting (e.g. `max_height = 10`) at the top of tmkms.toml.
-    pub fn set_top_level(&self, line: &str) {
-        let text = fs::read_to_string(&self.config).unwrap();
-        let text = format!("{line}\n{text}");
-        fs::write(&self.config, text).unwrap();
+        Kms { home }
     }
 
     /// Start the signer; its log goes to signer.log (appended).
     pub fn spawn(&self) -> Child {
-        self.spawn_with_env(&[])
+        self.spawn_with(&[], &[])
     }
 
     /// Start the signer with extra `start` arguments (e.g.
     /// `--allow-empty-state`); its log goes to signer.log (appended).
     pub fn spawn_with_args(&self, extra: &[&str]) -> Child {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
+        self.spawn_with(extra, &[])
+    }
+
+    pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Child {
+        self.spawn_with(&[], env)
+    }
+
+    fn spawn_with(&self, extra: &[&str], env: &[(&str, &str)]) -> Child {
         Command::new(BIN)
-            .args(["start", "-c", self.config.to_str().unwrap()])
+            .args(["start", "-c", self.config_str()])
             .args(extra)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(self.append_log(SIGNER_LOG))
             .spawn()
             .expect("spawn tmkms-softsign start")
     }
 
-    pub fn spawn_with_env(&self, env: &[(&str, &str)]) -> Child {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["start", "-c", self.config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.spawn().expect("spawn tmkms-softsign start")
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
     pub fn pubkey(&self) -> [u8; 32] {
         use base64::Engine as _;
-        let out = run(&[
-            "pubkey",
-            "-c",
-            self.config.to_str().unwrap(),
-            "-p",
-            "base64",
-        ]);
+        let out = run(&["pubkey", "-c", self.config_str(), "-p", "base64"]);
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
         let first = text.lines().next().unwrap().trim();

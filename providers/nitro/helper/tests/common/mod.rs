@@ -7,31 +7,23 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use tmkms_light::state::file::FileStore;
 use tmkms_light::types::SignState;
 use tmkms_nitro_kms::{tcp_connector, Credentials, KmsClient, KmsConfig};
+use tmkms_node_sim::{NodeListener, SignerConn};
 
-/// The node side's process helpers, shared by every provider's tests
-/// (`accept` gives up early when the child exits; `Guard` kills its child
-/// when dropped). Each test binary uses its own subset of them.
+// Each test binary uses its own subset of the node side's process helpers.
 #[allow(unused_imports)]
-pub use tmkms_node_sim::harness::{
-    accept_or_exit as accept, kill, listen, wait_exit, ChildGuard as Guard,
-};
+pub use tmkms_node_sim::harness::prelude::*;
+use tmkms_node_sim::home::{logging_to, sibling_binary, SignerHome, SIGNER_LOG};
 
 pub const HELPER: &str = env!("CARGO_BIN_EXE_tmkms-nitro-helper");
 
 pub fn enclave_bin() -> PathBuf {
-    let path = Path::new(HELPER).with_file_name("tmkms-nitro-enclave");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the workspace tests (`cargo test --workspace` builds it) or `cargo build -p tmkms-nitro-enclave` first",
-        path.display()
-    );
-    path
+    sibling_binary(HELPER, "tmkms-nitro-enclave", "tmkms-nitro-enclave")
 }
 
 /// The KMS emulator's endpoint (`http://127.0.0.1:4566`), or `None` when it
@@ -87,22 +79,27 @@ pub fn command(bin: &Path) -> Command {
     c
 }
 
+/// The processes of a started signer, each killed when dropped.
+pub struct Running {
+    pub enclave: Guard,
+    pub proxy: Guard,
+    pub helper: Guard,
+}
+
 /// A signer home: tmkms.toml with Unix-socket endpoints, an enclave process
-/// and `init` done.
+/// and `init` done (the shared layout and log helpers come from
+/// [`SignerHome`]).
 pub struct Nitro {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
+    pub home: SignerHome,
     pub kms_key_id: String,
     pub init_stdout: String,
 }
 
+tmkms_node_sim::derefs_to_home!(Nitro);
+
 impl Nitro {
     pub fn sock(&self, name: &str) -> PathBuf {
-        self.dir.path().join(format!("{name}.sock"))
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.path(&format!("{name}.sock"))
     }
 
     /// Write the config and run `init` against a fresh enclave process.
@@ -115,13 +112,8 @@ impl Nitro {
         top_level: &str,
     ) -> Nitro {
         let kms_key_id = create_key(kms);
-        let config = dir.path().join("tmkms.toml");
-        let sock = |name: &str| {
-            format!(
-                "unix://{}",
-                dir.path().join(format!("{name}.sock")).display()
-            )
-        };
+        let home = SignerHome::new(dir);
+        let sock = |name: &str| format!("unix://{}", home.path(&format!("{name}.sock")).display());
         let kms_target = format!(
             "tcp://{}",
             kms.trim_start_matches("http://").trim_end_matches('/')
@@ -155,10 +147,9 @@ kms_proxy_target = "{kms_target}"
             logs = sock("logs"),
             proxy = sock("kms-proxy"),
         );
-        fs::write(&config, text).unwrap();
+        fs::write(&home.config, text).unwrap();
         let nitro = Nitro {
-            dir,
-            config,
+            home,
             kms_key_id,
             init_stdout: String::new(),
         };
@@ -166,7 +157,7 @@ kms_proxy_target = "{kms_target}"
         let out = nitro.helper(&[
             "init",
             "-c",
-            nitro.config.to_str().unwrap(),
+            nitro.config_str(),
             "-a",
             REGION,
             "-k",
@@ -191,65 +182,61 @@ kms_proxy_target = "{kms_target}"
         command(Path::new(HELPER)).args(args).output().unwrap()
     }
 
-    fn log_file(&self, name: &str) -> fs::File {
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(name))
-            .unwrap()
+    /// Spawns `cmd` with its output appended to the home's log file `log`.
+    fn spawn_logged(&self, cmd: &mut Command, log: &str) -> Child {
+        logging_to(cmd, self, log).spawn().unwrap()
     }
 
     /// The enclave process (mock NSM); its stderr goes to enclave.log.
     pub fn spawn_enclave(&self) -> Child {
         let _ = fs::remove_file(self.sock("enclave"));
-        command(&enclave_bin())
+        let mut enclave = command(&enclave_bin());
+        enclave
             .args([
                 "--listen",
                 &format!("unix://{}", self.sock("enclave").display()),
             ])
             .arg("--mock-nsm")
             .arg("--mock-nsm-root-out")
-            .arg(self.path("mock-root.der"))
-            .stdin(Stdio::null())
-            .stdout(self.log_file("enclave.log"))
-            .stderr(self.log_file("enclave.log"))
-            .spawn()
-            .unwrap()
+            .arg(self.path("mock-root.der"));
+        self.spawn_logged(&mut enclave, "enclave.log")
     }
 
     /// `enclave vsock-proxy` (the KMS proxy for `start`).
     pub fn spawn_proxy(&self) -> Child {
-        command(Path::new(HELPER))
-            .args([
-                "enclave",
-                "vsock-proxy",
-                "-c",
-                self.config.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(self.log_file("proxy.log"))
-            .stderr(self.log_file("proxy.log"))
-            .spawn()
-            .unwrap()
+        let mut proxy = command(Path::new(HELPER));
+        proxy.args(["enclave", "vsock-proxy", "-c", self.config_str()]);
+        self.spawn_logged(&mut proxy, "proxy.log")
     }
 
     /// `start`; helper log (with the enclave's forwarded lines) in signer.log.
     pub fn spawn_helper(&self) -> Child {
-        command(Path::new(HELPER))
-            .args(["start", "-c", self.config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(self.log_file("signer.log"))
-            .stderr(self.log_file("signer.log"))
-            .spawn()
-            .unwrap()
+        let mut helper = command(Path::new(HELPER));
+        helper.args(["start", "-c", self.config_str()]);
+        self.spawn_logged(&mut helper, SIGNER_LOG)
     }
 
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.path("signer.log")).unwrap_or_default()
+    /// Starts the signer: enclave, KMS proxy and helper.
+    pub fn start(&self) -> Running {
+        Running {
+            enclave: Guard(self.spawn_enclave()),
+            proxy: Guard(self.spawn_proxy()),
+            helper: Guard(self.spawn_helper()),
+        }
+    }
+
+    /// Starts the signer and accepts its connection on `node` within
+    /// `within`; fails the test, with the helper's log, when it never
+    /// connects.
+    pub fn start_connected(&self, node: &NodeListener, within: Duration) -> (Running, SignerConn) {
+        let mut running = self.start();
+        let conn = accept(node, &mut running.helper.0, within)
+            .unwrap_or_else(|| panic!("no connection:\n{}", self.log()));
+        (running, conn)
     }
 
     pub fn enclave_log(&self) -> String {
-        fs::read_to_string(self.path("enclave.log")).unwrap_or_default()
+        self.read_log("enclave.log")
     }
 
     pub fn pubkey(&self) -> [u8; 32] {
@@ -260,11 +247,7 @@ kms_proxy_target = "{kms_target}"
     }
 
     pub fn state(&self) -> SignState {
-        FileStore::peek(self.path("state/consensus.state")).expect("state readable")
-    }
-
-    pub fn state_path(&self) -> PathBuf {
-        self.path("state/consensus.state")
+        FileStore::peek(self.state_path()).expect("state readable")
     }
 
     /// Set `key = value` (value as TOML) in tmkms.toml, replacing the line
@@ -313,9 +296,9 @@ kms_proxy_target = "{kms_target}"
 
     /// Every log this home's processes wrote.
     pub fn all_logs(&self) -> String {
-        ["signer.log", "enclave.log", "proxy.log"]
+        [SIGNER_LOG, "enclave.log", "proxy.log"]
             .iter()
-            .map(|name| fs::read_to_string(self.path(name)).unwrap_or_default())
+            .map(|name| self.read_log(name))
             .collect::<Vec<_>>()
             .join("\n")
     }

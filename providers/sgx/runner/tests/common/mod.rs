@@ -20,25 +20,31 @@ use tmkms_light_sgx_seal::{
     unseal_seed_bound, EnclaveIdentity, SimulatedCpu, SimulatedHardware, LABEL_CONSENSUS_KEY,
 };
 
-/// The node side's process helpers, shared by every provider's tests
-/// (`accept` gives up early when the child exits; `Guard` kills its child
-/// when dropped). Each test binary uses its own subset of them.
+// Each test binary uses its own subset of the node side's process helpers.
 #[allow(unused_imports)]
-pub use tmkms_node_sim::harness::{
-    accept_or_exit as accept, kill, listen, wait_exit, ChildGuard as Guard,
-};
+pub use tmkms_node_sim::harness::prelude::*;
+use tmkms_node_sim::home::{logging_to, sibling_binary, SignerHome, SIGNER_LOG};
 
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_tmkms-light-sgx-runner");
 
 /// The host build of the enclave app, next to the runner in target/.
 pub fn app_path() -> PathBuf {
-    let path = Path::new(RUNNER).with_file_name("tmkms-light-sgx-app");
-    assert!(
-        path.is_file(),
-        "{} is missing: run the workspace tests (`cargo test --workspace` builds it) or `cargo build -p tmkms-light-sgx-app` first",
-        path.display()
-    );
-    path
+    sibling_binary(RUNNER, "tmkms-light-sgx-app", "tmkms-light-sgx-app")
+}
+
+/// The arguments that name the enclave: `--mode`, `--enclave` (the app)
+/// and `--sigstruct`.
+pub fn enclave_args<'a>(mode: &'a str, enclave: &'a Path, sigstruct: &'a Path) -> [&'a str; 6] {
+    let enclave = enclave.to_str().unwrap();
+    let sigstruct = sigstruct.to_str().unwrap();
+    [
+        "--mode",
+        mode,
+        "--enclave",
+        enclave,
+        "--sigstruct",
+        sigstruct,
+    ]
 }
 
 /// Which test signer signs a SIGSTRUCT.
@@ -107,11 +113,13 @@ pub fn run_ok(args: &[&str]) -> Output {
     out
 }
 
-/// A signer home made by `init --mode simulation`.
+/// A signer home made by `init --mode simulation` (the shared layout and
+/// log helpers come from [`SignerHome`]).
 pub struct Sgx {
-    pub dir: tempfile::TempDir,
-    pub config: PathBuf,
+    pub home: SignerHome,
 }
+
+tmkms_node_sim::derefs_to_home!(Sgx);
 
 impl Sgx {
     pub fn init_in(
@@ -142,33 +150,14 @@ impl Sgx {
         dialect: &str,
         extra: &[&str],
     ) -> (Sgx, Output) {
-        let config = dir.path().join("tmkms.toml");
-        let sig = sigstruct(dir.path(), signer, isvsvn, debug);
+        let home = SignerHome::new(dir);
+        let sig = sigstruct(home.dir.path(), signer, isvsvn, debug);
         let app = app_path();
-        let mut args = vec![
-            "init",
-            "-c",
-            config.to_str().unwrap(),
-            "--chain-id",
-            chain_id,
-            "--address",
-            address,
-            "--protocol-version",
-            dialect,
-            "--mode",
-            "simulation",
-            "--enclave",
-            app.to_str().unwrap(),
-            "--sigstruct",
-            sig.to_str().unwrap(),
-        ];
+        let mut args = home.init_args(chain_id, address, dialect);
+        args.extend(enclave_args("simulation", &app, &sig));
         args.extend_from_slice(extra);
         let out = run_ok(&args);
-        (Sgx { dir, config }, out)
-    }
-
-    pub fn config_str(&self) -> &str {
-        self.config.to_str().unwrap()
+        (Sgx { home }, out)
     }
 
     /// Point `[sgx] sigstruct_path` at another SIGSTRUCT (an upgraded or
@@ -252,47 +241,22 @@ impl Sgx {
         run_within(&["start", "-c", self.config_str()], within)
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.path("signer.log")
-    }
-
-    pub fn state_path(&self) -> PathBuf {
-        self.path("state/consensus.state")
-    }
-
-    pub fn set_top_level(&self, line: &str) {
-        let text = fs::read_to_string(&self.config).unwrap();
-        fs::write(&self.config, format!("{line}\n{text}")).unwrap();
-    }
-
     /// `start`; runner and enclave logs go to signer.log (appended).
     pub fn spawn(&self) -> Child {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        Command::new(RUNNER)
-            .args(["start", "-c", self.config.to_str().unwrap()])
-            .env("TMKMS_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn runner")
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.log_path()).unwrap_or_default()
+        logging_to(
+            Command::new(RUNNER)
+                .args(["start", "-c", self.config_str()])
+                .env("TMKMS_LOG", "info"),
+            self,
+            SIGNER_LOG,
+        )
+        .spawn()
+        .expect("spawn runner")
     }
 
     /// The consensus public key, as `pubkey -p hex` prints it.
     pub fn pubkey(&self) -> [u8; 32] {
-        let out = run_ok(&["pubkey", "-c", self.config.to_str().unwrap(), "-p", "hex"]);
+        let out = run_ok(&["pubkey", "-c", self.config_str(), "-p", "hex"]);
         let hex = String::from_utf8(out.stdout).unwrap();
         hex::decode(hex.trim()).unwrap().try_into().unwrap()
     }
