@@ -145,18 +145,11 @@ fn run(args: &Args) -> Result<(), String> {
         };
         match request {
             Request::Init { kms, policy } => {
-                let response =
-                    keys::init(&*nsm, &kms, &policy).unwrap_or_else(|e| Response::Error {
-                        message: e.to_string(),
-                    });
-                if let Response::Error { message } = &response {
-                    warn!(error = %message, "init failed");
-                } else {
+                let response = keys::init(&*nsm, &kms, &policy).map_err(|e| e.to_string());
+                if response.is_ok() {
                     info!(chain_id = %policy.chain_id, policy = %policy.digest_hex(), "keys generated, bound to the policy and encrypted with KMS");
                 }
-                if let Err(e) = send_json(&mut control, &response) {
-                    warn!(error = %e, "could not answer the helper");
-                }
+                answer(&mut control, response, "init failed");
             }
             Request::ImportState {
                 kms,
@@ -174,14 +167,8 @@ fn run(args: &Args) -> Result<(), String> {
                     current_slots,
                     &state,
                     allow_regression,
-                )
-                .unwrap_or_else(|message| Response::Error { message });
-                if let Response::Error { message } = &response {
-                    warn!(error = %message, "state import refused");
-                }
-                if let Err(e) = send_json(&mut control, &response) {
-                    warn!(error = %e, "could not answer the helper");
-                }
+                );
+                answer(&mut control, response, "state import refused");
             }
             Request::Start {
                 kms,
@@ -267,6 +254,19 @@ fn run(args: &Args) -> Result<(), String> {
                 });
             }
         }
+    }
+}
+
+/// Answer a one-shot request (`init`, `state import`): its response, or
+/// the error it failed with, logged as `refused`. The connection ends after
+/// it either way, so a failed send is only logged.
+fn answer(control: &mut Stream, response: Result<Response, String>, refused: &str) {
+    let response = response.unwrap_or_else(|message| {
+        warn!(error = %message, "{refused}");
+        Response::Error { message }
+    });
+    if let Err(e) = send_json(control, &response) {
+        warn!(error = %e, "could not answer the helper");
     }
 }
 
