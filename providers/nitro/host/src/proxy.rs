@@ -224,8 +224,8 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicUsize;
 
-    /// A TCP server that echoes each connection until the client half-closes, then closes.
-    fn echo_server() -> (Endpoint, Arc<AtomicUsize>) {
+    /// A listener on a free loopback TCP port, and its address.
+    fn loopback_listener() -> (Listener, Endpoint) {
         let l = Endpoint::Tcp {
             host: "127.0.0.1".into(),
             port: 0,
@@ -233,6 +233,19 @@ mod tests {
         .bind()
         .unwrap();
         let ep = l.local_endpoint().unwrap();
+        (l, ep)
+    }
+
+    /// A connection to `ep` whose reads give up after 5 s.
+    fn connect(ep: &Endpoint) -> Stream {
+        let s = ep.connect(Duration::from_secs(2)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s
+    }
+
+    /// A TCP server that echoes each connection until the client half-closes, then closes.
+    fn echo_server() -> (Endpoint, Arc<AtomicUsize>) {
+        let (l, ep) = loopback_listener();
         let served = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&served);
         thread::spawn(move || loop {
@@ -251,8 +264,17 @@ mod tests {
     struct Proxy {
         listen: Endpoint,
         stop: Arc<AtomicBool>,
-        handle: thread::JoinHandle<io::Result<()>>,
+        handle: Option<thread::JoinHandle<io::Result<()>>>,
         _dir: tempfile::TempDir,
+    }
+
+    impl Proxy {
+        /// Raise the stop flag and wait for `serve_proxy` to return `Ok`.
+        fn stop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            let handle = self.handle.take().expect("stopped once");
+            handle.join().unwrap().unwrap();
+        }
     }
 
     fn start_proxy(target: Endpoint, config: ProxyConfig) -> Proxy {
@@ -267,7 +289,7 @@ mod tests {
         Proxy {
             listen,
             stop,
-            handle,
+            handle: Some(handle),
             _dir: dir,
         }
     }
@@ -296,19 +318,18 @@ mod tests {
     #[test]
     fn relays_4_mib_both_ways_intact() {
         let (target, _) = echo_server();
-        let p = start_proxy(target, ProxyConfig::default());
+        let mut p = start_proxy(target, ProxyConfig::default());
         let data = pattern(4 << 20, 7);
         let back = exchange(&p.listen, data.clone());
         assert_eq!(back.len(), data.len());
         assert!(back == data, "payload corrupted");
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
     }
 
     #[test]
     fn relays_concurrent_connections() {
         let (target, served) = echo_server();
-        let p = start_proxy(target, ProxyConfig::default());
+        let mut p = start_proxy(target, ProxyConfig::default());
         let clients: Vec<_> = (0..16u8)
             .map(|i| {
                 let ep = p.listen.clone();
@@ -325,20 +346,13 @@ mod tests {
             c.join().unwrap();
         }
         assert_eq!(served.load(Ordering::SeqCst), 16);
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
     }
 
     #[test]
     fn answer_after_half_close_reaches_client() {
         // A target that reads the whole request first and only then answers.
-        let l = Endpoint::Tcp {
-            host: "127.0.0.1".into(),
-            port: 0,
-        }
-        .bind()
-        .unwrap();
-        let target = l.local_endpoint().unwrap();
+        let (l, target) = loopback_listener();
         thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
             let mut req = Vec::new();
@@ -346,25 +360,17 @@ mod tests {
             s.write_all(format!("got {} bytes", req.len()).as_bytes())
                 .unwrap();
         });
-        let p = start_proxy(target, ProxyConfig::default());
+        let mut p = start_proxy(target, ProxyConfig::default());
         assert_eq!(exchange(&p.listen, vec![1; 5000]), b"got 5000 bytes");
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
     }
 
     #[test]
     fn target_down_closes_client_promptly() {
-        let l = Endpoint::Tcp {
-            host: "127.0.0.1".into(),
-            port: 0,
-        }
-        .bind()
-        .unwrap();
-        let target = l.local_endpoint().unwrap();
+        let (l, target) = loopback_listener();
         drop(l);
-        let p = start_proxy(target, ProxyConfig::default());
-        let s = p.listen.connect(Duration::from_secs(2)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut p = start_proxy(target, ProxyConfig::default());
+        let s = connect(&p.listen);
         let t = Instant::now();
         let mut buf = [0u8; 16];
         let n = (&s).read(&mut buf).unwrap_or(0);
@@ -374,14 +380,13 @@ mod tests {
             "took {:?}",
             t.elapsed()
         );
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
     }
 
     #[test]
     fn connection_limit_closes_extra_clients() {
         let (target, _) = echo_server();
-        let p = start_proxy(
+        let mut p = start_proxy(
             target,
             ProxyConfig {
                 max_connections: 2,
@@ -390,18 +395,14 @@ mod tests {
         );
         let held: Vec<_> = (0..2)
             .map(|_| {
-                let mut s = p.listen.connect(Duration::from_secs(2)).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut s = connect(&p.listen);
                 s.write_all(b"ping").unwrap();
                 let mut b = [0u8; 4];
                 s.read_exact(&mut b).unwrap();
                 s
             })
             .collect();
-        let extra = p.listen.connect(Duration::from_secs(2)).unwrap();
-        extra
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        let extra = connect(&p.listen);
         assert_eq!(
             (&extra).read(&mut [0u8; 4]).unwrap_or(0),
             0,
@@ -411,8 +412,7 @@ mod tests {
         // Slots free up once the held relays finish.
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let mut s = p.listen.connect(Duration::from_secs(2)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut s = connect(&p.listen);
             let _ = s.write_all(b"pong");
             let mut b = [0u8; 4];
             if s.read_exact(&mut b).is_ok() {
@@ -422,22 +422,19 @@ mod tests {
             assert!(Instant::now() < deadline, "slots never freed");
             thread::sleep(Duration::from_millis(20));
         }
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
     }
 
     #[test]
     fn shutdown_closes_open_relays_and_returns() {
         let (target, _) = echo_server();
-        let p = start_proxy(target, ProxyConfig::default());
-        let mut s = p.listen.connect(Duration::from_secs(2)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut p = start_proxy(target, ProxyConfig::default());
+        let mut s = connect(&p.listen);
         s.write_all(b"open").unwrap();
         let mut b = [0u8; 4];
         s.read_exact(&mut b).unwrap();
         let t = Instant::now();
-        p.stop.store(true, Ordering::SeqCst);
-        p.handle.join().unwrap().unwrap();
+        p.stop();
         assert!(
             t.elapsed() < Duration::from_secs(2),
             "shutdown took {:?}",
