@@ -13,3 +13,5 @@ pub mod log_server;
 pub mod nitro_cli;
 pub mod proxy;
 pub mod supervise;
+#[cfg(test)]
+mod test_output;

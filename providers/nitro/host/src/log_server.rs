@@ -191,38 +191,17 @@ mod tests {
     use tmkms_nitro_transport::log_sink::{LogSink, LogSinkConfig};
     use tmkms_nitro_transport::Endpoint;
 
-    #[derive(Clone, Default)]
-    struct Collected(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Collected {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Collected {
-        fn lines(&self) -> Vec<String> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect()
-        }
-    }
+    use crate::test_output::Captured;
 
     struct Host {
         stop: Arc<AtomicBool>,
         handle: thread::JoinHandle<io::Result<()>>,
-        out: Collected,
+        out: Captured,
     }
 
     fn start_host(ep: &Endpoint) -> Host {
         let listener = ep.bind().unwrap();
-        let out = Collected::default();
+        let out = Captured::default();
         let writer: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(out.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -235,7 +214,7 @@ mod tests {
     }
 
     impl Host {
-        fn stop(self) -> Collected {
+        fn stop(self) -> Captured {
             self.stop.store(true, Ordering::SeqCst);
             self.handle.join().unwrap().unwrap();
             self.out
