@@ -17,13 +17,14 @@ mod common;
 use std::time::Duration;
 
 use common::{accept, listen, Kms};
-use rand_core::{OsRng, RngCore};
-use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position};
+use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position, ScheduledKill};
 use tmkms_node_sim::harness::sigkill;
 use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "crash-chain";
 const KILLS: usize = 200;
+/// Kills land uniformly in this window after the signer starts.
+const KILL_WINDOW: Duration = Duration::from_millis(40);
 
 #[test]
 fn sigkill_during_signing_never_double_signs_or_loses_state() {
@@ -36,10 +37,9 @@ fn sigkill_during_signing_never_double_signs_or_loses_state() {
     for round in 0..KILLS {
         let mut child = kms.spawn();
         let pid = child.id();
-        let delay = Duration::from_micros(u64::from(OsRng.next_u32() % 40_000));
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
+        let killer = ScheduledKill::within(KILL_WINDOW, move || {
             sigkill(pid);
+            true
         });
         if let Some(mut conn) = accept(&listener, &mut child, Duration::from_secs(10)) {
             if std::env::var_os("CRASH_TRACE").is_some() {
@@ -48,7 +48,7 @@ fn sigkill_during_signing_never_double_signs_or_loses_state() {
             run.session(&mut conn, &pubkey)
                 .unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
-        killer.join().unwrap();
+        killer.join();
         let _ = child.wait();
         let p = kms.state().position;
         let durable = Position::new(p.height.as_i64(), p.round.as_i64(), p.step.as_u8());

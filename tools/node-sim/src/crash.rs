@@ -23,6 +23,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::time::Duration;
+
+use rand_core::RngCore;
 
 use crate::conn::SignerConn;
 use crate::dialect::Dialect;
@@ -476,6 +479,39 @@ impl fmt::Display for CrashRun {
             t.replays,
             t.lost_replays
         )
+    }
+}
+
+/// A kill at a random moment within a window, on a thread of its own, so
+/// that it lands wherever the signer happens to be: starting up, between
+/// requests, or between persisting and answering.
+#[derive(Debug)]
+pub struct ScheduledKill {
+    /// How long after scheduling the kill runs.
+    pub delay: Duration,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl ScheduledKill {
+    /// Runs `kill` after a delay drawn uniformly from `[0, window)`; `kill`
+    /// says whether it hit anything (a process it looks for may be gone).
+    pub fn within(window: Duration, kill: impl FnOnce() -> bool + Send + 'static) -> Self {
+        let micros = u64::try_from(window.as_micros()).unwrap_or(u64::MAX).max(1);
+        let delay = Duration::from_micros(rand_core::OsRng.next_u64() % micros);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            kill()
+        });
+        ScheduledKill { delay, thread }
+    }
+
+    /// Waits for the kill; whether it hit anything. A panic of the killing
+    /// thread goes on in the caller.
+    pub fn join(self) -> bool {
+        match self.thread.join() {
+            Ok(hit) => hit,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 }
 

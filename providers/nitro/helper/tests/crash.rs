@@ -21,8 +21,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{accept, kms_endpoint, listen, wait_exit, Guard, Nitro};
-use rand_core::{OsRng, RngCore};
-use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position};
+use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position, ScheduledKill};
 use tmkms_node_sim::harness::sigkill;
 use tmkms_node_sim::Dialect;
 
@@ -30,7 +29,7 @@ const CHAIN: &str = "nitro-crash";
 /// Kills per run; `NITRO_CRASH_KILLS` overrides it (for a quick local look).
 const KILLS: usize = 100;
 /// Kills land this long (at most) after the node accepted the connection.
-const MAX_KILL_DELAY_US: u32 = 30_000;
+const MAX_KILL_DELAY: Duration = Duration::from_millis(30);
 
 #[test]
 fn sigkill_helper_or_enclave_during_signing_never_double_signs_or_loses_state() {
@@ -74,13 +73,13 @@ fn sigkill_helper_or_enclave_during_signing_never_double_signs_or_loses_state() 
             enclave_kills += 1;
             enclave.0.id()
         };
-        let delay = Duration::from_micros(u64::from(OsRng.next_u32() % MAX_KILL_DELAY_US));
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
+        let killer = ScheduledKill::within(MAX_KILL_DELAY, move || {
             // The pid is our child's and is reaped only after the killer
             // joined, so it cannot name another process by then.
             sigkill(victim);
+            true
         });
+        let delay = killer.delay;
         if std::env::var_os("CRASH_TRACE").is_some() {
             eprintln!(
                 "round {round}: kill {} after {delay:?}; {}",
@@ -90,7 +89,7 @@ fn sigkill_helper_or_enclave_during_signing_never_double_signs_or_loses_state() 
         }
         run.session(&mut conn, &pubkey)
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        killer.join().unwrap();
+        killer.join();
         drop(conn);
         // The survivor stops on its own.
         let (victim_child, survivor, name) = if kill_helper {

@@ -26,8 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{accept, is_alive, left_after, listen, Sgx};
-use rand_core::{OsRng, RngCore};
-use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position};
+use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position, ScheduledKill};
 use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "sgx-crash-chain";
@@ -35,7 +34,7 @@ const KILLS: usize = 100;
 /// Kills land uniformly in this window after the runner starts: early ones
 /// hit the start-up (enclave launch, unsealing, state load), later ones the
 /// signing loop.
-const KILL_WINDOW_MICROS: u32 = 250_000;
+const KILL_WINDOW: Duration = Duration::from_millis(250);
 
 #[allow(unsafe_code)]
 fn sigkill(pid: u32) {
@@ -109,9 +108,7 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
         };
         let mut runner = kms.spawn();
         let runner_pid = runner.id();
-        let delay = Duration::from_micros(u64::from(OsRng.next_u32() % KILL_WINDOW_MICROS));
-        let killer = std::thread::spawn(move || {
-            std::thread::sleep(delay);
+        let killer = ScheduledKill::within(KILL_WINDOW, move || {
             match target {
                 Target::Runner => {
                     sigkill(runner_pid);
@@ -140,7 +137,7 @@ fn sigkill_of_runner_or_enclave_never_double_signs_or_loses_state() {
             run.session(&mut conn, &pubkey)
                 .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", kms.log()));
         }
-        if killer.join().unwrap() {
+        if killer.join() {
             *kills.get_mut(&target).unwrap() += 1;
         }
         // A killed enclave takes its runner down; a killed runner its enclave.
