@@ -16,9 +16,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{accept, listen, Kms};
+use common::{accept, listen, sigkill, Kms};
 use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position, ScheduledKill};
-use tmkms_node_sim::harness::sigkill;
 use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "crash-chain";

@@ -20,9 +20,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{accept, kms_endpoint, listen, wait_exit, Guard, Nitro};
+use common::{accept, kms_endpoint, listen, sigkill, wait_exit, Guard, Nitro};
 use tmkms_node_sim::crash::{CrashConfig, CrashRun, Position, ScheduledKill};
-use tmkms_node_sim::harness::sigkill;
 use tmkms_node_sim::Dialect;
 
 const CHAIN: &str = "nitro-crash";
