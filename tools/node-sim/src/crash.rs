@@ -550,6 +550,17 @@ mod tests {
     }
 
     #[test]
+    fn a_scheduled_kill_runs_within_its_window_and_passes_on_a_panic() {
+        let window = Duration::from_millis(20);
+        let kill = ScheduledKill::within(window, || true);
+        assert!(kill.delay < window);
+        assert!(kill.join());
+        let failing = ScheduledKill::within(window, || panic!("the kill failed"));
+        let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| failing.join()));
+        assert!(joined.is_err());
+    }
+
+    #[test]
     fn durable_state_may_not_go_back_or_lag_a_release() {
         let mut run = CrashRun::new(CrashConfig::new("c", Dialect::V0_38));
         let released = Position::new(4, 0, step::PREVOTE);

@@ -217,6 +217,39 @@ mod tests {
     }
 
     #[test]
+    fn left_after_stops_once_nothing_is_left_and_else_reports_what_stayed() {
+        let mut remaining = 3;
+        let left = left_after(Duration::from_secs(5), Duration::ZERO, || {
+            remaining -= 1;
+            vec![(); remaining]
+        });
+        assert!(left.is_empty());
+        assert_eq!(remaining, 0);
+
+        let started = Instant::now();
+        let within = Duration::from_millis(30);
+        let left = left_after(within, Duration::from_millis(5), || vec![7]);
+        assert_eq!(left, vec![7]);
+        assert!(started.elapsed() >= within);
+    }
+
+    #[test]
+    fn error_line_is_the_first_line_starting_with_error() {
+        let output = "note: starting\nerror: no space left\nerror: again\n";
+        assert_eq!(error_line(output), Some("error: no space left"));
+        assert_eq!(error_line("  error: indented\nfine"), None);
+    }
+
+    #[test]
+    fn our_own_process_is_alive_and_a_reaped_one_is_not() {
+        assert!(is_alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!is_alive(pid));
+    }
+
+    #[test]
     fn guard_kills_its_child_and_wait_exit_sees_it() {
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let pid = child.id();

@@ -140,3 +140,47 @@ pub fn logging_to<'a>(cmd: &'a mut Command, home: &SignerHome, log: &str) -> &'a
         .stdout(home.append_log(log))
         .stderr(home.append_log(log))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_level_settings_go_before_every_section_and_logs_append() {
+        let home = SignerHome::new(tempfile::tempdir().unwrap());
+        fs::write(&home.config, "[section]\nkey = 1\n").unwrap();
+        home.set_top_level("max_height = 10");
+        let text = fs::read_to_string(&home.config).unwrap();
+        assert_eq!(text, "max_height = 10\n[section]\nkey = 1\n");
+
+        assert_eq!(home.log(), "");
+        for line in ["one\n", "two\n"] {
+            use std::io::Write as _;
+            home.append_log(SIGNER_LOG)
+                .write_all(line.as_bytes())
+                .unwrap();
+        }
+        assert_eq!(home.log(), "one\ntwo\n");
+        assert_eq!(home.state_path(), home.dir.path().join(STATE_FILE));
+    }
+
+    #[test]
+    fn init_arguments_name_the_config_chain_node_and_dialect() {
+        let home = SignerHome::new(tempfile::tempdir().unwrap());
+        let args = home.init_args("c-1", "unix:///n.sock", "v0.38");
+        assert_eq!(
+            args,
+            [
+                "init",
+                "-c",
+                home.config_str(),
+                "--chain-id",
+                "c-1",
+                "--address",
+                "unix:///n.sock",
+                "--protocol-version",
+                "v0.38"
+            ]
+        );
+    }
+}
