@@ -47,7 +47,7 @@ use sgx_isa::{Report, Targetinfo};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::codec::{validate_label, Reader, MAX_LABEL_LEN};
+use crate::codec::{append_encrypted, validate_label, Reader, MAX_LABEL_LEN};
 use crate::hw::{HwError, SgxHardware};
 use crate::seal::{seal, unseal, SealError, LABEL_CLOUD_WRAP_KEY};
 
@@ -276,16 +276,8 @@ pub fn backup_secret(
         .map_err(|e| CloudError::Crypto(format!("random number generator: {e}")))?;
     let mut blob = backup_header(&nonce, label);
     let cipher = Aes256GcmSiv::new(backup_key.into());
-    let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: seed,
-                aad: &blob,
-            },
-        )
+    append_encrypted(&cipher, Nonce::from_slice(&nonce), seed, &mut blob)
         .map_err(|_| CloudError::Crypto("AES-GCM-SIV encryption".to_owned()))?;
-    blob.extend_from_slice(&ciphertext);
     Ok(blob)
 }
 

@@ -1,6 +1,30 @@
 //! Bounded reading of the byte formats this crate parses (sealed blobs,
 //! backups, cloud payloads). Every read checks the remaining length, so a
-//! short or hostile input is an error, never a panic.
+//! short or hostile input is an error, never a panic. Also the one way
+//! those formats are encrypted: header, then the ciphertext that
+//! authenticates it.
+
+use aes_gcm_siv::aead::{self, Aead, Nonce, Payload};
+
+/// Encrypts `secret` with the header already in `blob` as associated data
+/// and appends the ciphertext, so that the blob is header ‖ ciphertext and
+/// a changed header fails authentication.
+pub(crate) fn append_encrypted<C: Aead>(
+    cipher: &C,
+    nonce: &Nonce<C>,
+    secret: &[u8],
+    blob: &mut Vec<u8>,
+) -> Result<(), aead::Error> {
+    let ciphertext = cipher.encrypt(
+        nonce,
+        Payload {
+            msg: secret,
+            aad: blob.as_slice(),
+        },
+    )?;
+    blob.extend_from_slice(&ciphertext);
+    Ok(())
+}
 
 /// Reads fields front to back from an untrusted buffer.
 #[derive(Debug)]

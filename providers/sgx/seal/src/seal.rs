@@ -61,14 +61,14 @@
 //! empty string: such a blob opens with [`unseal`] but never with non-empty
 //! bound data.
 
-use aes_gcm_siv::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
 use aes_gcm_siv::{Aes128GcmSiv, Nonce};
 use rand_core::{OsRng, RngCore};
 use sgx_isa::{AttributesFlags, Keyname, Keypolicy, Keyrequest};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::codec::{validate_label, Reader, MAX_LABEL_LEN};
+use crate::codec::{append_encrypted, validate_label, Reader, MAX_LABEL_LEN};
 use crate::hw::{HwError, SgxHardware};
 
 /// Label of the sealed consensus (validator) key.
@@ -314,16 +314,8 @@ pub fn seal_bound<H: SgxHardware + ?Sized>(
     );
     let key = hw.egetkey(&request)?;
     let cipher = Aes128GcmSiv::new(key.as_ref().into());
-    let ciphertext = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: secret,
-                aad: &blob,
-            },
-        )
+    append_encrypted(&cipher, Nonce::from_slice(&nonce), secret, &mut blob)
         .map_err(|_| SealError::Internal("AES-GCM-SIV encryption failed"))?;
-    blob.extend_from_slice(&ciphertext);
     Ok(blob)
 }
 

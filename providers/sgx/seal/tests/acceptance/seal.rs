@@ -84,25 +84,32 @@ fn another_signer_or_cpu_cannot_unseal() {
 fn debug_and_production_enclaves_cannot_open_each_others_seals() {
     let prod = enclave(test_signing_key(), 1, false, 1);
     let debug = enclave(test_signing_key(), 1, true, 1);
-    let err = unseal(&prod, LABEL, &sealed_by(&debug)).unwrap_err();
-    assert!(matches!(
-        err,
-        SealError::DebugMismatch {
-            sealed_debug: true,
-            own_debug: false
-        }
-    ));
-    assert!(err
-        .to_string()
-        .contains("sealed by a DEBUG enclave but this enclave is a production"));
-    let err = unseal(&debug, LABEL, &sealed_by(&prod)).unwrap_err();
-    assert!(matches!(
-        err,
-        SealError::DebugMismatch {
-            sealed_debug: false,
-            own_debug: true
-        }
-    ));
+    // (sealer, opener, DEBUG flags of both, what the message says)
+    for (sealer, opener, (sealer_debug, opener_debug), says) in [
+        (
+            &debug,
+            &prod,
+            (true, false),
+            "sealed by a DEBUG enclave but this enclave is a production",
+        ),
+        (
+            &prod,
+            &debug,
+            (false, true),
+            "sealed by a production enclave but this enclave is a DEBUG",
+        ),
+    ] {
+        let err = unseal(opener, LABEL, &sealed_by(sealer)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SealError::DebugMismatch { sealed_debug, own_debug }
+                    if sealed_debug == sealer_debug && own_debug == opener_debug
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(says), "{err}");
+    }
     // The binding is cryptographic: rewriting the informational DEBUG flag
     // in the header only trades the message for an authentication failure.
     let mut forged = sealed_by(&debug);
