@@ -130,6 +130,14 @@ fn restore_and_resume(nitro: &Nitro, listener: &NodeListener, good: &[u8]) {
     assert_eq!(nitro.state().position.height.value(), 5);
 }
 
+/// Writes `good` as the state file with the record at offset `slot` forged
+/// to `new_height`.
+fn write_forged(nitro: &Nitro, good: &[u8], slot: usize, new_height: i64) {
+    let mut forged = good.to_vec();
+    forge_height(&mut forged, slot, new_height);
+    std::fs::write(nitro.state_path(), &forged).unwrap();
+}
+
 /// `start` refuses the state file in place, naming the record at offset
 /// `forged_slot` as not authentic; with the original file `good` back, it
 /// signs again.
@@ -155,9 +163,7 @@ fn forged_newest_record_with_a_lower_height_is_refused() {
     let Some(kms) = kms_endpoint() else { return };
     let (nitro, listener, good) = signed_home(&kms);
     let (newest, _) = newest_and_older(&good);
-    let mut forged = good.clone();
-    forge_height(&mut forged, newest, 2);
-    std::fs::write(nitro.state_path(), &forged).unwrap();
+    write_forged(&nitro, &good, newest, 2);
     // Host-side checks pass: the helper's store reads the rolled-back height.
     assert_eq!(
         FileStore::peek(nitro.state_path())
@@ -176,10 +182,7 @@ fn forged_older_record_is_refused_too() {
     let Some(kms) = kms_endpoint() else { return };
     let (nitro, listener, good) = signed_home(&kms);
     let (_, older) = newest_and_older(&good);
-    let mut forged = good.clone();
-    let h = height(&forged, older);
-    forge_height(&mut forged, older, h + 100);
-    std::fs::write(nitro.state_path(), &forged).unwrap();
+    write_forged(&nitro, &good, older, height(&good, older) + 100);
     refused_as_forged_then_restored(&nitro, &listener, &good, older);
 }
 
