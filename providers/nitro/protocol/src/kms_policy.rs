@@ -581,27 +581,17 @@ mod tests {
     fn rejects_key_ids_that_are_malformed_managed_or_of_another_region() {
         let r = region("us-east-1");
         type Expect = fn(&KmsPolicyError) -> bool;
+        let shape: Expect = |e| matches!(e, KmsPolicyError::KeyIdShape { .. });
+        let managed: Expect = |e| matches!(e, KmsPolicyError::AwsManagedKey { .. });
         let cases: &[(&str, Expect)] = &[
-            ("", |e| matches!(e, KmsPolicyError::KeyIdShape { .. })),
-            ("1234abcd", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("1234abcd-12ab-34cd-56ef-1234567890ag", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("mrk-1234", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("alias/", |e| matches!(e, KmsPolicyError::KeyIdShape { .. })),
-            ("alias/a b", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("alias/aws/ebs", |e| {
-                matches!(e, KmsPolicyError::AwsManagedKey { .. })
-            }),
-            ("arn:aws:kms:us-east-1:111122223333:alias/aws/kms", |e| {
-                matches!(e, KmsPolicyError::AwsManagedKey { .. })
-            }),
+            ("", shape),
+            ("1234abcd", shape),
+            ("1234abcd-12ab-34cd-56ef-1234567890ag", shape),
+            ("mrk-1234", shape),
+            ("alias/", shape),
+            ("alias/a b", shape),
+            ("alias/aws/ebs", managed),
+            ("arn:aws:kms:us-east-1:111122223333:alias/aws/kms", managed),
             (
                 "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
                 |e| matches!(e, KmsPolicyError::KeyRegion { key_region, .. } if key_region == "eu-west-1"),
@@ -612,21 +602,15 @@ mod tests {
             ),
             (
                 "arn:aws:s3:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-                |e| matches!(e, KmsPolicyError::KeyIdShape { .. }),
+                shape,
             ),
             (
                 "arn:aws:kms:us-east-1:1111:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-                |e| matches!(e, KmsPolicyError::KeyIdShape { .. }),
+                shape,
             ),
-            ("arn:aws:kms:us-east-1:111122223333:key/nope", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("arn:aws:kms:us-east-1:111122223333:grant/x", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
-            ("arn:aws:kms:us-east-1", |e| {
-                matches!(e, KmsPolicyError::KeyIdShape { .. })
-            }),
+            ("arn:aws:kms:us-east-1:111122223333:key/nope", shape),
+            ("arn:aws:kms:us-east-1:111122223333:grant/x", shape),
+            ("arn:aws:kms:us-east-1", shape),
         ];
         for (bad, expected) in cases {
             let err = KeyId::parse(bad, &r).unwrap_err();
