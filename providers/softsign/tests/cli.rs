@@ -587,35 +587,35 @@ fn import_rejects_a_key_file_whose_halves_disagree() {
     let mut wrong_pair = key.to_bytes().to_vec();
     wrong_pair.extend_from_slice(&other);
 
-    for (name, json, problem) in [
+    // (case, key the address is of, pub_key, priv_key, field named)
+    for (name, address_of, pub_key, priv_key, problem) in [
         (
             "pub_key of another key",
-            priv_validator_key_json(
-                &address_hex(&public),
-                &B64.encode(other),
-                &B64.encode(&pair),
-            ),
+            &public,
+            &other,
+            &pair,
             "\"pub_key\"",
         ),
         (
             "address of another key",
-            priv_validator_key_json(
-                &address_hex(&other),
-                &B64.encode(public),
-                &B64.encode(&pair),
-            ),
+            &other,
+            &public,
+            &pair,
             "\"address\"",
         ),
         (
             "priv_key with another public half",
-            priv_validator_key_json(
-                &address_hex(&public),
-                &B64.encode(public),
-                &B64.encode(&wrong_pair),
-            ),
+            &public,
+            &public,
+            &wrong_pair,
             "\"priv_key\"",
         ),
     ] {
+        let json = priv_validator_key_json(
+            &address_hex(address_of),
+            &B64.encode(pub_key),
+            &B64.encode(priv_key),
+        );
         let source = write_file(kms.dir.path(), "tampered_key.json", &json);
         // --force: the file is refused for what it holds, not because a key exists.
         let ran = cli(&["import", s(&source), "-c", s(&kms.config), "--force"]).failed();
