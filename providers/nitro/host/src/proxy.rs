@@ -20,7 +20,7 @@ use tmkms_nitro_transport::{Endpoint, Listener, Stream};
 
 use crate::link::Link;
 
-/// Tunables of [`run_proxy_with`].
+/// Tunables of [`serve_proxy`].
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// Connections relayed at once; further clients are accepted and closed at once
@@ -47,19 +47,9 @@ impl Default for ProxyConfig {
 
 /// Binds `listen` and relays every connection to `target` until `shutdown` becomes true,
 /// with [`ProxyConfig::default`].
+/// ([`serve_proxy`] takes a bound listener and explicit settings.)
 pub fn run_proxy(listen: &Endpoint, target: &Endpoint, shutdown: &AtomicBool) -> io::Result<()> {
-    run_proxy_with(listen, target, &ProxyConfig::default(), shutdown)
-}
-
-/// [`run_proxy`] with explicit settings.
-pub fn run_proxy_with(
-    listen: &Endpoint,
-    target: &Endpoint,
-    config: &ProxyConfig,
-    shutdown: &AtomicBool,
-) -> io::Result<()> {
-    let listener = listen.bind()?;
-    serve_proxy(&listener, target, config, shutdown)
+    serve_proxy(&listen.bind()?, target, &ProxyConfig::default(), shutdown)
 }
 
 /// Relays connections accepted on an already bound `listener` (lets callers bind first,
