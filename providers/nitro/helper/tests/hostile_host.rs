@@ -577,14 +577,13 @@ fn assert_unsigned_record_of(record: &[u8; SLOT_LEN], vote: &VoteSpec) {
 /// Where every acknowledgement test starts: a fresh host with height 1
 /// signed honestly, then vote A (conflicting with B) sent while the host
 /// answers A's record with `on_write`. The record the host got for A names
-/// A and carries no signature.
+/// A and carries no signature. [`AckScene::new`] also returns the run and
+/// its connection, still live.
 struct AckScene {
     host: TestHost,
     ledger: Ledger,
     a: VoteSpec,
     b: VoteSpec,
-    run: Run,
-    conn: SignerConn,
     /// The slots from before vote A.
     before_a: [Option<[u8; SLOT_LEN]>; 2],
     /// What became of vote A.
@@ -592,7 +591,7 @@ struct AckScene {
 }
 
 impl AckScene {
-    fn new(kms: &str, on_write: OnWrite) -> Self {
+    fn new(kms: &str, on_write: OnWrite) -> (Self, Run, SignerConn) {
         let host = TestHost::new(kms, "v0.38", "");
         let mut ledger = Ledger::new(&host);
         let (a, b) = conflicting_votes();
@@ -602,65 +601,76 @@ impl AckScene {
         host.set_on_write(on_write);
         let a_outcome = ledger.vote(&mut conn, &a);
         assert_unsigned_record_of(&host.last_write(), &a);
-        AckScene {
+        let scene = AckScene {
             host,
             ledger,
             a,
             b,
-            run,
-            conn,
             before_a,
             a_outcome,
-        }
+        };
+        (scene, run, conn)
+    }
+
+    /// After the previous run stopped: the signer restarted on the slots
+    /// from before A signs B (never signed before), and then refuses A.
+    /// Returns the new run.
+    fn restart_before_a_signs_b_not_a(&mut self) -> (Run, SignerConn) {
+        self.host.set_slots(self.before_a);
+        let (run, mut conn) = self.host.start_signing();
+        assert_eq!(self.ledger.vote(&mut conn, &self.b), Outcome::Signed);
+        assert_eq!(
+            self.ledger.vote(&mut conn, &self.a),
+            Outcome::Refused(codes::DOUBLE_SIGN)
+        );
+        (run, conn)
+    }
+
+    /// Vote A was refused as not persisted; `otherwise` says what went
+    /// wrong if it was not.
+    fn assert_a_refused_as_unpersisted(&self, otherwise: &str) {
+        assert_eq!(
+            self.a_outcome,
+            Outcome::Refused(codes::PERSIST_FAILED),
+            "{otherwise}"
+        );
     }
 }
 
 #[test]
 fn withheld_ack_releases_nothing_and_old_slots_after_a_restart_sign_only_one_vote() {
     let Some(kms) = kms_endpoint() else { return };
-    let mut t = AckScene::new(&kms, OnWrite::Withhold);
-    assert_eq!(
-        t.a_outcome,
-        Outcome::Refused(codes::PERSIST_FAILED),
-        "vote A was signed although the host did not acknowledge its record"
+    let (mut t, run, mut conn) = AckScene::new(&kms, OnWrite::Withhold);
+    t.assert_a_refused_as_unpersisted(
+        "vote A was signed although the host did not acknowledge its record",
     );
     // The host now behaves: B conflicts with A, whose record the host may
     // hold, so B is refused for the rest of this run (signing B now would
     // let the host replay A's record later and get A signed too).
     t.host.set_on_write(OnWrite::Honest);
     assert_eq!(
-        t.ledger.vote(&mut t.conn, &t.b),
+        t.ledger.vote(&mut conn, &t.b),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    drop(t.conn);
-    drop(t.run);
+    drop(conn);
+    drop(run);
 
     // Restart on the slots from before A: B may be signed, then never A.
-    t.host.set_slots(t.before_a);
-    let (_run, mut conn) = t.host.start_signing();
-    assert_eq!(t.ledger.vote(&mut conn, &t.b), Outcome::Signed);
-    assert_eq!(
-        t.ledger.vote(&mut conn, &t.a),
-        Outcome::Refused(codes::DOUBLE_SIGN)
-    );
+    let (_run, mut conn) = t.restart_before_a_signs_b_not_a();
     t.ledger.heights(&mut conn, 3..4);
 }
 
 #[test]
 fn false_ack_releases_nothing_and_the_kept_record_after_a_restart_signs_only_that_vote() {
     let Some(kms) = kms_endpoint() else { return };
-    let mut t = AckScene::new(&kms, OnWrite::WrongAck);
+    let (mut t, run, mut conn) = AckScene::new(&kms, OnWrite::WrongAck);
+    t.assert_a_refused_as_unpersisted("vote A was signed on an acknowledgement of another record");
     assert_eq!(
-        t.a_outcome,
-        Outcome::Refused(codes::PERSIST_FAILED),
-        "vote A was signed on an acknowledgement of another record"
-    );
-    assert_eq!(
-        t.ledger.vote(&mut t.conn, &t.b),
+        t.ledger.vote(&mut conn, &t.b),
         Outcome::Refused(codes::DOUBLE_SIGN)
     );
-    drop(t.conn);
-    drop(t.run);
+    drop(conn);
+    drop(run);
 
     // The host stored A's record: after a restart A is durable and may be
     // signed (it is released only now), B never.
@@ -677,7 +687,7 @@ fn false_ack_releases_nothing_and_the_kept_record_after_a_restart_signs_only_tha
 #[test]
 fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
     let Some(kms) = kms_endpoint() else { return };
-    let mut t = AckScene::new(&kms, OnWrite::SilentThenClose);
+    let (mut t, mut run, mut conn) = AckScene::new(&kms, OnWrite::SilentThenClose);
     let outcome = &t.a_outcome;
     assert!(
         matches!(
@@ -688,9 +698,9 @@ fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
     );
     let cut_at = Instant::now();
     // Whatever B gets in this run, it is no signature (the ledger checks).
-    let outcome = t.ledger.vote(&mut t.conn, &t.b);
+    let outcome = t.ledger.vote(&mut conn, &t.b);
     assert_ne!(outcome, Outcome::Signed);
-    let status = wait_exit(&mut t.run.enclave.0, EXIT_WITHIN).unwrap_or_else(|| {
+    let status = wait_exit(&mut run.enclave.0, EXIT_WITHIN).unwrap_or_else(|| {
         panic!(
             "the enclave outlived its state stream:\n{}",
             t.host.enclave_log()
@@ -708,17 +718,11 @@ fn no_reply_then_a_closed_state_stream_ends_the_enclave_and_releases_nothing() {
         "{}",
         t.host.enclave_log()
     );
-    drop(t.conn);
-    drop(t.run);
+    drop(conn);
+    drop(run);
 
     t.host.set_on_write(OnWrite::Honest);
-    t.host.set_slots(t.before_a);
-    let (_run, mut conn) = t.host.start_signing();
-    assert_eq!(t.ledger.vote(&mut conn, &t.b), Outcome::Signed);
-    assert_eq!(
-        t.ledger.vote(&mut conn, &t.a),
-        Outcome::Refused(codes::DOUBLE_SIGN)
-    );
+    t.restart_before_a_signs_b_not_a();
 }
 
 #[test]
