@@ -106,15 +106,19 @@ const POLICY_ENCODING_PREFIX: &[u8] = b"tmkms-light bound policy v1\0";
 /// A node connection's address and wire version, as the host's settings
 /// name them.
 fn parse_connection(v: &ValidatorSettings) -> Result<(Address, Dialect), EnclaveError> {
-    let address = v
-        .address
-        .parse::<Address>()
-        .map_err(|e| EnclaveError::Settings(format!("address: {e}")))?;
-    let dialect = v
-        .protocol_version
-        .parse::<Dialect>()
-        .map_err(|e| EnclaveError::Settings(format!("protocol_version: {e}")))?;
-    Ok((address, dialect))
+    Ok((
+        setting("address", &v.address)?,
+        setting("protocol_version", &v.protocol_version)?,
+    ))
+}
+
+/// One field of the host's settings, parsed; an error names the field.
+fn setting<T: std::str::FromStr>(field: &str, text: &str) -> Result<T, EnclaveError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>()
+        .map_err(|e| EnclaveError::Settings(format!("{field}: {e}")))
 }
 
 impl BoundPolicy {
@@ -156,10 +160,7 @@ impl BoundPolicy {
 
     /// The policy the host's settings ask for (at every start).
     pub fn from_settings(settings: &EnclaveSettings) -> Result<Self, EnclaveError> {
-        let chain_id = settings
-            .chain_id
-            .parse::<ChainId>()
-            .map_err(|e| EnclaveError::Settings(format!("chain_id: {e}")))?;
+        let chain_id: ChainId = setting("chain_id", &settings.chain_id)?;
         let validators = settings
             .validators
             .iter()
@@ -189,31 +190,38 @@ impl BoundPolicy {
     /// `Ok` if `requested` (from the host's settings) equals this bound
     /// policy; otherwise an error naming every field that differs.
     pub fn check(&self, requested: &BoundPolicy) -> Result<(), EnclaveError> {
+        /// Notes `what` when the requested value is not the bound one.
+        fn compare<T: PartialEq + std::fmt::Debug>(
+            differences: &mut Vec<String>,
+            what: &str,
+            requested: &T,
+            bound: &T,
+        ) {
+            if requested != bound {
+                differences.push(format!("{what} {requested:?}, bound {bound:?}"));
+            }
+        }
         let mut differences = Vec::new();
-        if self.chain_id != requested.chain_id {
-            differences.push(format!(
-                "chain_id is {:?}, bound {:?}",
-                requested.chain_id, self.chain_id
-            ));
-        }
-        if self.danger_allow_sign_bytes != requested.danger_allow_sign_bytes {
-            differences.push(format!(
-                "danger_allow_sign_bytes is {}, bound {}",
-                requested.danger_allow_sign_bytes, self.danger_allow_sign_bytes
-            ));
-        }
-        if self.protocol_versions != requested.protocol_versions {
-            differences.push(format!(
-                "protocol versions are {:?}, bound {:?}",
-                requested.protocol_versions, self.protocol_versions
-            ));
-        }
-        if self.node_ids != requested.node_ids {
-            differences.push(format!(
-                "pinned node ids are {:?}, bound {:?}",
-                requested.node_ids, self.node_ids
-            ));
-        }
+        let d = &mut differences;
+        compare(d, "chain_id is", &requested.chain_id, &self.chain_id);
+        compare(
+            d,
+            "danger_allow_sign_bytes is",
+            &requested.danger_allow_sign_bytes,
+            &self.danger_allow_sign_bytes,
+        );
+        compare(
+            d,
+            "protocol versions are",
+            &requested.protocol_versions,
+            &self.protocol_versions,
+        );
+        compare(
+            d,
+            "pinned node ids are",
+            &requested.node_ids,
+            &self.node_ids,
+        );
         if differences.is_empty() {
             Ok(())
         } else {
@@ -484,4 +492,42 @@ where
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(chain_id: &str, sign_bytes: bool, version: &str, node_id: &str) -> BoundPolicy {
+        BoundPolicy {
+            chain_id: chain_id.to_owned(),
+            danger_allow_sign_bytes: sign_bytes,
+            protocol_versions: BTreeSet::from([version.to_owned()]),
+            node_ids: BTreeSet::from([node_id.to_owned()]),
+        }
+    }
+
+    #[test]
+    fn check_names_every_field_that_differs_from_the_bound_policy() {
+        let bound = policy("chain-a", false, "v0.38", "aa");
+        assert!(bound.check(&bound.clone()).is_ok());
+        let Err(EnclaveError::PolicyMismatch(message)) =
+            bound.check(&policy("chain-b", true, "v1", "bb"))
+        else {
+            panic!("a different policy must not pass")
+        };
+        assert_eq!(
+            message,
+            "chain_id is \"chain-b\", bound \"chain-a\"; \
+             danger_allow_sign_bytes is true, bound false; \
+             protocol versions are {\"v1\"}, bound {\"v0.38\"}; \
+             pinned node ids are {\"bb\"}, bound {\"aa\"}"
+        );
+        let Err(EnclaveError::PolicyMismatch(message)) =
+            bound.check(&policy("chain-a", false, "v0.38", "bb"))
+        else {
+            panic!("another pinned node id must not pass")
+        };
+        assert_eq!(message, "pinned node ids are {\"bb\"}, bound {\"aa\"}");
+    }
 }
