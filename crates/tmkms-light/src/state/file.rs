@@ -587,6 +587,18 @@ mod tests {
         }
     }
 
+    /// Asserts that `$result` is this state error, showing what it was if not.
+    macro_rules! assert_state_error {
+        ($result:expr, $error:pat) => {{
+            let result = $result;
+            assert!(
+                matches!(result, Err($error)),
+                "{:?}",
+                result.as_ref().map(|_| ())
+            );
+        }};
+    }
+
     fn temp() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state").join("priv_validator_state.bin");
@@ -681,24 +693,16 @@ mod tests {
 
     #[test]
     fn peek_reads_without_taking_the_lock() {
-        let (_dir, path) = temp();
-        let (_, newest) = two_states(&path);
-        let _running = FileStore::open(&path).unwrap();
+        let (_dir, path, newest, _running) = reopened_after_two_states();
         assert_eq!(FileStore::peek(&path).unwrap(), newest);
         let (_dir2, other) = temp();
-        assert!(matches!(
-            FileStore::peek(&other),
-            Err(StateError::Missing { .. })
-        ));
+        assert_state_error!(FileStore::peek(&other), StateError::Missing { .. });
     }
 
     #[test]
     fn open_of_a_missing_file_is_missing_and_creates_nothing() {
         let (dir, path) = temp();
-        assert!(matches!(
-            FileStore::open(&path),
-            Err(StateError::Missing { .. })
-        ));
+        assert_state_error!(FileStore::open(&path), StateError::Missing { .. });
         assert!(!lock_path(&path).exists());
         assert!(fs::read_dir(dir.path()).unwrap().next().is_none());
     }
@@ -707,10 +711,10 @@ mod tests {
     fn create_refuses_to_overwrite() {
         let (_dir, path) = temp();
         drop(FileStore::create(&path, &state(5, 0, Step::Precommit)).unwrap());
-        assert!(matches!(
+        assert_state_error!(
             FileStore::create(&path, &SignState::default()),
-            Err(StateError::Exists { .. })
-        ));
+            StateError::Exists { .. }
+        );
         assert_eq!(load(&path), state(5, 0, Step::Precommit));
     }
 
@@ -719,10 +723,10 @@ mod tests {
         let (_dir, path) = temp();
         let mut s = state(5, 0, Step::Precommit);
         s.sign_bytes = vec![0; MAX_SIGN_BYTES + 1];
-        assert!(matches!(
+        assert_state_error!(
             FileStore::create(&path, &s),
-            Err(StateError::Record(RecordError::SignBytesTooLong { .. }))
-        ));
+            StateError::Record(RecordError::SignBytesTooLong { .. })
+        );
         assert!(!path.exists());
     }
 
@@ -746,6 +750,15 @@ mod tests {
         let mut store = FileStore::create(path, &initial).unwrap();
         store.persist(&newest).unwrap();
         (initial, newest)
+    }
+
+    /// A new file holding [`two_states`], opened again: its directory
+    /// guard, its path, the newest state and the store.
+    fn reopened_after_two_states() -> (tempfile::TempDir, PathBuf, SignState, FileStore) {
+        let (dir, path) = temp();
+        let (_, newest) = two_states(&path);
+        let store = FileStore::open(&path).unwrap();
+        (dir, path, newest, store)
     }
 
     #[test]
@@ -819,10 +832,7 @@ mod tests {
         two_states(&path);
         let forged = encode_slot(2, &state(99, 0, Step::Propose)).unwrap();
         write_at(&path, &forged, 0);
-        assert!(matches!(
-            FileStore::open(&path),
-            Err(StateError::Corrupt { .. })
-        ));
+        assert_state_error!(FileStore::open(&path), StateError::Corrupt { .. });
     }
 
     #[test]
@@ -854,17 +864,12 @@ mod tests {
     #[test]
     fn a_directory_is_not_a_state_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            FileStore::open(dir.path()),
-            Err(StateError::Corrupt { .. })
-        ));
+        assert_state_error!(FileStore::open(dir.path()), StateError::Corrupt { .. });
     }
 
     #[test]
     fn failed_write_is_reported_and_the_next_persist_is_still_correct() {
-        let (_dir, path) = temp();
-        let (_, newest) = two_states(&path);
-        let mut store = FileStore::open(&path).unwrap();
+        let (_dir, path, newest, mut store) = reopened_after_two_states();
         let good_handle = std::mem::replace(&mut store.file, File::open(&path).unwrap());
 
         let lost = state(11, 0, Step::Propose);
@@ -893,9 +898,7 @@ mod tests {
         // A write that reached the page cache but whose fdatasync failed may
         // read back fine. The store must keep treating the older slot as the
         // one to preserve.
-        let (_dir, path) = temp();
-        let (_, newest) = two_states(&path);
-        let mut store = FileStore::open(&path).unwrap();
+        let (_dir, path, newest, mut store) = reopened_after_two_states();
         let unconfirmed = state(11, 0, Step::Propose);
         write_at(&path, &encode_slot(3, &unconfirmed).unwrap(), 0);
         assert_eq!(store.load().unwrap(), Some(unconfirmed));
@@ -908,15 +911,10 @@ mod tests {
 
     #[test]
     fn unencodable_state_fails_persist_and_changes_nothing() {
-        let (_dir, path) = temp();
-        let (_, newest) = two_states(&path);
-        let mut store = FileStore::open(&path).unwrap();
+        let (_dir, path, newest, mut store) = reopened_after_two_states();
         let mut too_long = state(12, 0, Step::Propose);
         too_long.sign_bytes = vec![1; MAX_SIGN_BYTES + 1];
-        assert!(matches!(
-            store.persist(&too_long),
-            Err(StateError::Record(_))
-        ));
+        assert_state_error!(store.persist(&too_long), StateError::Record(_));
         assert_eq!(store.load().unwrap(), Some(newest));
     }
 
@@ -962,10 +960,10 @@ mod tests {
     fn import_into_a_locked_file_is_refused() {
         let (_dir, path) = temp();
         let _running = FileStore::create(&path, &SignState::default()).unwrap();
-        assert!(matches!(
+        assert_state_error!(
             FileStore::import_into(&path, &state(1, 0, Step::Propose), false),
-            Err(StateError::Locked { .. })
-        ));
+            StateError::Locked { .. }
+        );
     }
 
     /// Prints persist latency (pwrite + fdatasync). Not a pass/fail check:
