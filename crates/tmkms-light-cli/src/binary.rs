@@ -42,7 +42,7 @@ impl Binary {
             Ok(parsed) => parsed,
             Err(e) => e.format(&mut command).exit(),
         };
-        log.init(self.log_targets);
+        log.init(self.log_targets, config_log_format(&matches));
         match run(subcommand) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -51,6 +51,20 @@ impl Binary {
             }
         }
     }
+}
+
+/// The `log_format` of the config file the (innermost) subcommand names
+/// with `-c`, if it names one that says.
+fn config_log_format(matches: &clap::ArgMatches) -> Option<tmkms_light::config::LogFormat> {
+    let mut current = matches;
+    let mut found = None;
+    while let Some((_, sub)) = current.subcommand() {
+        if let Ok(Some(path)) = sub.try_get_one::<std::path::PathBuf>("config") {
+            found = Some(path.clone());
+        }
+        current = sub;
+    }
+    tmkms_light::config::LogFormat::of_file(&found?)
 }
 
 #[cfg(test)]
@@ -105,7 +119,7 @@ mod tests {
             "trace"
         );
         let json = log(&["demo-host", "hello", "--log-format", "json"]);
-        assert_eq!(json.log_format, crate::logging::LogFormat::Json);
+        assert_eq!(json.log_format, Some(crate::logging::LogFormat::Json));
         let err = DEMO
             .command::<Demo>()
             .try_get_matches_from(["demo-host", "hello", "--log-format", "xml"])

@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal as _;
 
-use clap::{ArgAction, Args, ValueEnum};
+use clap::{ArgAction, Args};
+pub use tmkms_light::config::LogFormat;
 
 /// Whether log lines name the module (target) that wrote them. The TEE
 /// hosts keep them: relayed enclave lines are told apart by their `enclave`
@@ -15,16 +16,8 @@ pub enum Targets {
     Hidden,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines (colours only on a terminal).
-    #[default]
-    Text,
-    /// One JSON object per line: `timestamp`, `level`, `target`, and the
-    /// event's `fields` (`message` and, for a signature, `height`, `round`,
-    /// `step`, `latency_us`), for log shippers.
-    Json,
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    LogFormat::parse(text).ok_or_else(|| format!("{text:?} is not a log format: text or json"))
 }
 
 /// `-v` (counted) and `--log-format`, accepted before or after the
@@ -35,9 +28,10 @@ pub struct LogArgs {
     /// "info,tmkms_light=debug", takes precedence).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Log line format on stderr.
-    #[arg(long = "log-format", value_enum, global = true, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log lines on stderr: text, or json (one object per line: timestamp,
+    /// level, target, fields). Default: the config's log_format, else text.
+    #[arg(long = "log-format", global = true, value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl LogArgs {
@@ -50,15 +44,15 @@ impl LogArgs {
         }
     }
 
-    /// Install the process's log subscriber. Call once, first thing in
-    /// `main`.
-    pub fn init(&self, targets: Targets) {
+    /// Install the process's log subscriber, in `format` unless
+    /// `--log-format` says otherwise. Call once, first thing in `main`.
+    pub fn init(&self, targets: Targets, format: Option<LogFormat>) {
         let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(self.default_filter()));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);
-        match self.log_format {
+        match self.log_format.or(format).unwrap_or_default() {
             LogFormat::Text => builder
                 // Colour codes only for a terminal: logs redirected to files
                 // or journald stay plain text that grep and log shippers

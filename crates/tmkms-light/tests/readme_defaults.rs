@@ -2,14 +2,14 @@
 //! every row's default is compared with what a file that leaves the field
 //! out gets, and every field the config reads has a row.
 
-// Test helpers outside #[test] fns unwrap and expect too (clippy.toml
-// covers only those).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tmkms_light::config::Config;
+use tmkms_light::config::{Config, LogFormat};
 
 const README: &str = include_str!("../../../README.md");
 
@@ -47,6 +47,14 @@ fn applied_defaults() -> BTreeMap<&'static str, String> {
             c.danger_allow_sign_bytes.to_string(),
         ),
         ("metrics_listen", none(c.metrics_listen.is_some(), "off")),
+        (
+            "log_format",
+            match c.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            }
+            .to_owned(),
+        ),
         ("validator.protocol_version", v.protocol_version.to_string()),
         ("validator.timeout_secs", v.timeout_secs.to_string()),
         (

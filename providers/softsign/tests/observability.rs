@@ -1,12 +1,9 @@
 //! What an operator's tooling reads from a running `tmkms-softsign`: JSON
 //! log lines (`--log-format json`) and the metrics and health endpoints
 //! (`metrics_listen`), over the node simulator on a Unix socket.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// All of this crate is test code, its helpers too: clippy.toml's
+// allow-*-in-tests settings cover them.
+#![cfg(test)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -110,22 +107,18 @@ fn sign_three_heights(listener: &NodeListener) {
     node.close();
 }
 
-#[test]
-fn json_logs_have_one_object_per_line_and_one_per_signature() {
+/// Runs the signer with `top` in tmkms.toml and `args` after `start`, signs
+/// three heights, and returns its stderr.
+fn log_of_a_run(top: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("node.sock");
     let listener = NodeListener::bind_unix(&socket, Dialect::V0_38).unwrap();
-    let config = init(dir.path(), &socket, "");
+    let config = init(dir.path(), &socket, top);
     let log = dir.path().join("signer.log");
     let signer = Killed(
         Command::new(BIN)
-            .args([
-                "start",
-                "-c",
-                config.to_str().unwrap(),
-                "--log-format",
-                "json",
-            ])
+            .args(["start", "-c", config.to_str().unwrap()])
+            .args(args)
             .env_remove("TMKMS_LOG")
             .stderr(std::fs::File::create(&log).unwrap())
             .stdout(Stdio::null())
@@ -135,8 +128,11 @@ fn json_logs_have_one_object_per_line_and_one_per_signature() {
     sign_three_heights(&listener);
     std::thread::sleep(Duration::from_millis(300));
     drop(signer);
+    std::fs::read_to_string(&log).unwrap()
+}
 
-    let text = std::fs::read_to_string(&log).unwrap();
+/// Every line is one JSON object; the "signed" ones, in order.
+fn signed_json_lines(text: &str) -> Vec<(u64, u64, String, u64)> {
     let mut signed = Vec::new();
     for line in text.lines() {
         let object: serde_json::Value = serde_json::from_str(line)
@@ -153,18 +149,35 @@ fn json_logs_have_one_object_per_line_and_one_per_signature() {
             ));
         }
     }
-    let positions: Vec<_> = signed
-        .iter()
-        .map(|(h, r, s, _)| (*h, *r, s.as_str()))
-        .collect();
+    signed
+}
+
+#[test]
+fn json_logs_have_one_object_per_line_and_one_per_signature() {
     let mut expected = Vec::new();
     for h in 1..=3 {
         for step in ["proposal", "prevote", "precommit"] {
             expected.push((h, 0, step));
         }
     }
-    assert_eq!(positions, expected, "{text}");
-    assert!(signed.iter().all(|(.., latency)| *latency > 0), "{text}");
+    // By flag, and by the config field.
+    for (top, args) in [
+        ("", &["--log-format", "json"][..]),
+        ("log_format = \"json\"", &[][..]),
+    ] {
+        let text = log_of_a_run(top, args);
+        let signed = signed_json_lines(&text);
+        let positions: Vec<_> = signed
+            .iter()
+            .map(|(h, r, s, _)| (*h, *r, s.as_str()))
+            .collect();
+        assert_eq!(positions, expected, "{text}");
+        assert!(signed.iter().all(|(.., latency)| *latency > 0), "{text}");
+    }
+    // The flag wins over the config.
+    let text = log_of_a_run("log_format = \"json\"", &["--log-format", "text"]);
+    assert!(text.contains(" signed at=3/0/precommit"), "{text}");
+    assert!(!text.trim_start().starts_with('{'), "{text}");
 }
 
 #[test]

@@ -63,6 +63,36 @@ pub const DEFAULT_CONSENSUS_KEY_PATH: &str = "secrets/consensus.key";
 pub const DEFAULT_ID_KEY_PATH: &str = "secrets/id.key";
 pub const DEFAULT_STATE_FILE_PATH: &str = "state/consensus.state";
 
+/// How the host binaries write log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`, as written in `tmkms.toml` and on the command line.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The `log_format` a config file asks for, read before the file is
+    /// validated (logging starts first): `None` when the file cannot be
+    /// read or does not say; the full validation reports any error later.
+    pub fn of_file(path: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let table: toml::Table = toml::from_str(&text).ok()?;
+        Self::parse(table.get("log_format")?.as_str()?)
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -81,6 +111,8 @@ pub struct Config {
     pub danger_allow_sign_bytes: bool,
     /// Serve Prometheus metrics and health checks here; off when `None`.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How log lines are written (`--log-format` overrides it).
+    pub log_format: LogFormat,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
     /// Top-level tables the core does not read, by name (e.g. a TEE

@@ -21,6 +21,7 @@ pub(super) const CORE_FIELDS: &[&str] = &[
     "max_frame_bytes",
     "danger_allow_sign_bytes",
     "metrics_listen",
+    "log_format",
     "validator",
 ];
 

@@ -89,6 +89,10 @@ state_file_path = {state_file_path}
 # address. Off unless set; keep it on loopback or a monitoring network.
 # metrics_listen = "127.0.0.1:9101"
 
+# Log lines on stderr: "text" (default) or "json" (one JSON object per line,
+# for log shippers). The --log-format flag overrides it.
+# log_format = "text"
+
 # One [[validator]] table per node. The node listens on its
 # priv_validator_laddr; the signer connects to it.
 [[validator]]

@@ -515,3 +515,17 @@ fn metrics_are_off_unless_an_address_is_given() {
     );
     assert!(e.contains("metrics_listen = \"127.0.0.1:9101\""), "{e}");
 }
+
+#[test]
+fn log_format_is_text_json_or_a_clear_error() {
+    let unix = "address = \"unix:///a\"";
+    assert_eq!(
+        parse(&minimal_with("", unix)).unwrap().log_format,
+        LogFormat::Text
+    );
+    let json = parse(&minimal_with("log_format = \"json\"", unix)).unwrap();
+    assert_eq!(json.log_format, LogFormat::Json);
+    let e = err(&minimal_with("log_format = \"xml\"", unix));
+    assert!(e.contains("\"xml\" is not a log format"), "{e}");
+    assert!(e.contains("log_format = \"json\""), "{e}");
+}

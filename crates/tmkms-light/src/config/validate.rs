@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     max_frame_bytes: Option<Spanned<i64>>,
     danger_allow_sign_bytes: Option<bool>,
     metrics_listen: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
     validator: Option<Vec<RawValidator>>,
 }
 
@@ -152,6 +153,24 @@ impl Validator<'_> {
             })
             .transpose()?;
 
+        let log_format = raw
+            .log_format
+            .as_ref()
+            .map(|v| {
+                LogFormat::parse(v.get_ref()).ok_or_else(|| {
+                    self.error(
+                        Some(&v.span()),
+                        "log_format",
+                        format!(
+                            "{:?} is not a log format; write log_format = \"text\" (the default) or log_format = \"json\" (one JSON object per line)",
+                            v.get_ref()
+                        ),
+                    )
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
+
         let raw_validators = raw.validator.unwrap_or_default();
         if raw_validators.is_empty() {
             return Err(self.error(
@@ -202,6 +221,7 @@ impl Validator<'_> {
             max_frame_bytes,
             danger_allow_sign_bytes: raw.danger_allow_sign_bytes.unwrap_or(false),
             metrics_listen,
+            log_format,
             validator,
             provider_sections,
         })
