@@ -911,7 +911,7 @@ mod tests {
 
     #[test]
     fn unencodable_state_fails_persist_and_changes_nothing() {
-        let (_dir, path, newest, mut store) = reopened_after_two_states();
+        let (_dir, _path, newest, mut store) = reopened_after_two_states();
         let mut too_long = state(12, 0, Step::Propose);
         too_long.sign_bytes = vec![1; MAX_SIGN_BYTES + 1];
         assert_state_error!(store.persist(&too_long), StateError::Record(_));
