@@ -95,10 +95,7 @@ pub(super) fn parse_comet_json(text: &str, kind: JsonKind) -> Result<Ed25519Secr
         _ => {}
     }
 
-    let priv_key = file.priv_key.ok_or(FormatProblem::MissingField {
-        field: "priv_key",
-        file: file_name,
-    })?;
+    let priv_key = required(file.priv_key, "priv_key", file_name)?;
     check_type("priv_key.type", &priv_key.key_type, COMET_PRIVKEY_TYPE)?;
     let mut buf = Zeroizing::new([0u8; DECODE_BUF_LEN]);
     let written = STANDARD
@@ -117,19 +114,13 @@ pub(super) fn parse_comet_json(text: &str, kind: JsonKind) -> Result<Ed25519Secr
         return Ok(secret);
     }
 
-    let pub_key = file.pub_key.ok_or(FormatProblem::MissingField {
-        field: "pub_key",
-        file: file_name,
-    })?;
+    let pub_key = required(file.pub_key, "pub_key", file_name)?;
     check_type("pub_key.type", &pub_key.key_type, COMET_PUBKEY_TYPE)?;
-    let found_pub = STANDARD
-        .decode(pub_key.value.trim())
-        .ok()
-        .and_then(|v| <[u8; PUBLIC_KEY_LEN]>::try_from(v).ok())
-        .ok_or(FormatProblem::FieldValue {
-            field: "pub_key.value",
-            expected: "base64 of a 32-byte Ed25519 public key",
-        })?;
+    let found_pub: [u8; PUBLIC_KEY_LEN] = exact_bytes(
+        STANDARD.decode(pub_key.value.trim()).ok(),
+        "pub_key.value",
+        "base64 of a 32-byte Ed25519 public key",
+    )?;
     if found_pub != derived.0 {
         return Err(FormatProblem::PublicKeyMismatch {
             found: PublicKey(found_pub).to_base64(),
@@ -137,17 +128,12 @@ pub(super) fn parse_comet_json(text: &str, kind: JsonKind) -> Result<Ed25519Secr
         });
     }
 
-    let address = file.address.ok_or(FormatProblem::MissingField {
-        field: "address",
-        file: file_name,
-    })?;
-    let found_address = hex::decode(address.trim())
-        .ok()
-        .and_then(|v| <[u8; ADDRESS_LEN]>::try_from(v).ok())
-        .ok_or(FormatProblem::FieldValue {
-            field: "address",
-            expected: "40 hex characters (20 bytes)",
-        })?;
+    let address = required(file.address, "address", file_name)?;
+    let found_address: [u8; ADDRESS_LEN] = exact_bytes(
+        hex::decode(address.trim()).ok(),
+        "address",
+        "40 hex characters (20 bytes)",
+    )?;
     if found_address != derived.validator_address() {
         return Err(FormatProblem::AddressMismatch {
             found: hex::encode_upper(found_address),
@@ -155,4 +141,25 @@ pub(super) fn parse_comet_json(text: &str, kind: JsonKind) -> Result<Ed25519Secr
         });
     }
     Ok(secret)
+}
+
+/// A field every CometBFT `file` has.
+fn required<T>(
+    value: Option<T>,
+    field: &'static str,
+    file: &'static str,
+) -> Result<T, FormatProblem> {
+    value.ok_or(FormatProblem::MissingField { field, file })
+}
+
+/// A field's decoded bytes (`None`: they did not decode), which must be
+/// exactly `N` long.
+fn exact_bytes<const N: usize>(
+    decoded: Option<Vec<u8>>,
+    field: &'static str,
+    expected: &'static str,
+) -> Result<[u8; N], FormatProblem> {
+    decoded
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or(FormatProblem::FieldValue { field, expected })
 }
