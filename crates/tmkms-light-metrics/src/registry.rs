@@ -75,19 +75,21 @@ struct BuildLabels {
     provider: String,
 }
 
-/// Registers `metric` under `name` (without prefix and, for counters,
-/// without `_total`, which the encoder adds) with the contract's help.
-fn register<M>(registry: &mut Registry, name: &str, metric: M)
-where
-    M: prometheus_client::registry::Metric,
-{
-    let exported = format!("{PREFIX}_{name}");
-    let help = [exported.clone(), format!("{exported}_total")]
-        .iter()
-        .map(|n| help(n))
-        .find(|h| !h.is_empty())
-        .unwrap_or_default();
-    registry.register(name, help, metric);
+/// Registers families with the contract's help texts.
+struct Registrar(Registry);
+
+impl Registrar {
+    /// `name` without the prefix and, for counters, without `_total`
+    /// (the encoder adds both).
+    fn add<M: prometheus_client::registry::Metric>(&mut self, name: &str, metric: M) {
+        let exported = format!("{PREFIX}_{name}");
+        let help = [exported.clone(), format!("{exported}_total")]
+            .iter()
+            .map(|n| help(n))
+            .find(|h| !h.is_empty())
+            .unwrap_or_default();
+        self.0.register(name, help, metric);
+    }
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -158,36 +160,20 @@ impl Metrics {
             node_connects: Counter::default(),
             node_disconnects: Family::default(),
         };
-        let mut registry = Registry::with_prefix(PREFIX);
+        let mut r = Registrar(Registry::with_prefix(PREFIX));
         let f = &families;
-        register(&mut registry, "signed", f.signed.clone());
-        register(&mut registry, "replayed", f.replayed.clone());
-        register(&mut registry, "refused", f.refused.clone());
-        register(&mut registry, "last_signed_height", f.last_height.clone());
-        register(&mut registry, "last_signed_round", f.last_round.clone());
-        register(&mut registry, "last_signed_step", f.last_step.clone());
-        register(
-            &mut registry,
-            "sign_duration_seconds",
-            f.sign_duration.clone(),
-        );
-        register(
-            &mut registry,
-            "state_persist_duration_seconds",
-            f.persist_duration.clone(),
-        );
-        register(
-            &mut registry,
-            "state_persist_errors",
-            f.persist_errors.clone(),
-        );
-        register(&mut registry, "node_connected", f.node_connected.clone());
-        register(&mut registry, "node_connects", f.node_connects.clone());
-        register(
-            &mut registry,
-            "node_disconnects",
-            f.node_disconnects.clone(),
-        );
+        r.add("signed", f.signed.clone());
+        r.add("replayed", f.replayed.clone());
+        r.add("refused", f.refused.clone());
+        r.add("last_signed_height", f.last_height.clone());
+        r.add("last_signed_round", f.last_round.clone());
+        r.add("last_signed_step", f.last_step.clone());
+        r.add("sign_duration_seconds", f.sign_duration.clone());
+        r.add("state_persist_duration_seconds", f.persist_duration.clone());
+        r.add("state_persist_errors", f.persist_errors.clone());
+        r.add("node_connected", f.node_connected.clone());
+        r.add("node_connects", f.node_connects.clone());
+        r.add("node_disconnects", f.node_disconnects.clone());
         let build = Family::<BuildLabels, IntGauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -195,9 +181,9 @@ impl Metrics {
                 provider: provider.to_owned(),
             })
             .set(1);
-        register(&mut registry, "build_info", build);
+        r.add("build_info", build);
         Arc::new(Self {
-            registry: Mutex::new(registry),
+            registry: Mutex::new(r.0),
             families,
             health: Arc::new(Health {
                 connections: AtomicU64::new(0),

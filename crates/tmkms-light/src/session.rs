@@ -148,32 +148,26 @@ fn log_signed(
         .map(|(started, now)| now().saturating_duration_since(started));
     // u64: log shippers read JSON numbers; u128 would be written as text.
     let latency_us = latency.map_or(0, |l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
-    match response {
-        Response::SignedVote(Ok(signed)) => {
-            let at = signed.vote().position();
-            info!(
-                at = %at,
-                height = at.height.value(),
-                round = at.round.value(),
-                step = at.step.name(),
-                extension_signed = signed.extension_signature().is_some(),
-                latency_us,
-                "signed"
-            )
+    let (at, extension_signed) = match response {
+        Response::SignedVote(Ok(signed)) => (
+            signed.vote().position(),
+            signed.extension_signature().is_some(),
+        ),
+        Response::SignedProposal(Ok(signed)) => (signed.proposal().position(), false),
+        Response::SignedBytes(Ok(_)) => {
+            debug!(latency_us, "signed raw bytes");
+            return latency;
         }
-        Response::SignedProposal(Ok(signed)) => {
-            let at = signed.proposal().position();
-            info!(
-                at = %at,
-                height = at.height.value(),
-                round = at.round.value(),
-                step = at.step.name(),
-                latency_us,
-                "signed"
-            )
-        }
-        Response::SignedBytes(Ok(_)) => debug!(latency_us, "signed raw bytes"),
         _ => return None,
-    }
+    };
+    info!(
+        at = %at,
+        height = at.height.value(),
+        round = at.round.value(),
+        step = at.step.name(),
+        extension_signed,
+        latency_us,
+        "signed"
+    );
     latency
 }
