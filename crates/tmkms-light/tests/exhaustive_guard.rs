@@ -747,23 +747,18 @@ impl Search {
         if self.position_of_state(signer.mem) < self.position_of_state(parent.mem) {
             self.fail(trail, "I2: the in-memory position went backwards");
         }
-        // The durable state covers every release.
-        if let Some(max) = child.max_released {
-            if durable < max {
-                self.fail(
-                    trail,
-                    &format!("durable state {durable} is below the released {max}"),
-                );
-            }
-        }
         if signer.acked < parent.acked {
             self.fail(trail, "an acknowledged write went backwards");
         }
-        if let Some(acked) = signer.acked {
-            if durable < acked {
+        // The durable state covers every release and every acknowledged write.
+        for (what, covered) in [
+            ("released", child.max_released),
+            ("acknowledged", signer.acked),
+        ] {
+            if let Some(covered) = covered.filter(|c| durable < *c) {
                 self.fail(
                     trail,
-                    &format!("durable state {durable} is below the acknowledged {acked}"),
+                    &format!("durable state {durable} is below the {what} {covered}"),
                 );
             }
         }
