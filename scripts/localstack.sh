@@ -112,19 +112,25 @@ running_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
-# Whether whatever listens on the port answers KMS ListKeys (an emulator
-# started from another checkout, for instance).
-kms_answers() {
-  python3 - "$PORT" <<'PY' >/dev/null 2>&1
+# KMS ListKeys against whatever listens on the port, with interpreter $1
+# and a timeout of $2 seconds; fails unless it answers 200.
+kms_list_keys() {
+  "$1" - "$PORT" "$2" <<'PY'
 import sys, urllib.request
 req = urllib.request.Request(
     f"http://127.0.0.1:{sys.argv[1]}/", data=b"{}", method="POST",
     headers={"X-Amz-Target": "TrentService.ListKeys",
              "Content-Type": "application/x-amz-json-1.1",
              "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0"})
-with urllib.request.urlopen(req, timeout=10) as r:
+with urllib.request.urlopen(req, timeout=float(sys.argv[2])) as r:
     assert r.status == 200, r.status
 PY
+}
+
+# Whether whatever listens on the port answers KMS ListKeys (an emulator
+# started from another checkout, for instance).
+kms_answers() {
+  kms_list_keys python3 10 >/dev/null 2>&1
 }
 
 cmd_start() {
@@ -172,16 +178,7 @@ cmd_start() {
   say "ready (pid $pid) at http://127.0.0.1:$PORT; start took $(span "$t_start" "$t_ready")s; log $LOG_FILE"
   # LocalStack loads the KMS provider on the first request (seconds on a busy
   # machine); pay that here rather than in the first test's timeout.
-  "$VENV/bin/python" - "$PORT" <<'PY' || die "LocalStack is up but KMS ListKeys failed (log: $LOG_FILE)"
-import sys, urllib.request
-req = urllib.request.Request(
-    f"http://127.0.0.1:{sys.argv[1]}/", data=b"{}", method="POST",
-    headers={"X-Amz-Target": "TrentService.ListKeys",
-             "Content-Type": "application/x-amz-json-1.1",
-             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0"})
-with urllib.request.urlopen(req, timeout=120) as r:
-    assert r.status == 200, r.status
-PY
+  kms_list_keys "$VENV/bin/python" 120 || die "LocalStack is up but KMS ListKeys failed (log: $LOG_FILE)"
   say "KMS answered ListKeys (warm-up $(span "$t_ready" "$(date +%s.%N)")s) [total $(elapsed)s]"
 }
 
