@@ -13,6 +13,7 @@ pub mod keys;
 pub mod link;
 pub mod net;
 pub mod observe;
+pub mod paths;
 pub mod privval;
 pub mod refusal;
 pub mod session;

@@ -20,6 +20,8 @@ use zeroize::Zeroizing;
 use super::error::{io_error, KeyError};
 #[cfg(unix)]
 use super::{KEY_DIR_MODE, KEY_FILE_MODE, MAX_KEY_FILE_LEN};
+#[cfg(unix)]
+use crate::paths::parent_dir;
 
 /// How to write a key file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,15 +86,6 @@ pub(super) fn warn_if_loose(path: &Path, mode: u32) {
             "key file is accessible to other users; run `chmod 600 {}`",
             path.display()
         );
-    }
-}
-
-#[cfg(unix)]
-/// The directory a path lives in (`.` for a bare file name).
-pub(super) fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     }
 }
 

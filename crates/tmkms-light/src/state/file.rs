@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use super::record::{decode_slot, encode_slot, RecordError, SLOT_LEN};
 use super::{StateError, StateStore};
+use crate::paths::parent_dir;
 use crate::types::SignState;
 
 /// Distance between the starts of the two slots.
@@ -495,13 +496,6 @@ fn acquire_lock(path: &Path) -> Result<File, StateError> {
         tracing::warn!(lock = %lock_path.display(), error = %e, "could not write pid into lock file");
     }
     Ok(lock)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
 }
 
 /// Create `dir` and any missing ancestors with mode 0700, making each new
