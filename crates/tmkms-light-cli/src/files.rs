@@ -7,15 +7,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-/// The directory `path` is in. A bare file name (`tmkms.toml`) has an empty
-/// parent, which means the current directory: that is returned as `.` so
-/// that joining, creating and printing it all do what the operator expects.
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
+/// The directory a path is in (`.` for a bare file name), written once in
+/// the core for the key and state writers and the host binaries alike.
+pub use tmkms_light::paths::parent_dir;
 
 /// `init` of a TEE host: write the configuration `render` makes, unless
 /// `path` exists (a re-run of `init` keeps the operator's file and edits).
@@ -106,20 +100,6 @@ pub fn read_capped(path: &Path, max: u64, what: &str) -> Result<Vec<u8>, CappedR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parent_of_a_bare_name_is_the_current_directory() {
-        assert_eq!(parent_dir(Path::new("tmkms.toml")), Path::new("."));
-        assert_eq!(parent_dir(Path::new("")), Path::new("."));
-        assert_eq!(parent_dir(Path::new("/")), Path::new("."));
-    }
-
-    #[test]
-    fn parent_of_a_nested_path_is_its_directory() {
-        assert_eq!(parent_dir(Path::new("home/tmkms.toml")), Path::new("home"));
-        assert_eq!(parent_dir(Path::new("/etc/tmkms.toml")), Path::new("/etc"));
-        assert_eq!(parent_dir(Path::new("./tmkms.toml")), Path::new("."));
-    }
 
     #[test]
     fn reads_a_file_at_the_cap() {

@@ -1,14 +1,16 @@
 //! The host's end of an enclave's named streams. An enclave (SGX or Nitro)
 //! opens each stream it needs and names it in the first frame; the host
 //! serves `state` from its durable file store and splices a node stream to
-//! the node it names, and only to a node the configuration lists. What else
-//! a provider serves (the SGX control stream) it handles itself.
+//! the node it names, and only to a node the configuration lists, and
+//! relays `events` to the host's observer (metrics). What else a provider
+//! serves (the SGX control stream) it handles itself.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use tmkms_light::link::read_announcement;
+use tmkms_light::observe::{relay_events, Observer, Unobserved, EVENTS_STREAM};
 use tmkms_light::state::file::FileStore;
 use tmkms_light::state::remote::serve_state;
 use tracing::{debug, warn};
@@ -29,6 +31,9 @@ pub struct StreamRouter<S> {
     /// One state stream at a time: the lock is held while it is served.
     state: Mutex<Option<FileStore>>,
     nodes: Box<dyn NodeDialer<S>>,
+    /// Hears the enclave's events; without metrics they are read and
+    /// dropped, so the enclave never waits on them.
+    events: Arc<dyn Observer>,
 }
 
 impl<S> std::fmt::Debug for StreamRouter<S> {
@@ -51,7 +56,15 @@ impl<S: Duplex> StreamRouter<S> {
             state_name,
             state: Mutex::new(state),
             nodes: Box::new(nodes),
+            events: Arc::new(Unobserved),
         }
+    }
+
+    /// The enclave's events go to `observer` (the host's metrics).
+    #[must_use]
+    pub fn with_events(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.events = observer;
+        self
     }
 
     /// Serve the stream named `name` until either side closes. A name this
@@ -59,6 +72,10 @@ impl<S: Duplex> StreamRouter<S> {
     pub fn serve(&self, name: &str, mut stream: S) -> Result<(), S> {
         if name == self.state_name {
             self.serve_state(&mut stream);
+            return Ok(());
+        }
+        if name == EVENTS_STREAM {
+            relay_events(stream, &*self.events);
             return Ok(());
         }
         match self.nodes.dial(name) {

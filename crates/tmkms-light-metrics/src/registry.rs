@@ -81,14 +81,15 @@ struct Registrar(Registry);
 impl Registrar {
     /// `name` without the prefix and, for counters, without `_total`
     /// (the encoder adds both).
-    fn add<M: prometheus_client::registry::Metric>(&mut self, name: &str, metric: M) {
+    fn add<M: prometheus_client::registry::Metric + Clone>(&mut self, name: &str, metric: M) -> M {
         let exported = format!("{PREFIX}_{name}");
         let help = [exported.clone(), format!("{exported}_total")]
             .iter()
             .map(|n| help(n))
             .find(|h| !h.is_empty())
             .unwrap_or_default();
-        self.0.register(name, help, metric);
+        self.0.register(name, help, metric.clone());
+        metric
     }
 }
 
@@ -146,34 +147,25 @@ struct Health {
 impl Metrics {
     /// Registers every family; `provider` is `softsign`, `sgx` or `nitro`.
     pub fn new(provider: &str) -> Arc<Self> {
-        let families = Families {
-            signed: Family::default(),
-            replayed: Family::default(),
-            refused: Family::default(),
-            last_height: Family::default(),
-            last_round: Family::default(),
-            last_step: Family::default(),
-            sign_duration: Family::new_with_constructor(sign_buckets),
-            persist_duration: persist_buckets(),
-            persist_errors: Counter::default(),
-            node_connected: Family::default(),
-            node_connects: Counter::default(),
-            node_disconnects: Family::default(),
-        };
+        // Each family is made and registered in one place.
         let mut r = Registrar(Registry::with_prefix(PREFIX));
-        let f = &families;
-        r.add("signed", f.signed.clone());
-        r.add("replayed", f.replayed.clone());
-        r.add("refused", f.refused.clone());
-        r.add("last_signed_height", f.last_height.clone());
-        r.add("last_signed_round", f.last_round.clone());
-        r.add("last_signed_step", f.last_step.clone());
-        r.add("sign_duration_seconds", f.sign_duration.clone());
-        r.add("state_persist_duration_seconds", f.persist_duration.clone());
-        r.add("state_persist_errors", f.persist_errors.clone());
-        r.add("node_connected", f.node_connected.clone());
-        r.add("node_connects", f.node_connects.clone());
-        r.add("node_disconnects", f.node_disconnects.clone());
+        let families = Families {
+            signed: r.add("signed", Family::default()),
+            replayed: r.add("replayed", Family::default()),
+            refused: r.add("refused", Family::default()),
+            last_height: r.add("last_signed_height", Family::default()),
+            last_round: r.add("last_signed_round", Family::default()),
+            last_step: r.add("last_signed_step", Family::default()),
+            sign_duration: r.add(
+                "sign_duration_seconds",
+                Family::new_with_constructor(sign_buckets as fn() -> Histogram),
+            ),
+            persist_duration: r.add("state_persist_duration_seconds", persist_buckets()),
+            persist_errors: r.add("state_persist_errors", Counter::default()),
+            node_connected: r.add("node_connected", Family::default()),
+            node_connects: r.add("node_connects", Counter::default()),
+            node_disconnects: r.add("node_disconnects", Family::default()),
+        };
         let build = Family::<BuildLabels, IntGauge>::default();
         build
             .get_or_create(&BuildLabels {

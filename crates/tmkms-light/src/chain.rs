@@ -89,6 +89,14 @@ impl Release {
     }
 }
 
+/// A released signature with the lock it was released under, and the
+/// stored timestamp a replayed vote must carry.
+type Released<'a> = (
+    std::sync::MutexGuard<'a, Guarded>,
+    Release,
+    Option<crate::types::Timestamp>,
+);
+
 /// Characters of a requested chain id quoted back in errors and logs. Valid
 /// chain ids are at most 50 bytes; the node sends any string, up to the
 /// frame cap, and the error must stay within the node's 10 KiB read cap.
@@ -250,11 +258,7 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         skip_extension_signing: bool,
     ) -> Result<SignedVote, Rejection> {
         let position = vote.position();
-        self.check_max_height(position)?;
-        let sign_bytes = vote_sign_bytes(&self.policy.chain_id, &vote);
-        let mut guarded = self.lock()?;
-        let (release, timestamp) =
-            self.decide_and_sign(&mut guarded, Signable::Vote(&vote), sign_bytes)?;
+        let (guarded, release, timestamp) = self.release(Signable::Vote(&vote))?;
         if let Some(timestamp) = timestamp {
             vote.timestamp = timestamp;
         }
@@ -278,17 +282,27 @@ impl<K: ConsensusSigner> ChainSigner<K> {
 
     fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, Rejection> {
         let position = proposal.position();
-        self.check_max_height(position)?;
-        let sign_bytes = proposal_sign_bytes(&self.policy.chain_id, &proposal);
-        let mut guarded = self.lock()?;
-        let (release, timestamp) =
-            self.decide_and_sign(&mut guarded, Signable::Proposal(&proposal), sign_bytes)?;
+        let (guarded, release, timestamp) = self.release(Signable::Proposal(&proposal))?;
         drop(guarded);
         if let Some(timestamp) = timestamp {
             proposal.timestamp = timestamp;
         }
         self.report_release(position, &release, false);
         Ok(SignedProposal::new(proposal, release.signature()))
+    }
+
+    /// The height policy, then — under the lock, which the caller gets back
+    /// (a vote's extension is signed while it is held) — the guard decision
+    /// and the release of `request`'s signature.
+    fn release(&self, request: Signable<'_>) -> Result<Released<'_>, Rejection> {
+        self.check_max_height(request.position())?;
+        let sign_bytes = match request {
+            Signable::Vote(vote) => vote_sign_bytes(&self.policy.chain_id, vote),
+            Signable::Proposal(proposal) => proposal_sign_bytes(&self.policy.chain_id, proposal),
+        };
+        let mut guarded = self.lock()?;
+        let (release, timestamp) = self.decide_and_sign(&mut guarded, request, sign_bytes)?;
+        Ok((guarded, release, timestamp))
     }
 
     /// The guard decision, and for a new signature: persist durably (the

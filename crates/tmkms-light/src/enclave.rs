@@ -10,7 +10,7 @@
 //! (TCP from the enclave, Unix sockets through the host).
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -492,6 +492,30 @@ where
         )));
     }
     Ok(())
+}
+
+/// The exit code of an enclave whose host closed its control stream.
+pub const EXIT_HOST_GONE: i32 = 3;
+
+/// Exits the process with [`EXIT_HOST_GONE`] once `control` (the stream
+/// the host keeps open while it lives) reads end-of-file or fails: a host
+/// that is gone cannot persist state any more, so the enclave stops rather
+/// than keep its node connections; the host's supervisor starts a new pair.
+/// Runs on a thread named `thread`; `host` names the host in the log line.
+pub fn exit_when_host_leaves<S>(mut control: S, thread: &str, host: &str) -> io::Result<()>
+where
+    S: Read + Send + 'static,
+{
+    let host = host.to_owned();
+    std::thread::Builder::new()
+        .name(thread.to_owned())
+        .spawn(move || {
+            let mut byte = [0u8; 1];
+            while let Ok(1..) = control.read(&mut byte) {}
+            info!("the {host} closed its control stream; exiting");
+            std::process::exit(EXIT_HOST_GONE);
+        })
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+/// The name of an enclave's stream of events to its host (both TEE
+/// providers), served by the host's stream router.
+pub const EVENTS_STREAM: &str = "events";
+
 /// Longest JSON line of one event (the longest is a `Connected` with a
 /// long socket path); a reader may drop longer lines.
 pub const MAX_EVENT_LINE: usize = 4096;
@@ -168,6 +172,58 @@ impl Observer for EventWriter {
     }
 }
 
+/// What an enclave reports to: the events stream its host opened for it,
+/// or nobody when opening it failed — metrics are the host's business, the
+/// enclave signs all the same.
+pub fn to_host_events<W: Write + Send + 'static>(
+    opened: std::io::Result<W>,
+) -> std::sync::Arc<dyn Observer> {
+    match opened {
+        Ok(stream) => std::sync::Arc::new(EventWriter::new(Box::new(stream))),
+        Err(error) => {
+            warn!(%error, "cannot open the events stream; the host gets no metrics");
+            std::sync::Arc::new(Unobserved)
+        }
+    }
+}
+
+/// The host's end of an [`EventWriter`]: feeds the JSON event lines read
+/// from `stream` to `observer` until the stream ends. A line that is too
+/// long or does not parse is skipped (one warning per run of bad lines),
+/// so a confused stream costs nothing but its own metrics.
+pub fn relay_events(stream: impl std::io::Read, observer: &dyn Observer) {
+    use std::io::{BufRead, Read};
+
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = Vec::with_capacity(256);
+    let limit = u64::try_from(MAX_EVENT_LINE).unwrap_or(u64::MAX) + 1;
+    let mut reported = false;
+    loop {
+        line.clear();
+        match reader.by_ref().take(limit).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') {
+            // Too long (or cut off at the end): skip to the end of the line.
+            let mut rest = Vec::new();
+            let _ = reader.by_ref().take(1 << 20).read_until(b'\n', &mut rest);
+            continue;
+        }
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(event) => {
+                observer.observe(&event);
+                reported = false;
+            }
+            Err(error) if !reported => {
+                warn!(%error, "an event line from the enclave did not parse; skipping");
+                reported = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +259,68 @@ mod tests {
             assert!(!line.contains('\n'), "{line}");
             assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
         }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Event>>);
+
+    impl Observer for Recorder {
+        fn observe(&self, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    #[test]
+    fn the_host_relays_what_the_enclave_wrote_and_skips_bad_lines() {
+        let events = [
+            Event::Refused { code: 2 },
+            Event::StateWriteFailed,
+            Event::Connected {
+                address: "unix:///n.sock".into(),
+            },
+        ];
+        #[derive(Clone, Default)]
+        struct Shared(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let shared = Shared::default();
+        EventWriter::new(Box::new(shared.clone())).observe(&events[0]);
+        let mut wire = shared.0.lock().unwrap().clone();
+        wire.extend_from_slice(b"not json\n");
+        wire.extend(std::iter::repeat_n(b'x', MAX_EVENT_LINE * 3));
+        wire.push(b'\n');
+        wire.extend_from_slice(b"{\"event\":\"state_write_failed\"}\n");
+        wire.extend_from_slice(serde_json::to_string(&events[2]).unwrap().as_bytes());
+        wire.push(b'\n');
+        // A last line without its newline (the enclave died mid-write).
+        wire.extend_from_slice(b"{\"event\":\"refused\",");
+        let recorder = Recorder::default();
+        relay_events(wire.as_slice(), &recorder);
+        assert_eq!(*recorder.0.lock().unwrap(), events);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_forwarding() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let writer = EventWriter::new(Box::new(Broken));
+        writer.observe(&Event::StateWriteFailed);
+        assert!(writer.out.lock().unwrap().is_none());
+        writer.observe(&Event::StateWriteFailed);
     }
 
     #[test]

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tmkms_node_sim::{BlockIdSpec, Dialect, NodeListener, ProposalSpec, VoteSpec};
+use tmkms_node_sim::harness::sign_heights;
+use tmkms_node_sim::{BlockIdSpec, Dialect, NodeListener, VoteSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmkms-softsign");
 const CHAIN: &str = "observed-chain";
@@ -86,18 +87,7 @@ fn await_reply(port: u16, path: &str, wanted: &str) -> String {
 
 fn sign_three_heights(listener: &NodeListener) {
     let mut node = listener.accept(Duration::from_secs(20)).unwrap();
-    for height in 1..=3 {
-        let block = Some(BlockIdSpec::for_height(height));
-        node.sign_proposal(CHAIN, &ProposalSpec::new(height, 0, block))
-            .unwrap()
-            .unwrap();
-        node.sign_vote(CHAIN, &VoteSpec::prevote(height, 0, block), false)
-            .unwrap()
-            .unwrap();
-        node.sign_vote(CHAIN, &VoteSpec::precommit(height, 0, block), false)
-            .unwrap()
-            .unwrap();
-    }
+    sign_heights(&mut node, CHAIN, 1..=3, true);
     // A conflicting prevote at height 3: refused with code 2.
     let other = Some(BlockIdSpec::for_height(99));
     assert!(node

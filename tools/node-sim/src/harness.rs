@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::conn::{NodeListener, SignerConn};
 use crate::dialect::Dialect;
+use crate::error::SimError;
 use crate::spec::{BlockIdSpec, SignedVote, VoteSpec};
 use crate::verify::verify_vote;
+use crate::RemoteError;
 
 /// How long one accept attempt waits before the child is checked again.
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
@@ -185,6 +187,38 @@ pub fn sign_checked_prevote(
         panic!("the prevote signed at height {height} does not verify: {e}");
     }
     signed
+}
+
+/// Signs every height of `heights` like a validator would: a proposal
+/// (when `proposals`), a prevote and a precommit for one block, in that
+/// order; fails the test on any refusal or missing answer.
+#[allow(clippy::panic)] // a test helper: failing the test is its job
+pub fn sign_heights(
+    conn: &mut SignerConn,
+    chain: &str,
+    heights: std::ops::RangeInclusive<i64>,
+    proposals: bool,
+) {
+    fn answered<T>(what: &str, height: i64, reply: Result<Result<T, RemoteError>, SimError>) {
+        match reply {
+            Ok(Ok(_)) => {}
+            Ok(Err(refused)) => panic!("the {what} at height {height} was refused: {refused}"),
+            Err(e) => panic!("no answer to the {what} at height {height}: {e}"),
+        }
+    }
+    for height in heights {
+        let block = Some(BlockIdSpec::for_height(height));
+        if proposals {
+            let proposal = crate::ProposalSpec::new(height, 0, block);
+            answered("proposal", height, conn.sign_proposal(chain, &proposal));
+        }
+        for vote in [
+            VoteSpec::prevote(height, 0, block),
+            VoteSpec::precommit(height, 0, block),
+        ] {
+            answered("vote", height, conn.sign_vote(chain, &vote, false));
+        }
+    }
 }
 
 /// The helpers under the short names every provider's test harness gives

@@ -493,27 +493,19 @@ fn rejects_sections_nobody_accepts_naming_them() {
 
 #[test]
 fn metrics_are_off_unless_an_address_is_given() {
-    let off = parse(&minimal_with("", "address = \"unix:///a\"")).unwrap();
-    assert_eq!(off.metrics_listen, None);
-    let on = parse(&minimal_with(
+    let unix = "address = \"unix:///a\"";
+    assert_eq!(parse(&minimal_with("", unix)).unwrap().metrics_listen, None);
+    let on = parse(&minimal_with("metrics_listen = \"127.0.0.1:9101\"", unix)).unwrap();
+    let expected = DEFAULT_METRICS_LISTEN.parse().ok();
+    assert_eq!(on.metrics_listen, expected);
+    let e = err(&minimal_with("metrics_listen = \"localhost\"", unix));
+    for part in [
+        "metrics_listen",
+        "\"localhost\" is not an IP address and port",
         "metrics_listen = \"127.0.0.1:9101\"",
-        "address = \"unix:///a\"",
-    ))
-    .unwrap();
-    assert_eq!(
-        on.metrics_listen,
-        Some(DEFAULT_METRICS_LISTEN.parse().unwrap())
-    );
-    let e = err(&minimal_with(
-        "metrics_listen = \"localhost\"",
-        "address = \"unix:///a\"",
-    ));
-    assert!(e.contains("metrics_listen"), "{e}");
-    assert!(
-        e.contains("\"localhost\" is not an IP address and port"),
-        "{e}"
-    );
-    assert!(e.contains("metrics_listen = \"127.0.0.1:9101\""), "{e}");
+    ] {
+        assert!(e.contains(part), "{part:?} not in {e}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! arrive there (see the library docs). Started by `nitro-cli run-enclave`
 //! from the EIF in production, directly as a process in tests.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -14,12 +14,14 @@ use tmkms_light::enclave::{
     import_state_records, run_signer, BoundPolicy, EnclaveError, SignerParts,
 };
 use tmkms_light::link::{recv_json, send_json};
+use tmkms_light::observe::to_host_events;
 use tmkms_light::state::import::{parse_state_json, ImportFormat};
 use tmkms_light::state::wire::slots_from_wire;
 use tmkms_nitro_enclave::host::{HelperDialer, HelperHost};
 use tmkms_nitro_enclave::keys;
 use tmkms_nitro_enclave::protocol::{
-    KmsAccess, Request, Response, WireRecords, WireSlot, MAX_CONTROL_MESSAGE, STREAM_STATE,
+    KmsAccess, Request, Response, WireRecords, WireSlot, MAX_CONTROL_MESSAGE, STREAM_EVENTS,
+    STREAM_STATE,
 };
 use tmkms_nitro_nsm::{DeviceNsm, MockNsm, Nsm, NSM_DEVICE_PATH};
 use tmkms_nitro_transport::log_sink::{LogSink, LogSinkConfig};
@@ -232,6 +234,7 @@ fn run(args: &Args) -> Result<(), String> {
                 let state_link = host
                     .open(STREAM_STATE)
                     .map_err(|e| format!("cannot open the state stream to the helper: {e}"))?;
+                let observer = to_host_events(host.open(STREAM_EVENTS));
                 let parts = SignerParts {
                     settings,
                     bound,
@@ -240,8 +243,7 @@ fn run(args: &Args) -> Result<(), String> {
                     state_link,
                     dialer: Arc::new(HelperDialer::new(host)),
                     clock: Some(std::time::Instant::now),
-                    // The helper serves no metrics for Nitro yet.
-                    observer: Arc::new(tmkms_light::observe::Unobserved),
+                    observer,
                 };
                 return run_signer(parts, Arc::new(AtomicBool::new(false))).map_err(|e| match e {
                     // Without the state stream no signature can be made
@@ -312,26 +314,10 @@ fn import_state(
 /// The control connection stays open while the helper lives. When it
 /// closes, the helper is gone: exit rather than keep node connections that
 /// can no longer persist state (the helper or launch-all starts us again).
-fn watch_helper(mut control: Stream) -> Result<(), String> {
-    std::thread::Builder::new()
-        .name("helper-watch".into())
-        .spawn(move || {
-            let mut byte = [0u8; 1];
-            loop {
-                match control.read(&mut byte) {
-                    Ok(0) | Err(_) => {
-                        // No drain of the log stream: it ends at the helper,
-                        // which is exiting or dead, so nothing queued can be
-                        // acknowledged any more; waiting would only delay
-                        // the restart while this process still holds the
-                        // control listener.
-                        info!("the helper closed the control connection; exiting");
-                        std::process::exit(3);
-                    }
-                    Ok(_) => {}
-                }
-            }
-        })
-        .map(drop)
+/// No drain of the log stream: it ends at the helper, which is exiting or
+/// dead, so nothing queued can be acknowledged any more; waiting would only
+/// delay the restart while this process still holds the control listener.
+fn watch_helper(control: Stream) -> Result<(), String> {
+    tmkms_light::enclave::exit_when_host_leaves(control, "helper-watch", "helper")
         .map_err(|e| format!("cannot start the helper watch thread: {e}"))
 }

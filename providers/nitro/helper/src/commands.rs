@@ -340,7 +340,18 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         .bind()
         .with_context(|| format!("listening on {}", settings.logs_listen))?;
     let validators: Vec<Address> = config.validator.iter().map(|v| v.address.clone()).collect();
-    streams::serve(streams_listener, store, &validators, Arc::clone(&shutdown))?;
+    let events: Arc<dyn tmkms_light::observe::Observer> =
+        match tmkms_light_metrics::serve_config(&config, "nitro")? {
+            Some(metrics) => Arc::new(metrics),
+            None => Arc::new(tmkms_light::observe::Unobserved),
+        };
+    streams::serve(
+        streams_listener,
+        store,
+        &validators,
+        events,
+        Arc::clone(&shutdown),
+    )?;
     {
         let shutdown = Arc::clone(&shutdown);
         std::thread::Builder::new()

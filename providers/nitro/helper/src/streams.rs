@@ -1,5 +1,6 @@
 //! The helper's side of the enclave's streams: durable state, node traffic
-//! (spliced byte for byte; SecretConnection runs in the enclave) and logs.
+//! (spliced byte for byte; SecretConnection runs in the enclave), events
+//! (for metrics) and logs.
 //! The routing is the shared [`StreamRouter`]; this module accepts the
 //! streams on the helper's listener and dials the configured nodes.
 
@@ -46,6 +47,7 @@ pub fn serve(
     listener: Listener,
     state: FileStore,
     validators: &[Address],
+    events: Arc<dyn tmkms_light::observe::Observer>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<thread::JoinHandle<()>> {
     let nodes = Nodes(
@@ -54,7 +56,7 @@ pub fn serve(
             .map(|a| (node_stream_name(a), node_endpoint(a)))
             .collect(),
     );
-    let router = Arc::new(StreamRouter::new(STREAM_STATE, Some(state), nodes));
+    let router = Arc::new(StreamRouter::new(STREAM_STATE, Some(state), nodes).with_events(events));
     thread::Builder::new()
         .name("enclave-streams".into())
         .spawn(move || {

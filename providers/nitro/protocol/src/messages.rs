@@ -9,6 +9,9 @@ use tmkms_nitro_transport::Endpoint;
 
 /// The write-ahead state stream.
 pub const STREAM_STATE: &str = "state";
+/// What the enclave signed and refused, one JSON event per line
+/// ([`tmkms_light::observe::Event`]), for the helper's metrics.
+pub use tmkms_light::observe::EVENTS_STREAM as STREAM_EVENTS;
 /// Prefix of a node stream; the rest is the validator address without peer id.
 pub const STREAM_NODE_PREFIX: &str = "node:";
 /// Largest control message.

@@ -4,14 +4,13 @@
 //! away (exit 3) or the state stream to the runner is lost (exit 1: nothing
 //! more can be made durable, so its supervisor must restart it).
 
-use std::io::Read;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tmkms_light::enclave::{run_signer, BoundPolicy, EnclaveSettings, SignerParts};
 use tmkms_light::link::{recv_json, send_json};
-use tmkms_light::observe::{EventWriter, Observer, Unobserved};
+use tmkms_light::observe::to_host_events;
 use tmkms_light_sgx_app::commands::{handle, unseal_keys};
 use tmkms_light_sgx_app::host::{Host, HostDialer};
 use tmkms_light_sgx_app::protocol::{
@@ -19,7 +18,7 @@ use tmkms_light_sgx_app::protocol::{
     STREAM_STATE,
 };
 use tmkms_light_sgx_seal::SgxHardware;
-use tracing::{error, info, warn};
+use tracing::error;
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
@@ -108,34 +107,13 @@ fn run() -> Result<(), String> {
     // The init stream stays open while the runner lives. When it closes the
     // runner is gone (killed, crashed, stopped): stop at once rather than
     // keep node connections that can no longer persist state.
-    std::thread::Builder::new()
-        .name("runner-watch".into())
-        .spawn(move || {
-            let mut byte = [0u8; 1];
-            loop {
-                match control.read(&mut byte) {
-                    Ok(0) | Err(_) => {
-                        info!("the runner closed the init stream; exiting");
-                        std::process::exit(3);
-                    }
-                    Ok(_) => {}
-                }
-            }
-        })
+    tmkms_light::enclave::exit_when_host_leaves(control, "runner-watch", "runner")
         .map_err(|e| format!("cannot start the runner watch thread: {e}"))?;
 
     let state_link = host
         .open(STREAM_STATE)
         .map_err(|e| format!("cannot open the state stream to the runner: {e}"))?;
-    // Metrics are the host's business: without the stream the enclave
-    // signs all the same.
-    let observer: Arc<dyn Observer> = match host.open(STREAM_EVENTS) {
-        Ok(stream) => Arc::new(EventWriter::new(stream)),
-        Err(e) => {
-            warn!(error = %e, "cannot open the events stream; the runner gets no metrics");
-            Arc::new(Unobserved)
-        }
-    };
+    let observer = to_host_events(host.open(STREAM_EVENTS));
     let parts = SignerParts {
         settings,
         bound,

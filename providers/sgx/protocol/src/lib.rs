@@ -25,7 +25,7 @@ pub const STREAM_INIT: &str = "init";
 pub const STREAM_STATE: &str = "state";
 /// What the enclave signed and refused, one JSON event per line
 /// ([`tmkms_light::observe::Event`]), for the runner's metrics.
-pub const STREAM_EVENTS: &str = "events";
+pub use tmkms_light::observe::EVENTS_STREAM as STREAM_EVENTS;
 /// Prefix of a node stream name; the rest is the socket path.
 pub const STREAM_NODE_PREFIX: &str = "node:";
 

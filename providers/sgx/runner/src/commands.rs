@@ -654,7 +654,8 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("installing the signal handler")?;
     }
-    let metrics = tmkms_light_metrics::serve_config(&config, "sgx")?;
+    let metrics = tmkms_light_metrics::serve_config(&config, "sgx")?
+        .map(|m| Arc::new(m) as Arc<dyn tmkms_light::observe::Observer>);
     let mut enclave = Enclave::launch(
         &settings,
         Plumbing {

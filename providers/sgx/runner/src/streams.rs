@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
+use tmkms_light::observe::{Observer, Unobserved};
 use tmkms_light::state::file::FileStore;
 use tmkms_light_cli::{NodeDialer, StreamRouter};
-use tmkms_light_metrics::ChainMetrics;
-use tmkms_light_sgx_protocol::{STREAM_EVENTS, STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
+use tmkms_light_sgx_protocol::{STREAM_INIT, STREAM_NODE_PREFIX, STREAM_STATE};
 use tracing::warn;
 
 /// How long a starting enclave may take to connect back.
@@ -34,14 +34,24 @@ pub enum ConnectBackError {
 }
 
 /// What the streams of one enclave may reach.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Plumbing {
     /// The state file, for `start`.
     pub state: Option<FileStore>,
     /// `unix://` node sockets the enclave may open.
     pub node_sockets: Vec<PathBuf>,
     /// Where the enclave's events go, when `metrics_listen` is set.
-    pub metrics: Option<ChainMetrics>,
+    pub metrics: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for Plumbing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plumbing")
+            .field("state", &self.state)
+            .field("node_sockets", &self.node_sockets)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
 }
 
 /// What the enclave's named streams are served from.
@@ -50,7 +60,6 @@ pub(crate) struct Streams {
     router: Arc<StreamRouter<UnixStream>>,
     /// Taken by the first `init` connection; there is only one.
     init: Mutex<Option<mpsc::Sender<UnixStream>>>,
-    metrics: Option<ChainMetrics>,
 }
 
 impl Streams {
@@ -58,13 +67,15 @@ impl Streams {
     pub(crate) fn new(plumbing: Plumbing) -> (Arc<Self>, mpsc::Receiver<UnixStream>) {
         let (init_tx, init_rx) = mpsc::channel();
         let streams = Arc::new(Self {
-            router: Arc::new(StreamRouter::new(
-                STREAM_STATE,
-                plumbing.state,
-                NodeSockets(plumbing.node_sockets),
-            )),
+            router: Arc::new(
+                StreamRouter::new(
+                    STREAM_STATE,
+                    plumbing.state,
+                    NodeSockets(plumbing.node_sockets),
+                )
+                .with_events(plumbing.metrics.unwrap_or_else(|| Arc::new(Unobserved))),
+            ),
             init: Mutex::new(Some(init_tx)),
-            metrics: plumbing.metrics,
         });
         (streams, init_rx)
     }
@@ -119,13 +130,6 @@ fn serve_other(name: &str, conn: UnixStream, streams: &Streams) {
                 let _ = sender.send(conn);
             }
             None => warn!("the enclave opened a second init stream; closing it"),
-        }
-    } else if name == STREAM_EVENTS {
-        // Without metrics the events are read and dropped, so the enclave
-        // never waits on them.
-        match &streams.metrics {
-            Some(metrics) => tmkms_light_metrics::feed_events(conn, metrics),
-            None => tmkms_light_metrics::feed_events(conn, &tmkms_light::observe::Unobserved),
         }
     } else if let Some(path) = name.strip_prefix(STREAM_NODE_PREFIX) {
         warn!(
