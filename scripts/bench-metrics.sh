@@ -8,7 +8,9 @@
 #            connections, sends malformed requests and trickles a slow
 #            request, and a scraper reads /metrics every 100 ms.
 # Prints every run, then the medians per mode (p50/p99 µs, throughput) and
-# the signer's peak RSS.
+# the signer's peak RSS; last, the in-process cost of recording one
+# signature's events (examples/observe_cost.rs), which the end-to-end
+# figures are too noisy to resolve.
 #
 #   N=3000 ROUNDS=5 IDLE=10000 ./scripts/bench-metrics.sh
 set -euo pipefail
@@ -91,3 +93,7 @@ for mode in ("off", "on", "abuse"):
     print(f"  {mode:<6} {p50:7.0f} {p99:7.0f} {rps:8.0f} {rss:10.0f}   (p50 {p50 - base:+.0f} us vs off)")
 EOF
 rm -f "$results"
+
+echo
+echo "what recording one signature's events costs, in process:"
+cargo run --release -q -p tmkms-light-metrics --example observe_cost
