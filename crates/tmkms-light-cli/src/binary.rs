@@ -10,6 +10,20 @@ use clap::{Args, Command, FromArgMatches, Subcommand};
 
 use crate::logging::{LogArgs, Targets};
 
+/// The [`Binary`] of the calling crate: `binary!(name, about, targets)`,
+/// with the version taken from that crate's `Cargo.toml`.
+#[macro_export]
+macro_rules! binary {
+    ($name:expr, $about:expr, $targets:expr $(,)?) => {
+        $crate::Binary {
+            name: $name,
+            version: env!("CARGO_PKG_VERSION"),
+            about: $about,
+            log_targets: $targets,
+        }
+    };
+}
+
 /// What a host binary says about itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Binary {

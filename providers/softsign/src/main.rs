@@ -10,12 +10,11 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use tmkms_light_cli::{Binary, ConfigArg, PubkeyOutputArgs, StateCommand, Targets};
 
-const BINARY: Binary = Binary {
-    name: "tmkms-softsign",
-    version: env!("CARGO_PKG_VERSION"),
-    about: "Remote signer for CometBFT validators (software key)",
-    log_targets: Targets::Hidden,
-};
+const BINARY: Binary = tmkms_light_cli::binary!(
+    "tmkms-softsign",
+    "Remote signer for CometBFT validators (software key)",
+    Targets::Hidden,
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {

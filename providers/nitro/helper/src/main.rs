@@ -14,12 +14,11 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use tmkms_light_cli::{Bech32PrefixArg, Binary, ConfigArg, StateCommand, Targets};
 
-const BINARY: Binary = Binary {
-    name: "tmkms-nitro-helper",
-    version: env!("CARGO_PKG_VERSION"),
-    about: "Remote signer for CometBFT validators with the key in an AWS Nitro enclave",
-    log_targets: Targets::Shown,
-};
+const BINARY: Binary = tmkms_light_cli::binary!(
+    "tmkms-nitro-helper",
+    "Remote signer for CometBFT validators with the key in an AWS Nitro enclave",
+    Targets::Shown,
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {

@@ -13,12 +13,11 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use tmkms_light_cli::{Binary, ConfigArg, PubkeyOutputArgs, StateCommand, Targets};
 
-const BINARY: Binary = Binary {
-    name: "tmkms-light-sgx-runner",
-    version: env!("CARGO_PKG_VERSION"),
-    about: "Remote signer for CometBFT validators with the key sealed in an Intel SGX enclave",
-    log_targets: Targets::Shown,
-};
+const BINARY: Binary = tmkms_light_cli::binary!(
+    "tmkms-light-sgx-runner",
+    "Remote signer for CometBFT validators with the key sealed in an Intel SGX enclave",
+    Targets::Shown,
+);
 
 #[derive(Debug, Subcommand)]
 enum Command {
