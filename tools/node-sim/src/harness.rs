@@ -8,7 +8,7 @@
 //! drives its signer the same way instead of keeping its own copy.
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
 use crate::conn::{NodeListener, SignerConn};
@@ -162,6 +162,46 @@ pub fn left_after<T>(
 /// command lines do (`error: …`).
 pub fn error_line(output: &str) -> Option<&str> {
     output.lines().find(|l| l.starts_with("error: "))
+}
+
+/// What an argument parser's refusal looks like in a signer's stderr (with
+/// exit code 2): clap's usage error.
+const USAGE_ERROR_MARKS: [&str; 3] = ["unexpected argument", "unrecognized", "Usage:"];
+
+/// Checks that the signer's argument parser accepted `args` (whatever the
+/// command did then), for tests of documented command lines; fails the
+/// calling test, with the signer's stderr, on a usage error.
+pub fn assert_parsed(args: &[&str], out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "{args:?} was refused:\n{stderr}"
+    );
+    for mark in USAGE_ERROR_MARKS {
+        assert!(
+            !stderr.contains(mark),
+            "{args:?} was refused ({mark}):\n{stderr}"
+        );
+    }
+}
+
+/// `out` of `args`, parsed and successful: its stdout.
+pub fn parsed_ok(args: &[&str], out: &Output) -> String {
+    assert_parsed(args, out);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `out` of `args`, parsed and failed: its stderr.
+pub fn parsed_failure(args: &[&str], out: &Output) -> String {
+    assert_parsed(args, out);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Asks the signer for the prevote at `height` (round 0, for the block of

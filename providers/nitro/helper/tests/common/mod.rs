@@ -111,6 +111,47 @@ impl Nitro {
         dialect: &str,
         top_level: &str,
     ) -> Nitro {
+        Self::configured(dir, kms, chain_id, address, dialect, top_level).init()
+    }
+
+    /// Run `init` (`-p hex`) in this configured home against a fresh
+    /// enclave process.
+    pub fn init(self) -> Nitro {
+        let mut enclave = Guard(self.spawn_enclave());
+        let out = self.helper(&[
+            "init",
+            "-c",
+            self.config_str(),
+            "-a",
+            REGION,
+            "-k",
+            &self.kms_key_id,
+            "-p",
+            "hex",
+        ]);
+        assert!(
+            out.status.success(),
+            "init failed:\n{}\nenclave log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.enclave_log()
+        );
+        kill(&mut enclave.0);
+        Nitro {
+            init_stdout: String::from_utf8(out.stdout).unwrap(),
+            ..self
+        }
+    }
+
+    /// A home with tmkms.toml written (Unix-socket endpoints, a new KMS
+    /// key) and no `init` run yet.
+    pub fn configured(
+        dir: tempfile::TempDir,
+        kms: &str,
+        chain_id: &str,
+        address: &str,
+        dialect: &str,
+        top_level: &str,
+    ) -> Nitro {
         let kms_key_id = create_key(kms);
         let home = SignerHome::new(dir);
         let sock = |name: &str| format!("unix://{}", home.path(&format!("{name}.sock")).display());
@@ -148,33 +189,10 @@ kms_proxy_target = "{kms_target}"
             proxy = sock("kms-proxy"),
         );
         fs::write(&home.config, text).unwrap();
-        let nitro = Nitro {
+        Nitro {
             home,
             kms_key_id,
             init_stdout: String::new(),
-        };
-        let mut enclave = Guard(nitro.spawn_enclave());
-        let out = nitro.helper(&[
-            "init",
-            "-c",
-            nitro.config_str(),
-            "-a",
-            REGION,
-            "-k",
-            &nitro.kms_key_id,
-            "-p",
-            "hex",
-        ]);
-        assert!(
-            out.status.success(),
-            "init failed:\n{}\nenclave log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            nitro.enclave_log()
-        );
-        kill(&mut enclave.0);
-        Nitro {
-            init_stdout: String::from_utf8(out.stdout).unwrap(),
-            ..nitro
         }
     }
 
