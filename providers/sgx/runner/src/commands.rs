@@ -37,6 +37,11 @@ use crate::settings::{render_section, Mode, SgxSettings};
 /// Default paths `init` writes, relative to the config file.
 pub const SEALED_CONSENSUS_KEY_PATH: &str = "secrets/consensus-key.sealed";
 pub const SEALED_ID_KEY_PATH: &str = "secrets/id-key.sealed";
+/// Where the enclave and its SIGSTRUCT are when no flag names them,
+/// relative to the config file: the original tmkms-light's README has the
+/// `.sgxs` and `.sig` placed in `enclave/` next to `tmkms.toml`.
+pub const DEFAULT_ENCLAVE_PATH: &str = "enclave/tmkms-light-sgx-app.sgxs";
+pub const DEFAULT_SIGSTRUCT_PATH: &str = "enclave/tmkms-light-sgx-app.sig";
 /// File names of the backups in a `-k` directory.
 pub const CONSENSUS_BACKUP_FILE: &str = "consensus-key.backup";
 pub const IDENTITY_BACKUP_FILE: &str = "id-key.backup";
@@ -187,13 +192,14 @@ pub struct InitArgs {
     /// hardware (real SGX) or simulation (TEST secret, no protection).
     #[arg(long, value_enum, default_value = "hardware")]
     pub mode: ModeArg,
-    /// The enclave: .sgxs (hardware) or the host-built tmkms-light-sgx-app (simulation;
-    /// default: next to this binary).
+    /// The enclave: .sgxs (hardware; default: enclave/tmkms-light-sgx-app.sgxs next to the
+    /// config) or the host-built tmkms-light-sgx-app (simulation; default: next to this binary).
     #[arg(long)]
     pub enclave: Option<PathBuf>,
-    /// The enclave's SIGSTRUCT (.sig from sgxs-sign).
+    /// The enclave's SIGSTRUCT (.sig from sgxs-sign). Default: the .sig next to --enclave, or
+    /// enclave/tmkms-light-sgx-app.sig next to the config.
     #[arg(long)]
-    pub sigstruct: PathBuf,
+    pub sigstruct: Option<PathBuf>,
     #[command(flatten)]
     pub pubkey: PubkeyOutputArgs,
     #[command(flatten)]
@@ -208,15 +214,35 @@ fn sibling_enclave() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("tmkms-light-sgx-app"))
 }
 
-/// The enclave `--enclave` names, or the simulation default.
-fn enclave_path(mode: Mode, enclave: Option<&Path>) -> Result<PathBuf> {
+/// The enclave `--enclave` names, or the default of `mode`: the host build
+/// next to this binary (simulation), [`DEFAULT_ENCLAVE_PATH`] next to the
+/// config (hardware).
+fn enclave_path(mode: Mode, enclave: Option<&Path>, config_path: &Path) -> Result<PathBuf> {
     match (enclave, mode) {
         (Some(path), _) => absolute(path),
         (None, Mode::Simulation) => Ok(sibling_enclave()),
-        (None, Mode::Hardware) => {
-            bail!("--enclave <app.sgxs> is required with --mode hardware")
-        }
+        (None, Mode::Hardware) => beside_config(config_path, DEFAULT_ENCLAVE_PATH),
     }
+}
+
+/// The SIGSTRUCT `--sigstruct` names; else the `.sig` next to the enclave
+/// `--enclave` names (where the EDP runner looks for it); else
+/// [`DEFAULT_SIGSTRUCT_PATH`] next to the config.
+fn sigstruct_path(
+    sigstruct: Option<&Path>,
+    enclave: Option<&Path>,
+    config_path: &Path,
+) -> Result<PathBuf> {
+    match (sigstruct, enclave) {
+        (Some(path), _) => absolute(path),
+        (None, Some(enclave)) => absolute(&enclave.with_extension("sig")),
+        (None, None) => beside_config(config_path, DEFAULT_SIGSTRUCT_PATH),
+    }
+}
+
+/// `rel` in the directory of the config file, as an absolute path.
+fn beside_config(config_path: &Path, rel: &str) -> Result<PathBuf> {
+    Ok(parent_dir(&absolute(config_path)?).join(rel))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -230,15 +256,20 @@ pub fn init(args: InitArgs) -> Result<()> {
         let mut params = args.chain.template_params()?;
         params.consensus_key_path = PathBuf::from(SEALED_CONSENSUS_KEY_PATH);
         params.id_key_path = PathBuf::from(SEALED_ID_KEY_PATH);
-        let enclave = enclave_path(mode, args.enclave.as_deref())?;
+        let enclave = enclave_path(mode, args.enclave.as_deref(), config_path)?;
+        let sigstruct = sigstruct_path(
+            args.sigstruct.as_deref(),
+            args.enclave.as_deref(),
+            config_path,
+        )?;
         // Check the inputs before writing anything, so a failed init leaves
         // no half-made home behind.
-        for (what, path) in [("--enclave", &enclave), ("--sigstruct", &args.sigstruct)] {
+        for (what, path) in [("--enclave", &enclave), ("--sigstruct", &sigstruct)] {
             if !path.is_file() {
-                bail!("{what} {}: no such file", path.display());
+                bail!("{what} {}: no such file (by default the enclave and its SIGSTRUCT are {DEFAULT_ENCLAVE_PATH} and {DEFAULT_SIGSTRUCT_PATH} next to the config)", path.display());
             }
         }
-        Ok(render_template(&params) + &render_section(mode, &enclave, &absolute(&args.sigstruct)?))
+        Ok(render_template(&params) + &render_section(mode, &enclave, &sigstruct))
     })?;
     let (config, settings) = load(config_path)?;
     if config.consensus_key_path.exists() {
@@ -348,12 +379,12 @@ fn load(config_path: &Path) -> Result<(Config, SgxSettings)> {
 }
 
 /// The enclave to run when there is no `tmkms.toml` yet (`--mode`,
-/// `--enclave`, `--sigstruct`, as for `init`).
+/// `--enclave`, `--sigstruct`, with the defaults of `init`).
 #[derive(Debug)]
 pub struct EnclaveChoice {
     pub mode: Mode,
     pub enclave: Option<PathBuf>,
-    pub sigstruct: PathBuf,
+    pub sigstruct: Option<PathBuf>,
 }
 
 /// `cloud-wrap`.
@@ -361,23 +392,38 @@ pub struct EnclaveChoice {
 pub struct CloudWrapArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Where to write the sealed wrapping key.
-    #[arg(short = 'w', long = "wrap-key", default_value = "cloud-wrap.sealed")]
+    /// Where to write the sealed wrapping key (-s: the original tmkms-light's flag).
+    #[arg(
+        short = 'w',
+        long = "wrap-key",
+        visible_short_alias = 's',
+        default_value = "cloud-wrap.sealed"
+    )]
     pub sealed_wrap_key: PathBuf,
     /// Where to write the public key (PEM; the DER goes next to it as .der).
     #[arg(short = 'o', long = "public-key", default_value = "cloud-wrap.pub.pem")]
     pub public_key: PathBuf,
-    /// Also write a DCAP quote in the Azure attestation JSON shape (needs SGX hardware).
-    #[arg(short = 'd', long = "dcap")]
+    /// Also get a DCAP quote, in the Azure attestation JSON shape (needs SGX hardware):
+    /// `-d` alone prints it instead of the public key (as the original tmkms-light did),
+    /// `--dcap FILE` writes it to FILE.
+    #[arg(
+        short = 'd',
+        long = "dcap",
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = DCAP_TO_STDOUT
+    )]
     pub dcap: Option<PathBuf>,
     /// Before `init` (no tmkms.toml yet): hardware or simulation, as for init.
-    #[arg(long, value_enum, requires = "sigstruct")]
+    #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
-    /// Before `init`: the enclave, as for init.
-    #[arg(long, requires = "sigstruct")]
+    /// Before `init`: the enclave, as for init (default: enclave/tmkms-light-sgx-app.sgxs next
+    /// to the config).
+    #[arg(short = 'e', long)]
     pub enclave: Option<PathBuf>,
-    /// Before `init`: the enclave's SIGSTRUCT, as for init. The simulated CPU
-    /// secret is created next to the config, where init will look for it.
+    /// Before `init`: the enclave's SIGSTRUCT, as for init (default: the .sig next to the
+    /// enclave). The simulated CPU secret is created next to the config, where init will look
+    /// for it.
     #[arg(long)]
     pub sigstruct: Option<PathBuf>,
     /// Wrap in a DEBUG enclave or the host simulation, whose memory and keys the host can
@@ -386,14 +432,19 @@ pub struct CloudWrapArgs {
     pub danger_allow_debug: bool,
 }
 
+/// The `-d` value that means "print the quote" (`-d` with no file).
+const DCAP_TO_STDOUT: &str = "-";
+
 impl CloudWrapArgs {
     /// The enclave to run for the first cloud-wrap, which comes before
-    /// `init` writes the config (`--sigstruct` given).
-    fn enclave_choice(&self) -> Option<EnclaveChoice> {
-        self.sigstruct.as_ref().map(|sigstruct| EnclaveChoice {
+    /// `init` writes the config: the one `--mode`/`--enclave`/`--sigstruct`
+    /// name, or with no config yet the defaults of `init`.
+    fn enclave_choice(&self, config_exists: bool) -> Option<EnclaveChoice> {
+        let named = self.mode.is_some() || self.enclave.is_some() || self.sigstruct.is_some();
+        (named || !config_exists).then(|| EnclaveChoice {
             mode: self.mode.map_or(Mode::Hardware, Mode::from),
             enclave: self.enclave.clone(),
-            sigstruct: sigstruct.clone(),
+            sigstruct: self.sigstruct.clone(),
         })
     }
 }
@@ -402,8 +453,13 @@ impl CloudWrapArgs {
 /// so that a cloud-wrap before `init` runs the same enclave on the same
 /// (simulated) CPU secret as everything after it.
 fn settings_for(choice: &EnclaveChoice, config_path: &Path) -> Result<SgxSettings> {
-    let enclave = enclave_path(choice.mode, choice.enclave.as_deref())?;
-    let text = render_section(choice.mode, &enclave, &absolute(&choice.sigstruct)?);
+    let enclave = enclave_path(choice.mode, choice.enclave.as_deref(), config_path)?;
+    let sigstruct = sigstruct_path(
+        choice.sigstruct.as_deref(),
+        choice.enclave.as_deref(),
+        config_path,
+    )?;
+    let text = render_section(choice.mode, &enclave, &sigstruct);
     let table: toml::Table = toml::from_str(&text).context("rendering the [sgx] settings")?;
     let section = table
         .get("sgx")
@@ -417,7 +473,8 @@ fn settings_for(choice: &EnclaveChoice, config_path: &Path) -> Result<SgxSetting
 
 pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
     let config_path = args.config.path();
-    let settings = match (args.enclave_choice(), config_path.exists()) {
+    let config_exists = config_path.exists();
+    let settings = match (args.enclave_choice(config_exists), config_exists) {
         (None, _) => load(config_path)?.1,
         (Some(choice), false) => settings_for(&choice, config_path)?,
         (Some(_), true) => bail!(
@@ -475,17 +532,21 @@ pub fn cloud_wrap(args: CloudWrapArgs) -> Result<()> {
             "note: without -d this REPORT is made for no target enclave, so no one can check its MAC (not even the quoting enclave): it proves nothing about where the key lives. Run cloud-wrap -d on the SGX machine for a DCAP quote, and have the verifier check MRSIGNER, ISVPRODID, ISVSVN, ATTRIBUTES DEBUG = 0 and REPORTDATA[0..32] = SHA-256 of the DER public key (docs/sgx-build.md) before wrapping a backup key for it"
         );
     }
+    let mut printed = public_key_pem;
     if let (Some(path), Some(qe)) = (&args.dcap, &dcap) {
         let quote = qe.quote(&report)?;
-        let request = azure_attest_request(&quote, &public_key_der);
-        std::fs::write(path, serde_json::to_vec_pretty(&request)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!(
-            "DCAP quote as an Azure Attestation AttestSgxEnclave request body: {}",
-            path.display()
-        );
+        let request = serde_json::to_string_pretty(&azure_attest_request(&quote, &public_key_der))?;
+        if path.as_os_str() == DCAP_TO_STDOUT {
+            printed = request + "\n";
+        } else {
+            std::fs::write(path, request).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "DCAP quote as an Azure Attestation AttestSgxEnclave request body: {}",
+                path.display()
+            );
+        }
     }
-    print!("{public_key_pem}");
+    print!("{printed}");
     Ok(())
 }
 
@@ -496,8 +557,9 @@ pub struct RecoverArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub backup: BackupArgs,
-    /// Recover the consensus key (default: every backup found in -k).
-    #[arg(long)]
+    /// Recover the consensus key only (-r: the original tmkms-light's flag; default: every
+    /// backup found in -k).
+    #[arg(short = 'r', long)]
     pub consensus: bool,
     /// Recover the identity key.
     #[arg(long)]
