@@ -23,16 +23,16 @@ use tmkms_light_cli::{
 };
 use tmkms_nitro_host::log_server::serve_logs;
 use tmkms_nitro_host::nitro_cli::{NitroCli, RunEnclave, Terminate};
-use tmkms_nitro_host::proxy::{run_proxy, serve_proxy, ProxyConfig};
+use tmkms_nitro_host::proxy::{serve_proxy, ProxyConfig};
 use tmkms_nitro_host::supervise::{install_signal_handlers, Supervisor};
 use tmkms_nitro_protocol::messages::{
     parse_init_user_data, KmsAccess, Request, Response, UserDataError, MAX_CONTROL_MESSAGE,
     UNBOUND_POLICY_DIGEST,
 };
-use tmkms_nitro_transport::{Endpoint, Stream};
+use tmkms_nitro_transport::{Endpoint, Stream, VSOCK_CID_ANY};
 use tracing::{info, warn};
 
-use crate::settings::{render_section, EnclaveConfig, NitroSettings, DEFAULT_CID};
+use crate::settings::{render_section, EnclaveConfig, NitroSettings, DEFAULT_CID, KMS_PROXY_PORT};
 use crate::streams;
 
 /// How long `init`/`start` wait for the enclave's control listener.
@@ -167,8 +167,18 @@ pub struct InitArgs {
     pub pubkey: PubkeyOutputArgs,
 }
 
+/// The config file `-c` names: a file, or (the original tmkms-light's
+/// meaning) the directory to keep tmkms.toml and enclave.toml in.
+fn config_file(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("tmkms.toml")
+    } else {
+        path.to_owned()
+    }
+}
+
 pub fn init(args: InitArgs) -> Result<()> {
-    let config_path = args.config.path();
+    let config_path = &config_file(args.config.path());
     write_config_if_missing(config_path, || {
         tmkms_nitro_protocol::kms_policy::KmsTarget::resolve(
             &args.region,
@@ -299,7 +309,7 @@ pub fn init(args: InitArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
+pub fn start(config_path: &Path, cid: Option<u32>, allow_empty_state: bool) -> Result<()> {
     if allow_empty_state {
         bail!(
             "--allow-empty-state does not apply to the Nitro provider: the enclave starts only from \
@@ -307,7 +317,10 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
              or tmkms state file, run `tmkms-nitro-helper state import` (with the enclave running)"
         );
     }
-    let (config, settings) = load(config_path)?;
+    let (config, mut settings) = load(config_path)?;
+    if let Some(cid) = cid {
+        reach_enclave_at(&mut settings, cid);
+    }
     check_bound_policy(&config, &settings)?;
     let encrypted_consensus_key = read_ciphertext(
         &settings.encrypted_consensus_key_path,
@@ -524,14 +537,99 @@ fn pem_or_der(data: &[u8]) -> Result<Vec<u8>> {
         .context("root certificate: not DER and not valid PEM")
 }
 
-fn nitro_cli_settings(settings: &NitroSettings) -> Result<RunEnclave> {
-    let enclave = EnclaveConfig::load(&settings.enclave_config_path)?;
+/// `--cid` of `start`: the enclave's control listener at that CID, as
+/// `enclave_cid` in [nitro] would put it. An `enclave` endpoint that is not
+/// vsock (tests, a relay) stays as configured.
+fn reach_enclave_at(settings: &mut NitroSettings, cid: u32) {
+    match &mut settings.enclave {
+        Endpoint::Vsock { cid: at, .. } => *at = cid,
+        other => {
+            warn!(enclave = %other, "--cid {cid} not applied: [nitro] enclave is not a vsock endpoint")
+        }
+    }
+}
+
+/// `enclave run` settings from the command line (the original tmkms-light's
+/// flags), each in place of the value of enclave.toml; without a tmkms.toml
+/// they and the defaults are all there is.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EnclaveRunArgs {
+    /// The enclave.toml to read, instead of enclave_config_path in [nitro].
+    #[arg(long = "enclave-config")]
+    pub enclave_config: Option<PathBuf>,
+    /// The enclave image (without enclave.toml: ~/.tmkms/tmkms.eif).
+    #[arg(short = 'p', long)]
+    pub eif_path: Option<PathBuf>,
+    /// The enclave's CID.
+    #[arg(short = 'i', long)]
+    pub enclave_cid: Option<u32>,
+    /// Memory for the enclave, in MiB.
+    #[arg(long)]
+    pub memory_mib: Option<u64>,
+    /// Number of the parent's vCPUs for the enclave.
+    #[arg(long, conflicts_with = "cpu_ids")]
+    pub cpu_count: Option<u32>,
+    /// The parent's CPUs for the enclave, by id (instead of --cpu-count).
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub cpu_ids: Vec<u32>,
+    /// Accepted for the original tmkms-light's command line. The enclave's log lines reach
+    /// `start` (logs_listen in [nitro]), which writes them to its own log.
+    #[arg(long)]
+    pub log_server_port: Option<u32>,
+    /// Accepted for the original tmkms-light's command line; see --log-server-port.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Accepted for the original tmkms-light's command line: `start` always writes the
+    /// enclave's log lines to its console.
+    #[arg(short = 'l', long)]
+    pub log_to_console: bool,
+}
+
+impl EnclaveRunArgs {
+    /// `base` with the values these flags give.
+    fn apply(&self, base: EnclaveConfig) -> EnclaveConfig {
+        EnclaveConfig {
+            eif_path: self.eif_path.clone().unwrap_or(base.eif_path),
+            cpu_count: self.cpu_count.unwrap_or(base.cpu_count),
+            memory_mib: self.memory_mib.unwrap_or(base.memory_mib),
+            enclave_cid: self.enclave_cid.unwrap_or(base.enclave_cid),
+            debug_mode: base.debug_mode,
+        }
+    }
+}
+
+/// What `enclave run` starts: enclave.toml (the one `--enclave-config` or
+/// the config names), or with no tmkms.toml the defaults, where the original
+/// README builds the image (`~/.tmkms/tmkms.eif`); the flags on top.
+fn nitro_cli_settings(config_path: &Path, args: &EnclaveRunArgs) -> Result<RunEnclave> {
+    if args.log_server_port.is_some() || args.log_file.is_some() {
+        warn!("--log-server-port and --log-file have no effect: the enclave's log lines reach `start`, which writes them to its log");
+    }
+    let base = match &args.enclave_config {
+        Some(path) => EnclaveConfig::load(path)?,
+        None if config_path.exists() => {
+            EnclaveConfig::load(&load(config_path)?.1.enclave_config_path)?
+        }
+        None => {
+            info!(config = %config_path.display(), "no config: running the enclave with the command line's settings");
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            EnclaveConfig {
+                eif_path: home.join(".tmkms/tmkms.eif"),
+                cpu_count: 2,
+                memory_mib: 512,
+                enclave_cid: DEFAULT_CID,
+                debug_mode: false,
+            }
+        }
+    };
+    let enclave = args.apply(base);
     if enclave.debug_mode {
         warn!("debug_mode = true: attestation documents carry all-zero PCRs; a KMS key policy on PCRs will refuse this enclave");
     }
     Ok(RunEnclave {
         eif_path: enclave.eif_path,
         cpu_count: enclave.cpu_count,
+        cpu_ids: args.cpu_ids.clone(),
         memory_mib: enclave.memory_mib,
         enclave_cid: Some(enclave.enclave_cid),
         debug_mode: enclave.debug_mode,
@@ -541,10 +639,9 @@ fn nitro_cli_settings(settings: &NitroSettings) -> Result<RunEnclave> {
 
 /// `enclave run`: start the enclave; with `wait`, stay until it stops (and
 /// terminate it on Ctrl-C), so a supervisor can watch it.
-pub fn enclave_run(config_path: &Path, wait: bool) -> Result<()> {
-    let (_, settings) = load(config_path)?;
+pub fn enclave_run(config_path: &Path, wait: bool, args: &EnclaveRunArgs) -> Result<()> {
     let cli = NitroCli::from_env();
-    let run = nitro_cli_settings(&settings)?;
+    let run = nitro_cli_settings(config_path, args)?;
     let shutdown = if wait {
         Some(install_signal_handlers()?)
     } else {
@@ -589,17 +686,40 @@ pub fn enclave_info() -> Result<()> {
     Ok(())
 }
 
-pub fn enclave_stop(config_path: &Path) -> Result<()> {
-    let (_, settings) = load(config_path)?;
-    let enclave = EnclaveConfig::load(&settings.enclave_config_path)?;
+/// `enclave stop`: the enclave `--cid` names (a CID, or an enclave id as
+/// the original tmkms-light took it), else the one of enclave.toml's CID;
+/// with neither a `--cid` nor a tmkms.toml, every enclave (as the original).
+pub fn enclave_stop(config_path: &Path, cid: Option<&str>) -> Result<()> {
     let cli = NitroCli::from_env();
+    let cid = match cid {
+        Some(text) => match text.parse::<u32>() {
+            Ok(cid) => cid,
+            Err(_) => {
+                cli.terminate_enclave(&Terminate::Id(text.to_owned()))?;
+                println!("terminated {text}");
+                return Ok(());
+            }
+        },
+        None if config_path.exists() => {
+            let (_, settings) = load(config_path)?;
+            EnclaveConfig::load(&settings.enclave_config_path)?.enclave_cid
+        }
+        None => {
+            cli.terminate_enclave(&Terminate::All)?;
+            println!(
+                "terminated every enclave (no --cid and no {})",
+                config_path.display()
+            );
+            return Ok(());
+        }
+    };
     let ours: Vec<_> = cli
         .describe_enclaves()?
         .into_iter()
-        .filter(|e| e.enclave_cid == enclave.enclave_cid)
+        .filter(|e| e.enclave_cid == cid)
         .collect();
     if ours.is_empty() {
-        println!("no enclave with CID {} is running", enclave.enclave_cid);
+        println!("no enclave with CID {cid} is running");
     }
     for e in ours {
         cli.terminate_enclave(&Terminate::Id(e.enclave_id.clone()))?;
@@ -608,22 +728,95 @@ pub fn enclave_stop(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn vsock_proxy(config_path: &Path) -> Result<()> {
-    let (_, settings) = load(config_path)?;
+/// `enclave vsock-proxy` settings from the command line (the original
+/// tmkms-light's flags), each in place of the value of tmkms.toml.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct VsockProxyArgs {
+    /// Connections relayed at once (default 64).
+    #[arg(short = 'w', long)]
+    pub num_workers: Option<usize>,
+    /// The port to listen on (the vsock port the enclave dials; default: kms_proxy_listen's,
+    /// 8000).
+    #[arg(long)]
+    pub local_port: Option<u32>,
+    /// The TCP port to forward to (default: kms_proxy_target's, 443).
+    #[arg(long)]
+    pub remote_port: Option<u16>,
+    /// The host to forward to (default: kms_proxy_target's, the KMS endpoint of the region).
+    #[arg(long)]
+    pub remote_addr: Option<String>,
+    /// Accepted for the original tmkms-light's command line (the allowlist of the AWS
+    /// vsock-proxy it ran). This proxy forwards only to the one target above.
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+}
+
+impl VsockProxyArgs {
+    /// The listener and the target: those of tmkms.toml (or, with none,
+    /// vsock port 8000 and `--remote-addr`), with the ports and the host
+    /// these flags give.
+    fn endpoints(&self, config_path: &Path) -> Result<(Endpoint, Endpoint)> {
+        let (listen, target) = if config_path.exists() {
+            let (_, settings) = load(config_path)?;
+            (settings.kms_proxy_listen, Some(settings.kms_proxy_target))
+        } else {
+            let any = Endpoint::Vsock {
+                cid: VSOCK_CID_ANY,
+                port: KMS_PROXY_PORT,
+            };
+            (any, None)
+        };
+        let listen = match (listen, self.local_port) {
+            (listen, None) => listen,
+            (Endpoint::Vsock { cid, .. }, Some(port)) => Endpoint::Vsock { cid, port },
+            (Endpoint::Tcp { host, .. }, Some(port)) => Endpoint::Tcp {
+                host,
+                port: u16::try_from(port)
+                    .with_context(|| format!("--local-port {port}: not a TCP port"))?,
+            },
+            (listen @ Endpoint::Unix { .. }, Some(port)) => {
+                bail!("--local-port {port}: kms_proxy_listen is {listen}, which has no port")
+            }
+        };
+        let (host, port) = match target {
+            Some(Endpoint::Tcp { host, port }) => (Some(host), port),
+            _ => (None, 443),
+        };
+        let host = self.remote_addr.clone().or(host).context(
+            "--remote-addr is needed without a tmkms.toml (e.g. kms.<region>.amazonaws.com)",
+        )?;
+        let target = Endpoint::Tcp {
+            host,
+            port: self.remote_port.unwrap_or(port),
+        };
+        Ok((listen, target))
+    }
+}
+
+pub fn vsock_proxy(config_path: &Path, args: &VsockProxyArgs) -> Result<()> {
+    if args.config_file.is_some() {
+        info!("--config-file not read: this proxy forwards only to its one target");
+    }
+    let (listen, target) = args.endpoints(config_path)?;
+    let mut proxy = ProxyConfig::default();
+    if let Some(workers) = args.num_workers {
+        proxy.max_connections = workers;
+    }
     let shutdown = install_signal_handlers()?;
-    info!(listen = %settings.kms_proxy_listen, target = %settings.kms_proxy_target, "KMS proxy");
-    run_proxy(
-        &settings.kms_proxy_listen,
-        &settings.kms_proxy_target,
-        &shutdown,
-    )
-    .context("KMS proxy")
+    info!(listen = %listen, target = %target, "KMS proxy");
+    let listener = listen
+        .bind()
+        .with_context(|| format!("KMS proxy: listening on {listen}"))?;
+    serve_proxy(&listener, &target, &proxy, &shutdown).context("KMS proxy")
 }
 
 /// `launch-all`: the enclave, the KMS proxy and the signer as one unit; if
 /// one stops, all stop (a service manager restarts the unit).
-pub fn launch_all(config_path: &Path) -> Result<()> {
+pub fn launch_all(config_path: &Path, enclave_config: Option<&Path>) -> Result<()> {
     load(config_path)?;
+    if let Some(path) = enclave_config {
+        EnclaveConfig::load(path)?;
+    }
     let me = std::env::current_exe().context("locating this executable")?;
     let config = config_path.as_os_str();
     let command = |args: &[&str]| {
@@ -633,7 +826,13 @@ pub fn launch_all(config_path: &Path) -> Result<()> {
     };
     let shutdown = install_signal_handlers()?;
     let outcome = Supervisor::new(Duration::from_secs(5))
-        .child("enclave", command(&["enclave", "run", "--wait"]))
+        .child("enclave", {
+            let mut run = command(&["enclave", "run", "--wait"]);
+            if let Some(path) = enclave_config {
+                run.arg("--enclave-config").arg(path);
+            }
+            run
+        })
         .child("vsock-proxy", command(&["enclave", "vsock-proxy"]))
         .child("signer", command(&["start"]))
         .run(&shutdown)?;

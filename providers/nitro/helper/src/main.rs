@@ -29,6 +29,9 @@ enum Command {
     Start {
         #[command(flatten)]
         config: ConfigArg,
+        /// The enclave's CID, instead of enclave_cid in [nitro].
+        #[arg(long)]
+        cid: Option<u32>,
         /// Refused for Nitro: the enclave starts only from a state record it wrote
         /// (`init` writes the first; `state import` makes one from a state JSON).
         #[arg(long, hide = true)]
@@ -47,9 +50,13 @@ enum Command {
         command: EnclaveCommand,
     },
     /// Start the enclave, the KMS proxy and the signer together; stop all on Ctrl-C or when one stops.
+    #[command(mut_arg("config", |config| config.visible_short_alias('t').visible_alias("tmkms-config")))]
     LaunchAll {
         #[command(flatten)]
         config: ConfigArg,
+        /// The enclave.toml to run the enclave with, instead of enclave_config_path in [nitro].
+        #[arg(short = 'e', long = "enclave-config")]
+        enclave_config: Option<PathBuf>,
     },
     /// Verify an attestation document (COSE signature, certificate chain to the AWS Nitro
     /// root) and print its PCRs and, for an init attestation, the consensus key.
@@ -66,25 +73,33 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum EnclaveCommand {
-    /// `nitro-cli run-enclave` with enclave.toml.
+    /// `nitro-cli run-enclave` with enclave.toml, or without a tmkms.toml with the flags.
     Run {
         #[command(flatten)]
         config: ConfigArg,
         /// Stay until the enclave stops; terminate it on Ctrl-C.
         #[arg(long)]
         wait: bool,
+        #[command(flatten)]
+        settings: commands::EnclaveRunArgs,
     },
     /// `nitro-cli describe-enclaves`.
     Info,
-    /// Terminate the enclave of enclave.toml's CID.
+    /// Terminate the enclave of enclave.toml's CID (or the one --cid names).
     Stop {
         #[command(flatten)]
         config: ConfigArg,
+        /// The enclave to terminate: its CID, or its enclave id (i-…-enc…). Without it and
+        /// without a tmkms.toml, every enclave is terminated.
+        #[arg(long)]
+        cid: Option<String>,
     },
     /// Forward the enclave's KMS connections (vsock) to the KMS endpoint.
     VsockProxy {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        settings: commands::VsockProxyArgs,
     },
 }
 
@@ -93,15 +108,27 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::init(args),
         Command::Start {
             config,
+            cid,
             allow_empty_state,
-        } => commands::start(config.path(), allow_empty_state),
+        } => commands::start(config.path(), cid, allow_empty_state),
         Command::Enclave { command } => match command {
-            EnclaveCommand::Run { config, wait } => commands::enclave_run(config.path(), wait),
+            EnclaveCommand::Run {
+                config,
+                wait,
+                settings,
+            } => commands::enclave_run(config.path(), wait, &settings),
             EnclaveCommand::Info => commands::enclave_info(),
-            EnclaveCommand::Stop { config } => commands::enclave_stop(config.path()),
-            EnclaveCommand::VsockProxy { config } => commands::vsock_proxy(config.path()),
+            EnclaveCommand::Stop { config, cid } => {
+                commands::enclave_stop(config.path(), cid.as_deref())
+            }
+            EnclaveCommand::VsockProxy { config, settings } => {
+                commands::vsock_proxy(config.path(), &settings)
+            }
         },
-        Command::LaunchAll { config } => commands::launch_all(config.path()),
+        Command::LaunchAll {
+            config,
+            enclave_config,
+        } => commands::launch_all(config.path(), enclave_config.as_deref()),
         Command::Verify {
             document,
             root,

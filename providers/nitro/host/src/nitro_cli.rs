@@ -63,6 +63,9 @@ pub struct RunEnclave {
     pub eif_path: PathBuf,
     /// vCPUs taken from the parent (at least 2 on x86: one full core).
     pub cpu_count: u32,
+    /// The parent's CPUs to take, by id (`--cpu-ids`); when not empty, used instead of
+    /// `cpu_count`.
+    pub cpu_ids: Vec<u32>,
     /// Memory in MiB taken from the parent (at least 4 × the EIF size).
     pub memory_mib: u64,
     /// The enclave's CID; `None` lets the driver choose.
@@ -81,11 +84,14 @@ impl RunEnclave {
             "run-enclave".into(),
             "--eif-path".into(),
             self.eif_path.clone().into(),
-            "--cpu-count".into(),
-            self.cpu_count.to_string().into(),
-            "--memory".into(),
-            self.memory_mib.to_string().into(),
         ];
+        if self.cpu_ids.is_empty() {
+            a.extend(["--cpu-count".into(), self.cpu_count.to_string().into()]);
+        } else {
+            a.push("--cpu-ids".into());
+            a.extend(self.cpu_ids.iter().map(|id| id.to_string().into()));
+        }
+        a.extend(["--memory".into(), self.memory_mib.to_string().into()]);
         if let Some(cid) = self.enclave_cid {
             a.extend(["--enclave-cid".into(), cid.to_string().into()]);
         }
@@ -345,6 +351,7 @@ esac
             .run_enclave(&RunEnclave {
                 eif_path: "/opt/tmkms/enclave.eif".into(),
                 cpu_count: 2,
+                cpu_ids: Vec::new(),
                 memory_mib: 1600,
                 enclave_cid: Some(16),
                 debug_mode: true,
@@ -363,6 +370,7 @@ esac
         let no_cid = RunEnclave {
             eif_path: "e.eif".into(),
             cpu_count: 4,
+            cpu_ids: Vec::new(),
             memory_mib: 512,
             enclave_cid: None,
             debug_mode: false,
@@ -376,6 +384,27 @@ esac
                 "e.eif",
                 "--cpu-count",
                 "4",
+                "--memory",
+                "512",
+                "--enclave-name",
+                "tmkms"
+            ]
+            .map(OsString::from)
+        );
+        // --cpu-ids instead of --cpu-count.
+        let by_ids = RunEnclave {
+            cpu_ids: vec![1, 3],
+            ..no_cid
+        };
+        assert_eq!(
+            by_ids.args(),
+            [
+                "run-enclave",
+                "--eif-path",
+                "e.eif",
+                "--cpu-ids",
+                "1",
+                "3",
                 "--memory",
                 "512",
                 "--enclave-name",
