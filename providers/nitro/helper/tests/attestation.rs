@@ -35,7 +35,7 @@ const CHAIN: &str = "attest-chain";
 fn setup(kms: &str) -> (Nitro, tmkms_node_sim::NodeListener) {
     let dir = tempfile::tempdir().unwrap();
     let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "");
+    let nitro = Nitro::configured(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "").init();
     (nitro, listener)
 }
 

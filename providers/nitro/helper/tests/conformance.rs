@@ -16,7 +16,8 @@ fn conformance(dialect: &str, tcp: bool) {
     let Some(kms) = kms_endpoint() else { return };
     let (dir, cell) = Cell::new("nitro", dialect, tcp);
     let top_level = max_height_setting();
-    let nitro = Nitro::init_in(dir, &kms, &cell.chain, &cell.address(), dialect, &top_level);
+    let nitro =
+        Nitro::configured(dir, &kms, &cell.chain, &cell.address(), dialect, &top_level).init();
     let _running = nitro.start();
     let (_, log) = cell.run(&SignerUnderTest {
         home: &nitro,

@@ -40,7 +40,7 @@ fn sigkill_helper_or_enclave_during_signing_never_double_signs_or_loses_state() 
     let t0 = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, &kms, CHAIN, &listener.local_addr(), "v0.38", "");
+    let nitro = Nitro::configured(dir, &kms, CHAIN, &listener.local_addr(), "v0.38", "").init();
     let init_time = t0.elapsed();
     let pubkey = nitro.pubkey();
     let _proxy = Guard(nitro.spawn_proxy());
@@ -142,7 +142,8 @@ fn enclave_stops_promptly_when_the_helper_is_killed() {
     let Some(kms) = kms_endpoint() else { return };
     let dir = tempfile::tempdir().unwrap();
     let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, &kms, "nitro-stop", &listener.local_addr(), "v0.38", "");
+    let nitro =
+        Nitro::configured(dir, &kms, "nitro-stop", &listener.local_addr(), "v0.38", "").init();
     let _proxy = Guard(nitro.spawn_proxy());
     for attempt in 0..3 {
         let mut enclave = Guard(nitro.spawn_enclave());

@@ -236,7 +236,8 @@ impl TestHost {
         let dir = tempfile::tempdir().unwrap();
         let sim_dialect: Dialect = dialect.parse().unwrap();
         let node = listen(dir.path(), false, sim_dialect).unwrap();
-        let nitro = Nitro::init_in(dir, kms, CHAIN, &node.local_addr(), dialect, top_level);
+        let nitro =
+            Nitro::configured(dir, kms, CHAIN, &node.local_addr(), dialect, top_level).init();
         let proxy = Guard(nitro.spawn_proxy());
         let slots = FileStore::open(nitro.state_path()).unwrap().raw_slots();
         let disk = Arc::new(Mutex::new(Disk {
@@ -840,7 +841,7 @@ fn helper_refuses_a_deleted_state_file_and_state_import_through_the_enclave_reco
     let Some(kms) = kms_endpoint() else { return };
     let dir = tempfile::tempdir().unwrap();
     let node = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, &kms, CHAIN, &node.local_addr(), "v0.38", "");
+    let nitro = Nitro::configured(dir, &kms, CHAIN, &node.local_addr(), "v0.38", "").init();
     let config = nitro.config.to_str().unwrap().to_owned();
     let pubkey = nitro.pubkey();
     let sign = |heights: std::ops::Range<i64>| {
@@ -1018,14 +1019,15 @@ fn sign_bytes_never_signs_a_consensus_message_of_any_chain() {
     let Some(kms) = kms_endpoint() else { return };
     let dir = tempfile::tempdir().unwrap();
     let node = listen(dir.path(), false, Dialect::V1).unwrap();
-    let nitro = Nitro::init_in(
+    let nitro = Nitro::configured(
         dir,
         &kms,
         CHAIN,
         &node.local_addr(),
         "v1",
         "danger_allow_sign_bytes = true",
-    );
+    )
+    .init();
     assert!(nitro.bound_policy().danger_allow_sign_bytes);
     let (_running, mut conn) = nitro.start_connected(&node, Duration::from_secs(30));
     let pubkey = nitro.pubkey();

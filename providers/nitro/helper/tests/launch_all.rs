@@ -108,7 +108,7 @@ esac
 fn setup(kms: &str) -> (Nitro, NodeListener) {
     let dir = tempfile::tempdir().unwrap();
     let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "");
+    let nitro = Nitro::configured(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "").init();
     (nitro, listener)
 }
 

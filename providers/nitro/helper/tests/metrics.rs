@@ -40,14 +40,15 @@ fn the_helper_serves_what_the_enclave_signed() {
         .local_addr()
         .unwrap()
         .port();
-    let nitro = Nitro::init_in(
+    let nitro = Nitro::configured(
         dir,
         &kms,
         CHAIN,
         &format!("unix://{}", socket.display()),
         "v0.38",
         &format!("metrics_listen = \"127.0.0.1:{port}\""),
-    );
+    )
+    .init();
     let (_running, mut conn) = nitro.start_connected(&listener, Duration::from_secs(60));
     sign_heights(&mut conn, CHAIN, 1..=2, false);
     let wanted = [

@@ -102,6 +102,14 @@ fn calls(dir: &Path) -> String {
     fs::read_to_string(dir.join("nitro-cli.calls")).unwrap_or_default()
 }
 
+/// The stand-in nitro-cli in `dir` was asked to run `eif` with `settings`
+/// (as nitro-cli spells them); `context` goes into the failure message.
+fn assert_ran_enclave(dir: &Path, eif: &Path, settings: &str, context: &str) {
+    let recorded = calls(dir);
+    let expected = format!("run-enclave --eif-path {} {settings}", eif.display());
+    assert!(recorded.contains(&expected), "{recorded}\n{context}");
+}
+
 /// A free loopback TCP port (bound and released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -253,13 +261,11 @@ fn enclave_run_passes_the_original_flags_to_nitro_cli() {
     }
     let cli = recording_nitro_cli(cwd);
     ok_in(cwd, &cli, &full);
-    let recorded = calls(cwd);
-    assert!(
-        recorded.contains(&format!(
-            "run-enclave --eif-path {} --cpu-count 2 --memory 1024 --enclave-cid 17",
-            eif.display()
-        )),
-        "{recorded}"
+    assert_ran_enclave(
+        cwd,
+        &eif,
+        "--cpu-count 2 --memory 1024 --enclave-cid 17",
+        "",
     );
     let short = [
         "enclave",
@@ -477,12 +483,10 @@ fn init_start_and_launch_all_take_the_original_lines() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let stderr = interrupt(child);
-    let recorded = calls(home);
-    assert!(
-        recorded.contains(&format!(
-            "run-enclave --eif-path {} --cpu-count 4 --memory 2048 --enclave-cid 16",
-            other_eif.display()
-        )),
-        "{recorded}\n{stderr}"
+    assert_ran_enclave(
+        home,
+        &other_eif,
+        "--cpu-count 4 --memory 2048 --enclave-cid 16",
+        &stderr,
     );
 }

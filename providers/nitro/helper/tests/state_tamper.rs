@@ -114,7 +114,7 @@ fn start_refused(nitro: &Nitro, listener: &NodeListener) -> String {
 fn signed_home(kms: &str) -> (Nitro, NodeListener, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let listener = listen(dir.path(), false, Dialect::V0_38).unwrap();
-    let nitro = Nitro::init_in(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "");
+    let nitro = Nitro::configured(dir, kms, CHAIN, &listener.local_addr(), "v0.38", "").init();
     sign_heights(&nitro, &listener, 1, 5);
     let good = std::fs::read(nitro.state_path()).unwrap();
     let (newest, older) = newest_and_older(&good);

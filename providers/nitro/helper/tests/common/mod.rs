@@ -102,18 +102,6 @@ impl Nitro {
         self.path(&format!("{name}.sock"))
     }
 
-    /// Write the config and run `init` against a fresh enclave process.
-    pub fn init_in(
-        dir: tempfile::TempDir,
-        kms: &str,
-        chain_id: &str,
-        address: &str,
-        dialect: &str,
-        top_level: &str,
-    ) -> Nitro {
-        Self::configured(dir, kms, chain_id, address, dialect, top_level).init()
-    }
-
     /// Run `init` (`-p hex`) in this configured home against a fresh
     /// enclave process.
     pub fn init(self) -> Nitro {
