@@ -50,15 +50,18 @@ BIN=$PWD/target/release
 mkdir -p "$BENCH_DIR"
 results=$(mktemp "$BENCH_DIR/tmkms-results.XXXXXX")
 
-# Processes of the run in progress, ended on any exit.
+# Processes of the run in progress, ended on any exit; its directory is
+# removed when the benchmark is interrupted (kept when a run fails, for its
+# logs).
 running=()
+current=''
 cleanup() {
   for pid in "${running[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${running[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -f "$results"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap '[[ -z $current || -n "${KEEP:-}" ]] || rm -rf "$current"; exit 130' INT TERM
 
 # configure_<signer> WORK ADDR: keys, empty state and config under WORK for
 # a signer that connects to the node at ADDR.
@@ -100,6 +103,7 @@ start_tmkms() { exec "$TMKMS" start -c "$1/tmkms.toml"; }
 bench_one() {
   local signer=$1 label=$2 work sim pid addr='' ended='' status=0
   work=$(mktemp -d "$BENCH_DIR/$signer.XXXXXX")
+  current=$work
   "$BIN/tmkms-node-sim" bench --listen tcp://127.0.0.1:0 --chain-id "$CHAIN" \
     --protocol "$PROTOCOL" -n "$N" --accept-timeout 30 --json >"$work/bench.out" 2>"$work/bench.err" &
   sim=$!
@@ -128,6 +132,7 @@ $(tail -20 "$work/signer.log")"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   running=()
+  current=''
   local json
   json=$(grep '^{' "$work/bench.out" | tail -1)
   [[ -n $json ]] || fail "the simulator gave no result against $signer ($work)"
