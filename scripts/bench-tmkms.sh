@@ -143,6 +143,7 @@ $(tail -20 "$work/signer.log")"
 }
 
 echo "state on: $(df -h --output=source,fstype,target "$BENCH_DIR" | tail -1)"
+echo "ours built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' + uncommitted changes')"
 echo "protocol $PROTOCOL for both (tmkms 0.15 cannot pass a v0.38 bench: no extension signatures)"
 echo "ours: fdatasync before every signature; tmkms 0.15: no fsync of its state file"
 echo "$N requests per run over TCP + SecretConnection, $ROUNDS rounds"
