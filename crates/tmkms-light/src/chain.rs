@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::guard::{self, Refusal, Signable, Verdict};
 use crate::observe::{Event, Observer, SignedKind, Unobserved};
+use crate::phases::{Laps, Phase};
 use crate::privval::{Dialect, RemoteError, Request, Response, SignedProposal, SignedVote};
 use crate::refusal::Rejection;
 use crate::session::Clock;
@@ -20,7 +21,7 @@ use crate::sign_bytes::consensus_message_kind;
 use crate::sign_bytes::{proposal_sign_bytes, vote_extension_sign_bytes, vote_sign_bytes};
 use crate::signer::ConsensusSigner;
 use crate::state::{
-    load_durable, persist_durably, DurableState, ReleasedSignature, StateError, StateStore,
+    load_durable, persist_durably_signing, DurableState, ReleasedSignature, StateError, StateStore,
 };
 use crate::types::{ChainId, Height, Position, Proposal, SignState, Signature, Step, Vote};
 
@@ -192,6 +193,12 @@ impl<K: ConsensusSigner> ChainSigner<K> {
 
     /// Handle one request from a connection speaking `dialect`.
     pub fn handle(&self, dialect: Dialect, request: Request) -> Response {
+        self.handle_timed(dialect, request, &mut Laps::off())
+    }
+
+    /// [`Self::handle`], charging the guard, the durable write and the
+    /// signatures to their phases on `laps`.
+    pub fn handle_timed(&self, dialect: Dialect, request: Request, laps: &mut Laps) -> Response {
         match request {
             Request::Ping => Response::Ping,
             Request::PubKey { chain_id } => Response::PubKey(
@@ -207,13 +214,13 @@ impl<K: ConsensusSigner> ChainSigner<K> {
             } => Response::SignedVote(
                 self.for_node(
                     self.check_chain_id(&chain_id)
-                        .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing)),
+                        .and_then(|()| self.sign_vote(dialect, vote, skip_extension_signing, laps)),
                 ),
             ),
             Request::SignProposal { chain_id, proposal } => Response::SignedProposal(
                 self.for_node(
                     self.check_chain_id(&chain_id)
-                        .and_then(|()| self.sign_proposal(proposal)),
+                        .and_then(|()| self.sign_proposal(proposal, laps)),
                 ),
             ),
             Request::SignBytes { value } => {
@@ -256,22 +263,31 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         dialect: Dialect,
         mut vote: Vote,
         skip_extension_signing: bool,
+        laps: &mut Laps,
     ) -> Result<SignedVote, Rejection> {
         let position = vote.position();
-        let (guarded, release, timestamp) = self.release(Signable::Vote(&vote))?;
+        // Extension signatures are never cached: a fresh one on every answer.
+        // For a new vote it is made while the vote's state write is in
+        // flight; it leaves only with the vote, after that write returned.
+        let extension_bytes = (dialect.has_vote_extensions()
+            && vote.is_non_nil_precommit()
+            && !skip_extension_signing)
+            .then(|| vote_extension_sign_bytes(&self.policy.chain_id, &vote));
+        let mut extension = None;
+        let (guarded, release, timestamp) =
+            self.release(Signable::Vote(&vote), laps, &mut || {
+                extension = extension_bytes.as_deref().map(|bytes| self.key.sign(bytes));
+            })?;
+        let extension_signature = match (extension, extension_bytes.as_deref()) {
+            (Some(signed), _) => Some(signed.map_err(|e| self.sign_failed(e))?),
+            (None, Some(bytes)) => Some(self.sign_or_refuse(bytes)?),
+            (None, None) => None,
+        };
+        laps.lap(Phase::Sign);
+        drop(guarded);
         if let Some(timestamp) = timestamp {
             vote.timestamp = timestamp;
         }
-        // Extension signatures are never cached: a fresh one on every answer.
-        let extension_signature = if dialect.has_vote_extensions()
-            && vote.is_non_nil_precommit()
-            && !skip_extension_signing
-        {
-            Some(self.sign_or_refuse(&vote_extension_sign_bytes(&self.policy.chain_id, &vote))?)
-        } else {
-            None
-        };
-        drop(guarded);
         self.report_release(position, &release, extension_signature.is_some());
         Ok(SignedVote::new(
             vote,
@@ -280,9 +296,15 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         ))
     }
 
-    fn sign_proposal(&self, mut proposal: Proposal) -> Result<SignedProposal, Rejection> {
+    fn sign_proposal(
+        &self,
+        mut proposal: Proposal,
+        laps: &mut Laps,
+    ) -> Result<SignedProposal, Rejection> {
         let position = proposal.position();
-        let (guarded, release, timestamp) = self.release(Signable::Proposal(&proposal))?;
+        let (guarded, release, timestamp) =
+            self.release(Signable::Proposal(&proposal), laps, &mut || {})?;
+        laps.lap(Phase::Sign);
         drop(guarded);
         if let Some(timestamp) = timestamp {
             proposal.timestamp = timestamp;
@@ -292,16 +314,22 @@ impl<K: ConsensusSigner> ChainSigner<K> {
     }
 
     /// The height policy, then — under the lock, which the caller gets back
-    /// (a vote's extension is signed while it is held) — the guard decision
-    /// and the release of `request`'s signature.
-    fn release(&self, request: Signable<'_>) -> Result<Released<'_>, Rejection> {
+    /// — the guard decision and the release of `request`'s signature.
+    /// `meanwhile` runs at most once, while a new state's write is in flight.
+    fn release(
+        &self,
+        request: Signable<'_>,
+        laps: &mut Laps,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<Released<'_>, Rejection> {
         self.check_max_height(request.position())?;
         let sign_bytes = match request {
             Signable::Vote(vote) => vote_sign_bytes(&self.policy.chain_id, vote),
             Signable::Proposal(proposal) => proposal_sign_bytes(&self.policy.chain_id, proposal),
         };
         let mut guarded = self.lock()?;
-        let (release, timestamp) = self.decide_and_sign(&mut guarded, request, sign_bytes)?;
+        let (release, timestamp) =
+            self.decide_and_sign(&mut guarded, request, sign_bytes, laps, meanwhile)?;
         Ok((guarded, release, timestamp))
     }
 
@@ -315,15 +343,18 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         guarded: &mut Guarded,
         request: Signable<'_>,
         sign_bytes: Vec<u8>,
+        laps: &mut Laps,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<(Release, Option<crate::types::Timestamp>), Rejection> {
         let verdict = guard::check(guarded.last(), &self.policy.chain_id, request, &sign_bytes)
             .map_err(|refusal| self.refused(guarded.last(), refusal))?;
+        laps.lap(Phase::Guard);
         match verdict {
             Verdict::Replay { timestamp, .. } | Verdict::ResignStored { timestamp } => {
                 if let Some(in_doubt) = guarded.in_doubt.clone() {
                     // The same message as the unacknowledged write: write it
                     // again, and release only after that is acknowledged.
-                    let signature = self.persist_and_release(guarded, in_doubt)?;
+                    let signature = self.persist_and_release(guarded, in_doubt, laps, meanwhile)?;
                     return Ok((Release::Fresh(signature), timestamp));
                 }
                 let signature = guarded
@@ -338,22 +369,31 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                     sign_bytes,
                     signature: None,
                 };
-                let signature = self.persist_and_release(guarded, next)?;
+                let signature = self.persist_and_release(guarded, next, laps, meanwhile)?;
                 Ok((Release::Fresh(signature), None))
             }
         }
     }
 
-    /// Make `next` durable, then sign it. On a failed write `next` is in
-    /// doubt and nothing is signed.
+    /// Make `next` durable, signing it while the write is in flight, and
+    /// release the signature once the write returned. On a failed write
+    /// `next` is in doubt and nothing is released.
     fn persist_and_release(
         &self,
         guarded: &mut Guarded,
         next: SignState,
+        laps: &mut Laps,
+        meanwhile: &mut dyn FnMut(),
     ) -> Result<ReleasedSignature, Rejection> {
         let position = next.position;
         let started = self.clock.map(|now| now());
-        let written = persist_durably(guarded.store.as_mut(), next.clone());
+        let written = persist_durably_signing(
+            guarded.store.as_mut(),
+            next.clone(),
+            &self.key,
+            laps,
+            meanwhile,
+        );
         self.report_write(written.is_ok(), started);
         match written {
             Ok(durable) => {

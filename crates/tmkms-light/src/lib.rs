@@ -5,6 +5,7 @@
 //! `session`, `signer`) do no file, clock or socket I/O of their own: they work
 //! over `Read + Write` streams and the [`state::StateStore`] trait.
 
+pub mod busy_poll;
 pub mod chain;
 pub mod config;
 pub mod enclave;
@@ -14,6 +15,7 @@ pub mod link;
 pub mod net;
 pub mod observe;
 pub mod paths;
+pub mod phases;
 pub mod privval;
 pub mod refusal;
 pub mod session;

@@ -12,10 +12,12 @@ use tendermint_p2p::secret_connection::{PublicKey as P2pPublicKey, SecretConnect
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+use crate::busy_poll::BusyPoll;
 use crate::chain::ChainSigner;
 use crate::config::Address;
 use crate::keys::PublicKey;
 use crate::observe::{DisconnectReason, Event};
+use crate::phases::ArrivalStamped;
 use crate::session::{serve, SessionConfig, SessionError};
 use crate::signer::ConsensusSigner;
 
@@ -59,7 +61,28 @@ pub trait Dialer: Send + Sync {
 
 /// Dials TCP and Unix sockets from this process, with read/write timeouts.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DirectDialer;
+pub struct DirectDialer {
+    /// Spin this long for the next bytes before a read blocks (see
+    /// [`crate::busy_poll`]); zero for plain blocking reads.
+    pub busy_poll: Duration,
+}
+
+impl DirectDialer {
+    /// The socket as the session reads it: arrival-stamped for the phase
+    /// figures, busy-polled if configured.
+    fn finish<S>(&self, socket: S) -> io::Result<Box<dyn RawStream>>
+    where
+        S: crate::busy_poll::Pollable + Read + Write + Send + Sync + 'static,
+    {
+        if self.busy_poll.is_zero() {
+            return Ok(Box::new(ArrivalStamped(socket)));
+        }
+        Ok(Box::new(ArrivalStamped(BusyPoll::new(
+            socket,
+            self.busy_poll,
+        )?)))
+    }
+}
 
 impl Dialer for DirectDialer {
     fn open(&self, address: &Address, timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
@@ -82,19 +105,24 @@ impl Dialer for DirectDialer {
                     s.set_read_timeout(Some(timeout))?;
                     s.set_write_timeout(Some(timeout))
                 };
-                setup(&socket).map_err(|source| NetError::Connect {
-                    addr: endpoint,
-                    source,
-                })?;
-                Ok(Box::new(socket))
+                setup(&socket)
+                    .and_then(|()| self.finish(socket))
+                    .map_err(|source| NetError::Connect {
+                        addr: endpoint,
+                        source,
+                    })
             }
-            Address::Unix { path } => open_unix(path, timeout),
+            Address::Unix { path } => open_unix(self, path, timeout),
         }
     }
 }
 
 #[cfg(unix)]
-fn open_unix(path: &std::path::Path, timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
+fn open_unix(
+    dialer: &DirectDialer,
+    path: &std::path::Path,
+    timeout: Duration,
+) -> Result<Box<dyn RawStream>, NetError> {
     let endpoint = path.display().to_string();
     let socket =
         std::os::unix::net::UnixStream::connect(path).map_err(|source| NetError::Connect {
@@ -104,15 +132,19 @@ fn open_unix(path: &std::path::Path, timeout: Duration) -> Result<Box<dyn RawStr
     socket
         .set_read_timeout(Some(timeout))
         .and_then(|()| socket.set_write_timeout(Some(timeout)))
+        .and_then(|()| dialer.finish(socket))
         .map_err(|source| NetError::Connect {
             addr: endpoint,
             source,
-        })?;
-    Ok(Box::new(socket))
+        })
 }
 
 #[cfg(not(unix))]
-fn open_unix(path: &std::path::Path, _timeout: Duration) -> Result<Box<dyn RawStream>, NetError> {
+fn open_unix(
+    _dialer: &DirectDialer,
+    path: &std::path::Path,
+    _timeout: Duration,
+) -> Result<Box<dyn RawStream>, NetError> {
     Err(NetError::Connect {
         addr: path.display().to_string(),
         source: io::Error::new(
@@ -128,7 +160,7 @@ pub fn connect(
     identity: Option<&ed25519_consensus::SigningKey>,
     timeout: Duration,
 ) -> Result<Box<dyn Stream>, NetError> {
-    connect_via(&DirectDialer, address, identity, timeout)
+    connect_via(&DirectDialer::default(), address, identity, timeout)
 }
 
 /// Open `address` with `dialer`; for tcp:// run the SecretConnection

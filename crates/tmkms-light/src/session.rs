@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::chain::ChainSigner;
 use crate::observe::{DisconnectReason, Event};
+use crate::phases::{take_last_arrival, Laps, Phase, Phases};
 use crate::privval::frame::{write_message, FrameError, FrameReader};
 use crate::privval::{decode_request, encode_response, DecodeError, Dialect, Response};
 use crate::refusal::{Answer, RequestError};
@@ -72,12 +73,15 @@ where
     let mut answered = 0u64;
     loop {
         let body = reader.next_message(io);
+        let mut laps = Laps::start_at(config.clock, take_last_arrival());
+        laps.lap(Phase::Read);
         let started = config.clock.map(|now| now());
         let response = match body {
             Ok(body) => match decode_request(config.dialect, body) {
                 Ok(request) => {
+                    laps.lap(Phase::Decode);
                     debug!(kind = ?request.kind(), "request");
-                    chain.handle(config.dialect, request)
+                    chain.handle_timed(config.dialect, request, &mut laps)
                 }
                 Err(error) => match answer_undecoded(error) {
                     Ok((response, code)) => {
@@ -102,8 +106,9 @@ where
         if let Err(e) = write_message(io, &body) {
             return (answered, SessionError::Write(e));
         }
+        laps.lap(Phase::Respond);
         answered += 1;
-        if let Some(latency) = log_signed(&response, started, config.clock) {
+        if let Some(latency) = log_signed(&response, started, config.clock, laps.phases()) {
             chain.observe(&Event::Answered { latency });
         }
         if chain.is_stopped() {
@@ -136,12 +141,15 @@ fn answer_undecoded(error: DecodeError) -> Result<(Response, i32), DecodeError> 
 }
 
 /// One info line per released signature, with the request's latency inside
-/// the signer (decode, guard, durable write, signing, encode, write); that
-/// latency, for a response that carried a signature and where a clock exists.
+/// the signer (decode, guard, durable write, signing, encode, write) and its
+/// phases (the read phase is not part of the latency: it ends where the
+/// latency starts); that latency, for a response that carried a signature
+/// and where a clock exists.
 fn log_signed(
     response: &Response,
     started: Option<std::time::Instant>,
     clock: Option<Clock>,
+    phases: Phases,
 ) -> Option<std::time::Duration> {
     let latency = started
         .zip(clock)
@@ -167,6 +175,12 @@ fn log_signed(
         step = at.step.name(),
         extension_signed,
         latency_us,
+        read_us = phases.micros(Phase::Read),
+        decode_us = phases.micros(Phase::Decode),
+        guard_us = phases.micros(Phase::Guard),
+        write_us = phases.micros(Phase::Write),
+        sign_us = phases.micros(Phase::Sign),
+        respond_us = phases.micros(Phase::Respond),
         "signed"
     );
     latency

@@ -453,3 +453,35 @@ fn a_host_that_regresses_the_sequence_is_refused_by_the_file_store() {
         "{err}"
     );
 }
+
+/// The enclave signs while the host writes: `persist_while` runs its
+/// window after the record went out and before it waits for the
+/// acknowledgement. This host acknowledges only when the window told it to
+/// (after it already holds the record), so a store that awaited the
+/// acknowledgement first would never see one.
+#[test]
+fn the_signing_window_lies_between_sending_the_record_and_its_acknowledgement() {
+    let (_dir, path) = new_state_file();
+    let slots = [0, 1].map(|i| Some(slot(&path, i)));
+    let (enclave, mut host) = UnixStream::pair().unwrap();
+    let (window_open, opened) = std::sync::mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        serve_slots(&mut host, slots);
+        let record = read_frame(&mut host, 1024).unwrap();
+        let seq = decode_slot(record[1..].try_into().unwrap()).unwrap().0;
+        opened
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the store awaited the acknowledgement before its window");
+        write_frame(&mut host, &[&[b'A'][..], &seq.to_le_bytes()].concat()).unwrap();
+    });
+    let (mut store, _) = RemoteStore::connect(enclave, key()).unwrap();
+    let mut windows = 0;
+    store
+        .persist_while(&state(1, Step::Prevote), &mut || {
+            windows += 1;
+            window_open.send(()).unwrap();
+        })
+        .unwrap();
+    assert_eq!(windows, 1);
+    server.join().unwrap();
+}

@@ -278,7 +278,9 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     run_all(
-        std::sync::Arc::new(DirectDialer),
+        std::sync::Arc::new(DirectDialer {
+            busy_poll: config.busy_poll,
+        }),
         chain,
         connections,
         identity.map(|i| i.to_p2p_signing_key()),

@@ -14,9 +14,17 @@ use common::{Guard, Kms};
 use tmkms_node_sim::conformance::{max_height_setting, no_diagnostics, Cell, SignerUnderTest};
 
 fn conformance(dialect: &str, tcp: bool) {
+    conformance_with(dialect, tcp, &[]);
+}
+
+/// The suite with extra top-level settings.
+fn conformance_with(dialect: &str, tcp: bool, settings: &[&str]) {
     let (dir, cell) = Cell::new("conf", dialect, tcp);
     let kms = Kms::init_in(dir, &cell.chain, &cell.address(), dialect, &[]);
     kms.set_top_level(&max_height_setting());
+    for setting in settings {
+        kms.set_top_level(setting);
+    }
     let _signer = Guard(kms.spawn());
     cell.run(&SignerUnderTest {
         home: &kms,
@@ -27,3 +35,16 @@ fn conformance(dialect: &str, tcp: bool) {
 }
 
 tmkms_node_sim::conformance_matrix!(conformance);
+
+/// With a busy-polled node socket (non-blocking reads that spin, then
+/// block with the read timeout), the whole suite — malformed frames,
+/// reconnects, idle pings — behaves the same.
+#[test]
+fn busy_polled_v0_38_tcp() {
+    conformance_with("v0.38", true, &["busy_poll_us = 300"]);
+}
+
+#[test]
+fn busy_polled_v0_38_unix() {
+    conformance_with("v0.38", false, &["busy_poll_us = 300"]);
+}

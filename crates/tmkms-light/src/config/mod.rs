@@ -54,6 +54,10 @@ pub const DEFAULT_RECONNECT_MAX_BACKOFF_SECS: u64 = 1;
 /// cap at or above it can make a node restart fail.
 pub const NODE_ACCEPT_WINDOW_SECS: u64 = 3;
 
+/// Upper bound of `busy_poll_us`: 10 ms of spinning per response is already
+/// far more than a burst of consensus messages needs.
+pub const MAX_BUSY_POLL_US: u64 = 10_000;
+
 /// The address the docs and error messages suggest for `metrics_listen`
 /// (metrics are off unless the field is set).
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9101";
@@ -113,6 +117,10 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// How log lines are written (`--log-format` overrides it).
     pub log_format: LogFormat,
+    /// After each response, spin this long for the next request before a
+    /// read blocks (`busy_poll_us`; zero, the default, is off). softsign
+    /// only: the TEE hosts relay bytes and ignore it.
+    pub busy_poll: Duration,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
     /// Top-level tables the core does not read, by name (e.g. a TEE

@@ -22,6 +22,7 @@ pub(super) const CORE_FIELDS: &[&str] = &[
     "danger_allow_sign_bytes",
     "metrics_listen",
     "log_format",
+    "busy_poll_us",
     "validator",
 ];
 

@@ -93,6 +93,13 @@ state_file_path = {state_file_path}
 # for log shippers). The --log-format flag overrides it.
 # log_format = "text"
 
+# After each response, spin up to this many microseconds for the node's next
+# request before blocking (0..=10000). The node sends proposal, prevote and
+# precommit in bursts; spinning saves the scheduler's wake-up on each of
+# them, at the cost of up to this much CPU time per response. softsign only.
+# Default: 0 (off).
+# busy_poll_us = 0
+
 # One [[validator]] table per node. The node listens on its
 # priv_validator_laddr; the signer connects to it.
 [[validator]]

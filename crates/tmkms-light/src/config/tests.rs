@@ -521,3 +521,24 @@ fn log_format_is_text_json_or_a_clear_error() {
     assert!(e.contains("\"xml\" is not a log format"), "{e}");
     assert!(e.contains("log_format = \"json\""), "{e}");
 }
+
+#[test]
+fn busy_poll_is_off_by_default_and_bounded() {
+    let unix = "address = \"unix:///a\"";
+    assert_eq!(
+        parse(&minimal_with("", unix)).unwrap().busy_poll,
+        Duration::ZERO
+    );
+    let on = parse(&minimal_with("busy_poll_us = 300", unix)).unwrap();
+    assert_eq!(on.busy_poll, Duration::from_micros(300));
+    for bad in ["-1", "10001"] {
+        let e = err(&minimal_with(&format!("busy_poll_us = {bad}"), unix));
+        for part in [
+            "busy_poll_us",
+            &format!("{bad} is outside 0..=10000"),
+            "busy_poll_us = 300",
+        ] {
+            assert!(e.contains(part), "{part:?} not in {e}");
+        }
+    }
+}

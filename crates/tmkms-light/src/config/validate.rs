@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     danger_allow_sign_bytes: Option<bool>,
     metrics_listen: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
+    busy_poll_us: Option<Spanned<i64>>,
     validator: Option<Vec<RawValidator>>,
 }
 
@@ -136,6 +137,24 @@ impl Validator<'_> {
                 })?,
         };
 
+        let busy_poll = match raw.busy_poll_us.as_ref() {
+            None => std::time::Duration::ZERO,
+            Some(v) => u64::try_from(*v.get_ref())
+                .ok()
+                .filter(|us| *us <= MAX_BUSY_POLL_US)
+                .map(std::time::Duration::from_micros)
+                .ok_or_else(|| {
+                    self.error(
+                        Some(&v.span()),
+                        "busy_poll_us",
+                        format!(
+                            "{} is outside 0..={MAX_BUSY_POLL_US}; write e.g. busy_poll_us = 300 (spin up to 0.3 ms for the next request after each response), or leave the field out for plain blocking reads",
+                            v.get_ref()
+                        ),
+                    )
+                })?,
+        };
+
         let metrics_listen = raw
             .metrics_listen
             .as_ref()
@@ -222,6 +241,7 @@ impl Validator<'_> {
             danger_allow_sign_bytes: raw.danger_allow_sign_bytes.unwrap_or(false),
             metrics_listen,
             log_format,
+            busy_poll,
             validator,
             provider_sections,
         })

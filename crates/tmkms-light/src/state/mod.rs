@@ -3,7 +3,7 @@
 //! One small trait, [`StateStore`], hides where state lives: a local file
 //! ([`file::FileStore`]), or — for enclaves — the untrusted host that must
 //! acknowledge each write. The only way to obtain a [`DurableState`] is from
-//! the store ([`persist_durably`], [`load_durable`]), and releasing a
+//! the store ([`persist_durably_signing`], [`load_durable`]), and releasing a
 //! signature requires one, so "sign before the state is durable" does not
 //! compile.
 
@@ -16,6 +16,7 @@ pub mod wire;
 
 use thiserror::Error;
 
+use crate::phases::{Laps, Phase};
 use crate::signer::{ConsensusSigner, SignError};
 use crate::types::{SignState, Signature};
 
@@ -70,11 +71,25 @@ pub trait StateStore: Send {
 
     /// Make `state` durable.
     fn persist(&mut self, state: &SignState) -> Result<(), StateError>;
+
+    /// Make `state` durable, calling `meanwhile` at most once while the
+    /// write is in flight (after it was handed to the disk or the host,
+    /// before its confirmation is awaited), so that signing overlaps the
+    /// flush. Nothing `meanwhile` makes may leave before this returns `Ok`.
+    /// Stores that cannot split a write call it first, then persist.
+    fn persist_while(
+        &mut self,
+        state: &SignState,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), StateError> {
+        meanwhile();
+        self.persist(state)
+    }
 }
 
 /// A state the store holds durably: loaded from it, or acknowledged by it.
 ///
-/// Only this module creates one ([`persist_durably`], [`load_durable`]), and
+/// Only this module creates one ([`persist_durably_signing`], [`load_durable`]), and
 /// a signature can only be released through one ([`DurableState::release`]),
 /// so "signature before durable write" does not compile. The record written
 /// ahead never carries the signature: it is made after the write returned
@@ -128,14 +143,36 @@ impl DurableState {
     }
 }
 
-/// Persist `state` through `store` — without its signature — and return it
-/// as durable once the store confirmed the write.
-pub fn persist_durably<S: StateStore + ?Sized>(
+/// Persist `state` through `store` — without its signature — and sign its
+/// bytes with `key` while the write is in flight; `meanwhile` runs in the
+/// same window (a vote's extension signature). The signature is kept in the
+/// returned state and can only be released through it, that is once the
+/// store confirmed the write; on a failed write it is dropped unreleased.
+/// `laps` charges the window to [`Phase::Sign`] and the rest of the write
+/// to [`Phase::Write`].
+pub fn persist_durably_signing<S, K>(
     store: &mut S,
     mut state: SignState,
-) -> Result<DurableState, StateError> {
+    key: &K,
+    laps: &mut Laps,
+    meanwhile: &mut dyn FnMut(),
+) -> Result<DurableState, StateError>
+where
+    S: StateStore + ?Sized,
+    K: ConsensusSigner + ?Sized,
+{
     state.signature = None;
-    store.persist(&state)?;
+    let mut signed = None;
+    let written = store.persist_while(&state, &mut || {
+        laps.lap(Phase::Write);
+        signed = key.sign(&state.sign_bytes).ok();
+        meanwhile();
+        laps.lap(Phase::Sign);
+    });
+    laps.lap(Phase::Write);
+    written?;
+    // A failed signature is made again (and its error reported) on release.
+    state.signature = signed;
     Ok(DurableState { state })
 }
 
@@ -178,5 +215,95 @@ impl<S: StateStore + ?Sized> StateStore for Box<S> {
 
     fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
         (**self).persist(state)
+    }
+
+    fn persist_while(
+        &mut self,
+        state: &SignState,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), StateError> {
+        (**self).persist_while(state, meanwhile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Height, Position, Round, Step};
+
+    /// Runs `meanwhile` inside its write, then succeeds or fails.
+    struct WindowStore {
+        fail: bool,
+        events: Vec<&'static str>,
+    }
+
+    impl StateStore for WindowStore {
+        fn load(&mut self) -> Result<Option<SignState>, StateError> {
+            Ok(None)
+        }
+
+        fn persist(&mut self, _: &SignState) -> Result<(), StateError> {
+            unreachable!("the signing path uses persist_while")
+        }
+
+        fn persist_while(
+            &mut self,
+            state: &SignState,
+            meanwhile: &mut dyn FnMut(),
+        ) -> Result<(), StateError> {
+            assert!(
+                state.signature.is_none(),
+                "a record written ahead carries a signature"
+            );
+            self.events.push("record handed over");
+            meanwhile();
+            self.events.push("write confirmed");
+            if self.fail {
+                return Err(StateError::Unavailable("injected".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn next() -> SignState {
+        SignState {
+            position: Position {
+                height: Height::try_from(5_i64).unwrap(),
+                round: Round::default(),
+                step: Step::Precommit,
+            },
+            sign_bytes: b"sign bytes".to_vec(),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn signs_inside_the_write_window_and_releases_that_signature() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let mut store = WindowStore {
+            fail: false,
+            events: Vec::new(),
+        };
+        let mut ran = 0;
+        let mut durable =
+            persist_durably_signing(&mut store, next(), &key, &mut Laps::off(), &mut || ran += 1)
+                .unwrap();
+        assert_eq!(ran, 1);
+        assert_eq!(store.events, ["record handed over", "write confirmed"]);
+        let made_in_window = durable.state().signature.expect("signed in the window");
+        assert_eq!(made_in_window, key.sign(b"sign bytes").unwrap());
+        assert_eq!(durable.release(&key).unwrap().signature(), made_in_window);
+    }
+
+    #[test]
+    fn a_failed_write_yields_no_durable_state_to_release_from() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let mut store = WindowStore {
+            fail: true,
+            events: Vec::new(),
+        };
+        let written =
+            persist_durably_signing(&mut store, next(), &key, &mut Laps::off(), &mut || {});
+        assert!(matches!(written, Err(StateError::Unavailable(_))));
     }
 }

@@ -226,6 +226,15 @@ impl<S: Read + Write + Send> StateStore for RemoteStore<S> {
     }
 
     fn persist(&mut self, state: &SignState) -> Result<(), StateError> {
+        self.persist_while(state, &mut || {})
+    }
+
+    /// `meanwhile` runs after the record was sent, while the host writes it.
+    fn persist_while(
+        &mut self,
+        state: &SignState,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(), StateError> {
         let seq = self.next_seq;
         let record = encode_tagged_slot(seq, state, &self.key)?;
         // Once a record went out, its sequence number is spent, whatever
@@ -238,7 +247,10 @@ impl<S: Read + Write + Send> StateStore for RemoteStore<S> {
         body.copy_from_slice(&record);
         let link = self.link()?;
         let sent = write_frame(link, &message).map_err(|e| link_error(e.into()));
-        let reply = sent.and_then(|()| read_frame(link, 4096).map_err(link_error));
+        let reply = sent.and_then(|()| {
+            meanwhile();
+            read_frame(link, 4096).map_err(link_error)
+        });
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
