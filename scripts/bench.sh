@@ -10,8 +10,15 @@
 # The state file lives under BENCH_DIR (default: a directory on the same
 # disk as the repository, not tmpfs), so every request pays a real flush.
 #
+# PROVIDERS (default softsign) may also name sgx-sim: the SGX runner and
+# its enclave in host simulation (needs the signed enclave's SIGSTRUCT from
+# scripts/sgx-build.sh); the providers take turns within each round, so
+# their figures come from the same conditions. BUSY_POLL_US sets softsign's
+# busy_poll_us.
+#
 #   N=3000 TRANSPORT=unix PROTOCOL=v0.38 RUNS=5 ./scripts/bench.sh
 #   TRANSPORT=tcp ./scripts/bench.sh        # SecretConnection over loopback
+#   PROVIDERS="softsign sgx-sim" ./scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +29,16 @@ PROTOCOL=${PROTOCOL:-v0.38}
 BENCH_DIR=${BENCH_DIR:-$PWD/target/bench}
 FLOOR_N=${FLOOR_N:-$N}
 
+PROVIDERS=${PROVIDERS:-softsign}
+BUSY_POLL_US=${BUSY_POLL_US:-0}
+
 cargo build --release -q -p tmkms-softsign -p tmkms-node-sim
 cargo build --release -q -p tmkms-light --example floor
+if [[ " $PROVIDERS " == *" sgx-sim "* ]]; then
+  cargo build --release -q -p tmkms-light-sgx-runner -p tmkms-light-sgx-app
+  SIGSTRUCT=${SIGSTRUCT:-$PWD/target/sgx/enclave/tmkms-light-sgx-app.sig}
+  [[ -f $SIGSTRUCT ]] || { echo "bench: $SIGSTRUCT missing; build it with ./scripts/sgx-build.sh" >&2; exit 1; }
+fi
 BIN=$PWD/target/release
 mkdir -p "$BENCH_DIR"
 echo "state on: $(df -h --output=source,fstype,target "$BENCH_DIR" | tail -1)"
@@ -32,32 +47,64 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-runs=()
-for run in $(seq "$RUNS"); do
-  work=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
-  runs+=("$work")
-  "$BIN/examples/floor" "$work" "$FLOOR_N" >"$work/floor.txt"
-  if [[ $TRANSPORT == unix ]]; then listen="unix://$work/node.sock"; else listen="tcp://127.0.0.1:0"; fi
-  "$BIN/tmkms-node-sim" bench --listen "$listen" --chain-id bench-chain --protocol "$PROTOCOL" \
-    -n "$N" --json >"$work/bench.out" 2>"$work/sim.err" &
-  sim=$!
-  pids=("$sim")
-  for _ in $(seq 100); do grep -q '^listening on ' "$work/bench.out" 2>/dev/null && break; sleep 0.05; done
-  addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/bench.out" | head -1)
-  "$BIN/tmkms-softsign" init -c "$work/tmkms.toml" --chain-id bench-chain --address "$addr" \
-    --protocol-version "$PROTOCOL" >/dev/null 2>&1
-  TMKMS_LOG=${TMKMS_LOG:-info} "$BIN/tmkms-softsign" start -c "$work/tmkms.toml" \
-    --log-format json 2>"$work/signer.log" &
+# init_signer PROVIDER WORK ADDR: a signer home in WORK for the simulator at ADDR.
+init_signer() {
+  case $1 in
+    softsign)
+      "$BIN/tmkms-softsign" init -c "$2/tmkms.toml" --chain-id bench-chain --address "$3" \
+        --protocol-version "$PROTOCOL" >/dev/null 2>&1
+      [[ $BUSY_POLL_US == 0 ]] || sed -i "1i busy_poll_us = $BUSY_POLL_US" "$2/tmkms.toml" ;;
+    sgx-sim)
+      "$BIN/tmkms-light-sgx-runner" init -c "$2/tmkms.toml" --mode simulation \
+        --enclave "$BIN/tmkms-light-sgx-app" --sigstruct "$SIGSTRUCT" --chain-id bench-chain \
+        --address "$3" --protocol-version "$PROTOCOL" >/dev/null 2>"$2/init.log" ;;
+    *) echo "bench: unknown provider $1 (softsign, sgx-sim)" >&2; exit 2 ;;
+  esac
+}
+
+start_signer() {
+  local bin=tmkms-softsign
+  [[ $1 == sgx-sim ]] && bin=tmkms-light-sgx-runner
+  TMKMS_LOG=${TMKMS_LOG:-info} "$BIN/$bin" start -c "$2/tmkms.toml" --log-format json \
+    2>"$2/signer.log" &
   signer=$!
-  pids+=("$signer")
-  if ! wait "$sim"; then
-    echo "run $run: the node simulator failed:" >&2
-    cat "$work/bench.out" "$work/signer.log" >&2
-    exit 1
-  fi
-  kill "$signer" 2>/dev/null || true
-  wait "$signer" 2>/dev/null || true
-  grep '^{' "$work/bench.out" >"$work/bench.json"
+}
+
+declare -A runs
+for run in $(seq "$RUNS"); do
+  for provider in $PROVIDERS; do
+    work=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+    runs[$provider]+=" $work"
+    "$BIN/examples/floor" "$work" "$FLOOR_N" >"$work/floor.txt"
+    if [[ $TRANSPORT == unix ]]; then listen="unix://$work/node.sock"; else listen="tcp://127.0.0.1:0"; fi
+    "$BIN/tmkms-node-sim" bench --listen "$listen" --chain-id bench-chain --protocol "$PROTOCOL" \
+      -n "$N" --json >"$work/bench.out" 2>"$work/sim.err" &
+    sim=$!
+    pids=("$sim")
+    for _ in $(seq 100); do grep -q '^listening on ' "$work/bench.out" 2>/dev/null && break; sleep 0.05; done
+    addr=$(sed -n 's/^listening on \([^ ]*\).*/\1/p' "$work/bench.out" | head -1)
+    init_signer "$provider" "$work" "$addr"
+    start_signer "$provider" "$work"
+    pids+=("$signer")
+    if ! wait "$sim"; then
+      echo "run $run ($provider): the node simulator failed:" >&2
+      cat "$work/bench.out" "$work/sim.err" "$work/signer.log" >&2
+      exit 1
+    fi
+    kill "$signer" 2>/dev/null || true
+    wait "$signer" 2>/dev/null || true
+    grep '^{' "$work/bench.out" >"$work/bench.json"
+  done
 done
-python3 scripts/bench_report.py "$TRANSPORT" "${runs[@]}"
-[[ -n "${KEEP:-}" ]] || rm -rf "${runs[@]}"
+for provider in $PROVIDERS; do
+  echo
+  echo "== $provider over $TRANSPORT ($PROTOCOL, $N requests per run, busy_poll_us=$BUSY_POLL_US)"
+  # shellcheck disable=SC2086
+  python3 scripts/bench_report.py "$TRANSPORT" ${runs[$provider]}
+done
+if [[ -z "${KEEP:-}" ]]; then
+  for provider in $PROVIDERS; do
+    # shellcheck disable=SC2086
+    rm -rf ${runs[$provider]}
+  done
+fi

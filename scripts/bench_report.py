@@ -34,16 +34,32 @@ def floor_figures(path: Path) -> dict:
     return figures
 
 
+def log_fields(line: str):
+    """The fields of a "signed" log line: JSON (the signer's own lines) or
+    text with key=value pairs (an enclave's lines, which it formats itself
+    and its host relays as they are)."""
+    try:
+        entry = json.loads(line)
+        fields = entry.get("fields", entry)
+        return fields if fields.get("message") == "signed" else None
+    except json.JSONDecodeError:
+        pass
+    if " signed " not in line:
+        return None
+    fields = {}
+    for token in line.split():
+        key, sep, value = token.partition("=")
+        if sep and value.isdigit():
+            fields[key] = int(value)
+    return fields
+
+
 def phase_samples(path: Path) -> dict:
     samples = {phase: [] for phase in PHASES}
     samples["latency"] = []
     for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        fields = entry.get("fields", entry)
-        if fields.get("message") != "signed":
+        fields = log_fields(line)
+        if fields is None:
             continue
         for phase in PHASES:
             samples[phase].append(fields.get(f"{phase}_us", 0))
