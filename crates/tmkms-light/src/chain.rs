@@ -162,6 +162,11 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         self.observer.observe(event);
     }
 
+    /// Tell the observer a response went out (it may pass events on now).
+    pub fn response_written(&self) {
+        self.observer.response_written();
+    }
+
     /// A result as the node sees it; a refusal is reported with its code.
     fn for_node<T>(&self, result: Result<T, Rejection>) -> Result<T, RemoteError> {
         result.map_err(|rejection| {

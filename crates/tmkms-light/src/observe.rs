@@ -125,6 +125,10 @@ pub enum Event {
 /// written, so an implementation must be quick and must never block.
 pub trait Observer: Send + Sync {
     fn observe(&self, event: &Event);
+
+    /// A response was just written: a good moment to pass on what was
+    /// observed while the request was being answered (see [`EventWriter`]).
+    fn response_written(&self) {}
 }
 
 /// The observer of a signer nobody watches.
@@ -135,12 +139,41 @@ impl Observer for Unobserved {
     fn observe(&self, _event: &Event) {}
 }
 
-/// Writes each event as one JSON line to a stream (an enclave's `events`
-/// stream to its host, which serves the metrics). A failed write stops the
-/// forwarding for the rest of the run: metrics are not worth a retry on
-/// the signing path.
+/// Writes events as JSON lines to a stream (an enclave's `events` stream to
+/// its host, which serves the metrics). The events of a request being
+/// answered are held until its response is written and then go out in one
+/// write, so the signing path makes no write of its own before the response
+/// (connection events go out at once). A failed write stops the forwarding
+/// for the rest of the run: metrics are not worth a retry on the signing
+/// path.
 pub struct EventWriter {
-    out: Mutex<Option<Box<dyn Write + Send>>>,
+    out: Mutex<EventLines>,
+}
+
+struct EventLines {
+    stream: Option<Box<dyn Write + Send>>,
+    pending: Vec<u8>,
+}
+
+/// Held event lines beyond which they are written without waiting for the
+/// response (a request yields three or four short lines).
+const MAX_PENDING_EVENT_BYTES: usize = 4096;
+
+impl EventLines {
+    fn write_pending(&mut self) {
+        let Some(stream) = self.stream.as_mut() else {
+            self.pending.clear();
+            return;
+        };
+        if self.pending.is_empty() {
+            return;
+        }
+        if let Err(error) = stream.write_all(&self.pending) {
+            warn!(%error, "the host's events stream failed; metrics stop until restart");
+            self.stream = None;
+        }
+        self.pending.clear();
+    }
 }
 
 impl std::fmt::Debug for EventWriter {
@@ -152,7 +185,10 @@ impl std::fmt::Debug for EventWriter {
 impl EventWriter {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
         Self {
-            out: Mutex::new(Some(out)),
+            out: Mutex::new(EventLines {
+                stream: Some(out),
+                pending: Vec::with_capacity(MAX_PENDING_EVENT_BYTES),
+            }),
         }
     }
 }
@@ -160,15 +196,26 @@ impl EventWriter {
 impl Observer for EventWriter {
     fn observe(&self, event: &Event) {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(stream) = out.as_mut() else { return };
-        let Ok(mut line) = serde_json::to_vec(event) else {
+        if out.stream.is_none() {
             return;
-        };
-        line.push(b'\n');
-        if let Err(error) = stream.write_all(&line) {
-            warn!(%error, "the host's events stream failed; metrics stop until restart");
-            *out = None;
         }
+        let mut lines = std::mem::take(&mut out.pending);
+        if serde_json::to_writer(&mut lines, event).is_ok() {
+            lines.push(b'\n');
+        }
+        out.pending = lines;
+        let between_requests =
+            matches!(event, Event::Connected { .. } | Event::Disconnected { .. });
+        if between_requests || out.pending.len() >= MAX_PENDING_EVENT_BYTES {
+            out.write_pending();
+        }
+    }
+
+    fn response_written(&self) {
+        self.out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .write_pending();
     }
 }
 
@@ -270,6 +317,22 @@ mod tests {
         }
     }
 
+    /// A stream that records what was written to it, and in how many writes.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut inner = self.0.lock().unwrap();
+            inner.0.extend_from_slice(bytes);
+            inner.1 += 1;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn the_host_relays_what_the_enclave_wrote_and_skips_bad_lines() {
         let events = [
@@ -279,20 +342,11 @@ mod tests {
                 address: "unix:///n.sock".into(),
             },
         ];
-        #[derive(Clone, Default)]
-        struct Shared(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let shared = Shared::default();
-        EventWriter::new(Box::new(shared.clone())).observe(&events[0]);
-        let mut wire = shared.0.lock().unwrap().clone();
+        let writer = EventWriter::new(Box::new(shared.clone()));
+        writer.observe(&events[0]);
+        writer.response_written();
+        let mut wire = shared.0.lock().unwrap().0.clone();
         wire.extend_from_slice(b"not json\n");
         wire.extend(std::iter::repeat_n(b'x', MAX_EVENT_LINE * 3));
         wire.push(b'\n');
@@ -319,8 +373,38 @@ mod tests {
         }
         let writer = EventWriter::new(Box::new(Broken));
         writer.observe(&Event::StateWriteFailed);
-        assert!(writer.out.lock().unwrap().is_none());
+        writer.response_written();
+        assert!(writer.out.lock().unwrap().stream.is_none());
         writer.observe(&Event::StateWriteFailed);
+        writer.response_written();
+    }
+
+    /// The events of a signature (its state write, its release) wait for
+    /// the response and then leave in one write; a connection event leaves
+    /// at once.
+    #[test]
+    fn a_requests_events_leave_in_one_write_after_its_response() {
+        let shared = Shared::default();
+        let writer = EventWriter::new(Box::new(shared.clone()));
+        writer.observe(&Event::StateWritten {
+            duration: Duration::from_micros(90),
+        });
+        writer.observe(&Event::Signed {
+            kind: SignedKind::Prevote,
+            height: 3,
+            round: 0,
+            extension: false,
+            replayed: false,
+        });
+        assert_eq!(shared.0.lock().unwrap().1, 0, "written before the response");
+        writer.response_written();
+        let (bytes, writes) = shared.0.lock().unwrap().clone();
+        assert_eq!(writes, 1);
+        assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), 2);
+        writer.observe(&Event::Connected {
+            address: "unix:///n.sock".into(),
+        });
+        assert_eq!(shared.0.lock().unwrap().1, 2);
     }
 
     #[test]

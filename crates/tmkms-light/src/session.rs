@@ -111,6 +111,7 @@ where
         if let Some(latency) = log_signed(&response, started, config.clock, laps.phases()) {
             chain.observe(&Event::Answered { latency });
         }
+        chain.response_written();
         if chain.is_stopped() {
             return (answered, SessionError::Stopped);
         }
