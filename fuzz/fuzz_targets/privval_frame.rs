@@ -11,14 +11,15 @@
 //! the same bodies in the same order, the same way of ending, no body above
 //! the cap, every read buffer at least `MIN_READ_CHUNK` bytes, and the
 //! reader's memory bounded by the cap, not by what the peer declares or
-//! sends (measured by a counting allocator).
+//! sends (measured by a counting allocator), also when bodies are handed
+//! over to a decoder as a `Body`.
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libfuzzer_sys::fuzz_target;
-use tmkms_light::privval::frame::{FrameError, FrameReader, MIN_READ_CHUNK};
+use tmkms_light::privval::frame::{Body, FrameError, FrameReader, MIN_READ_CHUNK};
 use tmkms_light_fuzz::chunked::{split_input, Chunked};
 
 const CAPS: [usize; 6] = [0, 1, 100, 1024, 5000, 16 * 1024];
@@ -167,7 +168,21 @@ fuzz_target!(|data: &[u8]| {
     // Every message consumes at least its one-byte prefix.
     for _ in 0..=stream.len() {
         match reader.next_message(&mut transport) {
-            Ok(body) => {
+            Ok(frame) => {
+                // Every third body is handed over as a decoder takes it (a
+                // large one takes the reader's buffer, which must keep the
+                // bytes read past it); the others are read in place.
+                let handed_over = got % 3 == 2;
+                let taken;
+                let body: &[u8] = if handed_over {
+                    taken = Body::from(frame);
+                    match &taken {
+                        Body::Borrowed(bytes) => bytes,
+                        Body::Owned(bytes) => bytes,
+                    }
+                } else {
+                    &frame
+                };
                 assert!(
                     body.len() <= cap,
                     "body of {} bytes above cap {cap}",

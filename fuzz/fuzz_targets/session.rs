@@ -100,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
                 body.len()
             );
         }
-        let answer = decode_answer(dialect, body);
+        let answer = decode_answer(dialect, &body);
         let request = requests
             .get(count as usize)
             .expect("a response without a request");

@@ -6,11 +6,13 @@
 //! with its kind, so the session can answer in the matching response type;
 //! anything else means the connection is unusable.
 
+use prost::bytes::Buf;
 use prost::Message as _;
 use tendermint_proto::v0_38::privval as raw;
 use tendermint_proto::v0_38::types as raw_types;
 use thiserror::Error;
 
+use super::frame::Body;
 use super::{wire_v1, Dialect, Request};
 use crate::types::{
     BlockId, Height, InvalidValue, PartSetHeader, Proposal, Round, Timestamp, Vote, VoteKind,
@@ -66,8 +68,23 @@ fn invalid(kind: RequestKind) -> impl Fn(InvalidRequest) -> DecodeError {
     move |reason| DecodeError::Invalid { kind, reason }
 }
 
-/// Decode one message body received on a connection speaking `dialect`.
-pub fn decode_request(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeError> {
+/// Decode one message body received on a connection speaking `dialect`:
+/// a byte slice, or a [`Frame`](super::frame::Frame) straight from the
+/// reader (which lets a large message's buffer go before the request is
+/// signed; see [`Body`]).
+pub fn decode_request<'a>(
+    dialect: Dialect,
+    body: impl Into<Body<'a>>,
+) -> Result<Request, DecodeError> {
+    match body.into() {
+        Body::Borrowed(bytes) => decode_buf(dialect, bytes),
+        Body::Owned(bytes) => decode_buf(dialect, bytes),
+    }
+}
+
+/// The body is moved in and dropped when prost is done with it: what the
+/// request keeps (a vote extension) has been copied out by then, once.
+fn decode_buf(dialect: Dialect, body: impl Buf) -> Result<Request, DecodeError> {
     match dialect {
         Dialect::V0_34 | Dialect::V0_37 | Dialect::V0_38 => decode_v0(dialect, body),
         Dialect::V1 => decode_v1(body),
@@ -101,7 +118,7 @@ macro_rules! match_message {
 /// v0.34 and v0.37 speak a strict subset of v0.38's wire (no vote fields 9
 /// and 10), so one set of raw types serves the three; the dialect still
 /// decides what is accepted.
-fn decode_v0(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeError> {
+fn decode_v0(dialect: Dialect, body: impl Buf) -> Result<Request, DecodeError> {
     use raw::message::Sum;
     let message = raw::Message::decode(body)?;
     match_message!(message.sum.ok_or(DecodeError::UnknownMessage)?, Sum, {
@@ -109,7 +126,7 @@ fn decode_v0(dialect: Dialect, body: &[u8]) -> Result<Request, DecodeError> {
     })
 }
 
-fn decode_v1(body: &[u8]) -> Result<Request, DecodeError> {
+fn decode_v1(body: impl Buf) -> Result<Request, DecodeError> {
     use wire_v1::Sum;
     let message = wire_v1::Message::decode(body)?;
     match_message!(message.sum.ok_or(DecodeError::UnknownMessage)?, Sum, {
@@ -268,4 +285,63 @@ fn proposal_from_raw(raw: raw_types::Proposal) -> Result<Proposal, InvalidReques
         block_id,
         timestamp: timestamp_from_raw(raw.timestamp)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::bytes::Bytes;
+
+    use super::*;
+
+    fn sign_vote_body(extension_len: usize) -> Vec<u8> {
+        let vote = raw_types::Vote {
+            r#type: 2,
+            height: 5,
+            round: 1,
+            block_id: Some(raw_types::BlockId {
+                hash: vec![0xaa; HASH_LEN],
+                part_set_header: Some(raw_types::PartSetHeader {
+                    total: 1,
+                    hash: vec![0xbb; HASH_LEN],
+                }),
+            }),
+            timestamp: Some(tendermint_proto::google::protobuf::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 7,
+            }),
+            validator_address: vec![0x11; ADDRESS_LEN],
+            extension: (0..extension_len).map(|i| i as u8).collect(),
+            ..Default::default()
+        };
+        raw::Message {
+            sum: Some(raw::message::Sum::SignVoteRequest(raw::SignVoteRequest {
+                vote: Some(vote),
+                chain_id: "test-chain".into(),
+            })),
+        }
+        .encode_to_vec()
+    }
+
+    /// A body handed over by the frame reader (owned, shared by what prost
+    /// decodes from it) decodes exactly as the same bytes borrowed, in every
+    /// dialect, truncated or whole.
+    #[test]
+    fn owned_and_borrowed_bodies_decode_alike() {
+        for extension_len in [0, 3, 300_000] {
+            let body = sign_vote_body(extension_len);
+            for cut in [body.len(), body.len() / 2] {
+                let bytes = body.get(..cut).unwrap();
+                for dialect in Dialect::ALL {
+                    let borrowed = decode_request(dialect, bytes);
+                    let owned = decode_request(dialect, Body::Owned(Bytes::copy_from_slice(bytes)));
+                    assert_eq!(format!("{borrowed:?}"), format!("{owned:?}"));
+                }
+            }
+            let Ok(Request::SignVote { vote, .. }) = decode_request(Dialect::V0_38, &body[..])
+            else {
+                panic!("a valid v0.38 vote");
+            };
+            assert_eq!(vote.extension.len(), extension_len);
+        }
+    }
 }

@@ -6,9 +6,18 @@
 //! always reads through a buffer of at least [`MIN_READ_CHUNK`] bytes (the
 //! SecretConnection implementation we use panics on reads into smaller
 //! buffers than one decrypted frame).
+//!
+//! A message is lent out as a [`Frame`] that reads as a byte slice. The
+//! decoder takes it as a [`Body`]: a large message hands over the reader's
+//! buffer, so that the buffer is freed once the decoder has copied out what
+//! it keeps (a vote extension) instead of staying allocated next to that
+//! copy while the request is signed. This keeps a connection's heap at about
+//! two copies of its largest message (docs/sgx-build.md).
 
 use std::io::{self, Read, Write};
+use std::ops::{Deref, Range};
 
+use prost::bytes::Bytes;
 use thiserror::Error;
 
 /// Smallest buffer handed to the transport's `read`. SecretConnection frames
@@ -21,6 +30,10 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
 /// Longest uvarint that can encode a 64-bit length.
 const MAX_VARINT_LEN: usize = 10;
+
+/// Size of the reader's buffer between messages: small requests (votes,
+/// proposals, pings) fit without growing it.
+const IDLE_BUFFER_LEN: usize = MIN_READ_CHUNK * 4;
 
 #[derive(Debug, Error)]
 pub enum FrameError {
@@ -82,15 +95,14 @@ impl FrameReader {
     pub fn new(max_frame_bytes: usize) -> Self {
         Self {
             max_frame_bytes,
-            buf: vec![0; MIN_READ_CHUNK * 4],
+            buf: vec![0; IDLE_BUFFER_LEN],
             start: 0,
             end: 0,
         }
     }
 
-    /// Read the next complete message body. The returned slice is valid
-    /// until the next call.
-    pub fn next_message<R: Read>(&mut self, reader: &mut R) -> Result<&[u8], FrameError> {
+    /// Read the next complete message body, lent until the next call.
+    pub fn next_message<R: Read>(&mut self, reader: &mut R) -> Result<Frame<'_>, FrameError> {
         // Drop what the previous call handed out.
         if self.start == self.end {
             self.start = 0;
@@ -140,7 +152,10 @@ impl FrameReader {
             }
         }
         self.start = body_end;
-        Ok(self.buf.get(body_start..body_end).unwrap_or_default())
+        Ok(Frame {
+            reader: self,
+            body: body_start..body_end,
+        })
     }
 
     /// Move live bytes to the front of the buffer.
@@ -176,11 +191,77 @@ impl FrameReader {
     /// Shrink the buffer after a large message so an idle connection does not
     /// keep a megabyte allocated.
     pub fn shrink(&mut self) {
-        if self.start == self.end && self.buf.len() > MIN_READ_CHUNK * 4 {
-            self.buf = vec![0; MIN_READ_CHUNK * 4];
+        if self.start == self.end && self.buf.len() > IDLE_BUFFER_LEN {
+            self.buf = vec![0; IDLE_BUFFER_LEN];
             self.start = 0;
             self.end = 0;
         }
+    }
+
+    /// Whether the buffer was grown past its idle size (for a large message).
+    fn is_grown(&self) -> bool {
+        self.buf.len() > IDLE_BUFFER_LEN
+    }
+
+    /// Hand the whole buffer over and start again with an idle-size one that
+    /// holds the bytes already read past the last message.
+    fn take_buffer(&mut self) -> Vec<u8> {
+        let pending = self.buf.get(self.start..self.end).unwrap_or_default();
+        let len = IDLE_BUFFER_LEN.max(pending.len() + MIN_READ_CHUNK);
+        let mut fresh = Vec::with_capacity(len);
+        fresh.extend_from_slice(pending);
+        self.start = 0;
+        self.end = fresh.len();
+        fresh.resize(len, 0);
+        std::mem::replace(&mut self.buf, fresh)
+    }
+}
+
+/// One message body, lent by a [`FrameReader`] until its next call. It
+/// reads as a byte slice; `Body::from` hands it to a decoder.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    reader: &'a mut FrameReader,
+    body: Range<usize>,
+}
+
+impl Deref for Frame<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.reader.buf.get(self.body.clone()).unwrap_or_default()
+    }
+}
+
+/// A message body as a decoder takes it: borrowed, or owned when a
+/// [`FrameReader`] had to grow its buffer for it. Decoding from an owned
+/// body shares its bytes instead of copying them twice (prost copies a
+/// `bytes` field out of a borrowed slice into a temporary first), and frees
+/// the message as soon as the decoded request no longer refers to it.
+#[derive(Debug)]
+pub enum Body<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Bytes),
+}
+
+impl<'a> From<&'a [u8]> for Body<'a> {
+    fn from(bytes: &'a [u8]) -> Self {
+        Body::Borrowed(bytes)
+    }
+}
+
+impl<'a> From<Frame<'a>> for Body<'a> {
+    /// A small message stays in the reader's buffer (reused for the next
+    /// one); a large one takes the buffer with it.
+    fn from(frame: Frame<'a>) -> Self {
+        let Frame { reader, body } = frame;
+        // `next_message` made `body` a range of the buffer; checked rather
+        // than trusted here because `Bytes::slice` would panic.
+        let in_buffer = reader.buf.get(body.clone()).is_some();
+        if !reader.is_grown() || !in_buffer {
+            return Body::Borrowed(reader.buf.get(body).unwrap_or_default());
+        }
+        Body::Owned(Bytes::from(reader.take_buffer()).slice(body))
     }
 }
 
@@ -237,10 +318,47 @@ mod tests {
         for step in [1, 3, 1000, 1024, 70_000] {
             let mut r = Trickle::new(data.clone(), step);
             let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
-            assert_eq!(f.next_message(&mut r).unwrap(), b"hello");
-            assert_eq!(f.next_message(&mut r).unwrap(), &big[..]);
-            assert_eq!(f.next_message(&mut r).unwrap(), b"");
-            assert_eq!(f.next_message(&mut r).unwrap(), b"x");
+            assert_eq!(&*f.next_message(&mut r).unwrap(), b"hello");
+            assert_eq!(&*f.next_message(&mut r).unwrap(), &big[..]);
+            assert_eq!(&*f.next_message(&mut r).unwrap(), b"");
+            assert_eq!(&*f.next_message(&mut r).unwrap(), b"x");
+            assert!(matches!(f.next_message(&mut r), Err(FrameError::Closed)));
+        }
+    }
+
+    /// The bytes of a body handed to a decoder, and whether it took the
+    /// reader's buffer.
+    fn taken(frame: Frame<'_>) -> (Vec<u8>, bool) {
+        match Body::from(frame) {
+            Body::Borrowed(bytes) => (bytes.to_vec(), false),
+            Body::Owned(bytes) => (bytes.to_vec(), true),
+        }
+    }
+
+    #[test]
+    fn large_bodies_take_the_buffer_and_keep_bytes_read_past_them() {
+        let big = vec![7u8; 300_000];
+        let other = vec![9u8; 5_000];
+        let data = framed(&[&big, b"hello", &other, b"x"]);
+        // 70,000-byte reads run past the end of `big` into "hello" and the
+        // start of `other`.
+        for step in [1, 1024, 70_000, usize::MAX] {
+            let mut r = Trickle::new(data.clone(), step);
+            let mut f = FrameReader::new(DEFAULT_MAX_FRAME_BYTES);
+            assert_eq!(taken(f.next_message(&mut r).unwrap()), (big.clone(), true));
+            assert_eq!(f.buf.len(), IDLE_BUFFER_LEN, "step {step}");
+            assert_eq!(
+                taken(f.next_message(&mut r).unwrap()),
+                (b"hello".to_vec(), false)
+            );
+            assert_eq!(
+                taken(f.next_message(&mut r).unwrap()),
+                (other.clone(), true)
+            );
+            assert_eq!(
+                taken(f.next_message(&mut r).unwrap()),
+                (b"x".to_vec(), false)
+            );
             assert!(matches!(f.next_message(&mut r), Err(FrameError::Closed)));
         }
     }
