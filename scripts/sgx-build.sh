@@ -31,19 +31,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Enclave layout --------------------------------------------------------
-# Measured by crates/tmkms-light/tests/heap_peak.rs on the real request path
-# (node simulator <-TCP+SecretConnection-> net::connect + session::serve +
-# ChainSigner + MemoryStore): peak live heap of one connection's thread is
-# 4.25 MiB (4,457,731 bytes) for a max-size frame (1,114,112 bytes) and
-# 4.00 MiB for a v0.38 precommit with a 1 MiB extension: about four copies
-# of the message (frame buffer, decoded request, vote, extension sign bytes).
-# Two node connections (validator + one sentry) may each hold such a message
-# at once: 8.5 MiB, plus the runtime (settings, keys, logging, state link:
-# well under 1 MiB) and allocator fragmentation. 24 MiB is 2.8x the two-
-# connection peak; the heap is committed EPC, so keep it no larger than needed.
-# Assumes max_frame_bytes <= 1,114,112 (the default): a larger cap needs a
-# larger heap (4 x cap x connections).
-HEAP_SIZE=$((24 * 1024 * 1024))
+# Heap, derived from crates/tmkms-light/tests/heap_peak.rs: it measures the
+# peak live heap of one connection's thread on the real request path (node
+# simulator <-TCP+SecretConnection-> net::connect + session::serve +
+# ChainSigner + MemoryStore) and fails above two copies of the request plus
+# 256 KiB (the frame buffer while the request is decoded, then the decoded
+# extension next to its sign bytes). For a max-size frame (1,114,112 bytes,
+# the enclave's cap) it measures 2,233,705 bytes (2.13 MiB) against a bound
+# of 2 x 1,114,112 + 262,144 = 2,490,368 bytes (2.375 MiB). The heap is
+# sized from the bound, so whatever the test lets through still fits:
+#
+#   HEAP_SIZE = ceil_MiB(connections x bound x fragmentation + runtime)
+#             = ceil_MiB(2 x 2,490,368 x 2 + 1 MiB) = ceil_MiB(10.5 MiB) = 11 MiB
+#
+#   connections    2: a validator and one sentry (MAX_VALIDATOR_CONNECTIONS)
+#                  may each hold a largest message at once;
+#   fragmentation  2: the enclave's allocator (dlmalloc over one fixed
+#                  region) can neither move blocks nor return memory;
+#   runtime    1 MiB: settings, keys, logging, the state link (well under).
+#
+# 11 MiB is 2.6x the measured two-connection peak (4.26 MiB). The heap is
+# committed EPC, so keep it no larger than needed. Assumes max_frame_bytes
+# <= 1,114,112 (ENCLAVE_MAX_FRAME_BYTES, enforced by the enclave): a larger
+# cap needs bound = 2 x cap + 256 KiB in the formula. One line of literal
+# numbers, because Dockerfile.sgx evaluates this line on its own.
+HEAP_SIZE=$(((2 * 2490368 * 2 + 1048576 + 1048575) / 1048576 * 1048576))
 # Per thread. The same test's signing path (handshake, decode, ed25519,
 # x25519) runs on a 16 KiB thread stack; 256 KiB leaves room for the main
 # thread's settings parsing, log-filter setup and unwinding on a panic.
