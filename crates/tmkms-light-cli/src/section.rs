@@ -108,6 +108,17 @@ impl SectionContext {
     }
 }
 
+/// Warn about core settings a TEE host reads but does not apply (they are
+/// softsign's), so that an operator who set one is not left guessing.
+pub fn warn_settings_tee_hosts_ignore(config: &tmkms_light::config::Config) {
+    if !config.busy_poll.is_zero() {
+        tracing::warn!(
+            busy_poll_us = config.busy_poll.as_micros(),
+            "busy_poll_us applies to softsign only; this host ignores it"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

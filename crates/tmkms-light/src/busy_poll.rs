@@ -5,8 +5,10 @@
 //! request arrives, which on a virtual machine can add tens of microseconds.
 //! With a budget set (`busy_poll_us`), a read first polls the socket without
 //! blocking for up to that long, then falls back to an ordinary blocking
-//! read (with the socket's read timeout). The cost is CPU: up to the budget
-//! of one core's time spent spinning after each response.
+//! read (with the socket's read timeout). Each poll that finds nothing
+//! yields the core, so a runnable thread that is to answer is not starved.
+//! The cost is CPU: up to the budget of one core's time after each response
+//! when nothing else wants the core.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -61,7 +63,10 @@ impl<S: Pollable + Read> Read for BusyPoll<S> {
                     if started.elapsed() >= self.budget {
                         return self.blocking(|socket| socket.read(buf));
                     }
-                    std::hint::spin_loop();
+                    // Yield rather than spin: on a busy machine the thread
+                    // that is to answer (the host writing the state, the
+                    // node) may need this core.
+                    std::thread::yield_now();
                 }
                 other => return other,
             }

@@ -55,6 +55,14 @@ fn applied_defaults() -> BTreeMap<&'static str, String> {
             }
             .to_owned(),
         ),
+        (
+            "busy_poll_us",
+            if c.busy_poll.is_zero() {
+                "0 (off)".to_owned()
+            } else {
+                c.busy_poll.as_micros().to_string()
+            },
+        ),
         ("validator.protocol_version", v.protocol_version.to_string()),
         ("validator.timeout_secs", v.timeout_secs.to_string()),
         (
