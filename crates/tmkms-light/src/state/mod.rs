@@ -91,10 +91,11 @@ pub trait StateStore: Send {
 ///
 /// Only this module creates one ([`persist_durably_signing`], [`load_durable`]), and
 /// a signature can only be released through one ([`DurableState::release`]),
-/// so "signature before durable write" does not compile. The record written
-/// ahead never carries the signature: it is made after the write returned
-/// (Ed25519 is deterministic, so re-signing the stored bytes later gives the
-/// same signature), and kept here in memory only.
+/// so "signature released before the durable write" does not compile. The
+/// record written ahead never carries the signature: it is made while the
+/// write is in flight and kept here, in memory only, once the write
+/// returned (Ed25519 is deterministic, so re-signing the stored bytes later
+/// gives the same signature).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurableState {
     state: SignState,

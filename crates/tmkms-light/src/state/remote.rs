@@ -8,8 +8,9 @@
 //! with the same two-slot file as softsign ([`FileStore::write_record`]).
 //!
 //! The record written ahead carries no signature: the signature is made
-//! only after the acknowledgement, so a host that keeps a record and
-//! answers with an error holds nothing it could use.
+//! inside the enclave while the host writes and leaves only after the
+//! acknowledgement, so a host that keeps a record and answers with an error
+//! holds nothing it could use.
 //!
 //! At start the enclave reads both slots and verifies them itself
 //! ([`choose_state`]): it starts only from a record it authenticated, so a
