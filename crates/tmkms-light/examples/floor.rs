@@ -45,39 +45,25 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let work = tempfile::tempdir_in(&dir)?;
 
-    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-    let message = [0x5a_u8; 120];
-    let mut store = FileStore::create(work.path().join("state.bin"), &SignState::default())?;
-    let mut height = 0_i64;
-    let mut next_state = move || {
-        height += 1;
-        SignState {
-            position: Position {
-                height: Height::try_from(height).unwrap_or_default(),
-                round: Round::default(),
-                step: Step::Prevote,
-            },
-            sign_bytes: message.to_vec(),
-            signature: None,
-        }
+    let mut pieces = Pieces {
+        key: ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+        message: [0x5a_u8; 120],
+        store: FileStore::create(work.path().join("state.bin"), &SignState::default())?,
+        height: 0,
     };
-
     report("sign", iterations, || {
-        std::hint::black_box(key.sign(&message));
+        pieces.sign();
         Ok(())
     })?;
-    report("state_write", iterations, || {
-        store.persist(&next_state())?;
-        Ok(())
-    })?;
+    report("state_write", iterations, || pieces.write_state())?;
     for (name, mut write) in record_writers(work.path())? {
         report(name, iterations, &mut write)?;
     }
     // A precommit's two signatures, after the write or while it is in
     // flight (writeback started, signatures made, then the flush awaited).
     let two_signatures = || {
-        std::hint::black_box(key.sign(&message));
-        std::hint::black_box(key.sign(&message));
+        pieces.sign();
+        pieces.sign();
     };
     let file = preallocated(&work.path().join("overlap"), 0)?;
     let mut slot = Slots::default();
@@ -100,7 +86,7 @@ fn main() -> Result<()> {
     // overlapping costs when the store cannot split its write.
     let (to_signer, jobs) = std::sync::mpsc::channel::<()>();
     let (signed, signatures) = std::sync::mpsc::channel::<()>();
-    let signer_key = key.clone();
+    let (signer_key, message) = (pieces.key.clone(), pieces.message);
     std::thread::spawn(move || {
         for () in jobs {
             std::hint::black_box(signer_key.sign(&message));
@@ -138,23 +124,58 @@ fn main() -> Result<()> {
         Ok(())
     })?;
 
-    let mut unix = echo_unix()?;
-    report("roundtrip_unix", iterations, || round_trip(&mut unix))?;
-    report("floor_unix", iterations, || {
-        round_trip(&mut unix)?;
-        std::hint::black_box(key.sign(&message));
-        store.persist(&next_state())?;
-        Ok(())
-    })?;
-    let mut tcp = echo_secret_connection()?;
-    report("roundtrip_tcp", iterations, || round_trip(&mut tcp))?;
-    report("floor_tcp", iterations, || {
-        round_trip(&mut tcp)?;
-        std::hint::black_box(key.sign(&message));
-        store.persist(&next_state())?;
-        Ok(())
-    })?;
-    Ok(())
+    transport_figures("unix", &mut echo_unix()?, &mut pieces, iterations)?;
+    transport_figures(
+        "tcp",
+        &mut echo_secret_connection()?,
+        &mut pieces,
+        iterations,
+    )
+}
+
+/// The signer's own pieces of one request: its key, sign bytes and state.
+struct Pieces {
+    key: ed25519_dalek::SigningKey,
+    message: [u8; 120],
+    store: FileStore,
+    height: i64,
+}
+
+impl Pieces {
+    fn sign(&self) {
+        std::hint::black_box(self.key.sign(&self.message));
+    }
+
+    /// One state write at the next height, as the signer makes it.
+    fn write_state(&mut self) -> Result<()> {
+        self.height += 1;
+        let state = SignState {
+            position: Position {
+                height: Height::try_from(self.height)?,
+                round: Round::default(),
+                step: Step::Prevote,
+            },
+            sign_bytes: self.message.to_vec(),
+            signature: None,
+        };
+        Ok(self.store.persist(&state)?)
+    }
+}
+
+/// The round trip over `io`, and the floor: round trip, signature and
+/// state write in one timed iteration.
+fn transport_figures<S: Read + Write>(
+    name: &str,
+    io: &mut S,
+    pieces: &mut Pieces,
+    iterations: usize,
+) -> Result<()> {
+    report(&format!("roundtrip_{name}"), iterations, || round_trip(io))?;
+    report(&format!("floor_{name}"), iterations, || {
+        round_trip(io)?;
+        pieces.sign();
+        pieces.write_state()
+    })
 }
 
 /// Times `iterations` calls of `step` (after a short warm-up) and prints

@@ -491,54 +491,62 @@ fn rejects_sections_nobody_accepts_naming_them() {
     assert!(e.contains("unknown field `sgx`"), "{e}");
 }
 
-#[test]
-fn metrics_are_off_unless_an_address_is_given() {
-    let unix = "address = \"unix:///a\"";
-    assert_eq!(parse(&minimal_with("", unix)).unwrap().metrics_listen, None);
-    let on = parse(&minimal_with("metrics_listen = \"127.0.0.1:9101\"", unix)).unwrap();
-    let expected = DEFAULT_METRICS_LISTEN.parse().ok();
-    assert_eq!(on.metrics_listen, expected);
-    let e = err(&minimal_with("metrics_listen = \"localhost\"", unix));
-    for part in [
-        "metrics_listen",
-        "\"localhost\" is not an IP address and port",
-        "metrics_listen = \"127.0.0.1:9101\"",
-    ] {
+/// A minimal config over a Unix socket with one more top-level `line`.
+fn with_top_level(line: &str) -> Config {
+    parse(&minimal_with(line, "address = \"unix:///a\"")).unwrap()
+}
+
+/// The error of that config, which must contain every one of `parts`.
+fn assert_top_level_error(line: &str, parts: &[&str]) {
+    let e = err(&minimal_with(line, "address = \"unix:///a\""));
+    for part in parts {
         assert!(e.contains(part), "{part:?} not in {e}");
     }
 }
 
 #[test]
-fn log_format_is_text_json_or_a_clear_error() {
-    let unix = "address = \"unix:///a\"";
-    assert_eq!(
-        parse(&minimal_with("", unix)).unwrap().log_format,
-        LogFormat::Text
+fn metrics_are_off_unless_an_address_is_given() {
+    assert_eq!(with_top_level("").metrics_listen, None);
+    let on = with_top_level("metrics_listen = \"127.0.0.1:9101\"");
+    assert_eq!(on.metrics_listen, DEFAULT_METRICS_LISTEN.parse().ok());
+    assert_top_level_error(
+        "metrics_listen = \"localhost\"",
+        &[
+            "metrics_listen",
+            "\"localhost\" is not an IP address and port",
+            "metrics_listen = \"127.0.0.1:9101\"",
+        ],
     );
-    let json = parse(&minimal_with("log_format = \"json\"", unix)).unwrap();
-    assert_eq!(json.log_format, LogFormat::Json);
-    let e = err(&minimal_with("log_format = \"xml\"", unix));
-    assert!(e.contains("\"xml\" is not a log format"), "{e}");
-    assert!(e.contains("log_format = \"json\""), "{e}");
+}
+
+#[test]
+fn log_format_is_text_json_or_a_clear_error() {
+    assert_eq!(with_top_level("").log_format, LogFormat::Text);
+    assert_eq!(
+        with_top_level("log_format = \"json\"").log_format,
+        LogFormat::Json
+    );
+    assert_top_level_error(
+        "log_format = \"xml\"",
+        &["\"xml\" is not a log format", "log_format = \"json\""],
+    );
 }
 
 #[test]
 fn busy_poll_is_off_by_default_and_bounded() {
-    let unix = "address = \"unix:///a\"";
+    assert_eq!(with_top_level("").busy_poll, Duration::ZERO);
     assert_eq!(
-        parse(&minimal_with("", unix)).unwrap().busy_poll,
-        Duration::ZERO
+        with_top_level("busy_poll_us = 300").busy_poll,
+        Duration::from_micros(300)
     );
-    let on = parse(&minimal_with("busy_poll_us = 300", unix)).unwrap();
-    assert_eq!(on.busy_poll, Duration::from_micros(300));
     for bad in ["-1", "10001"] {
-        let e = err(&minimal_with(&format!("busy_poll_us = {bad}"), unix));
-        for part in [
-            "busy_poll_us",
-            &format!("{bad} is outside 0..=10000"),
-            "busy_poll_us = 300",
-        ] {
-            assert!(e.contains(part), "{part:?} not in {e}");
-        }
+        assert_top_level_error(
+            &format!("busy_poll_us = {bad}"),
+            &[
+                "busy_poll_us",
+                &format!("{bad} is outside 0..=10000"),
+                "busy_poll_us = 300",
+            ],
+        );
     }
 }
