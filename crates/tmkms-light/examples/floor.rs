@@ -270,25 +270,21 @@ fn record_writers(dir: &Path) -> Result<Vec<(&'static str, RecordWriter)>> {
         }),
     ));
 
-    let file = preallocated(&dir.join("o_dsync"), libc::O_DSYNC)?;
-    let mut slot = Slots::default();
-    writers.push((
-        "record_o_dsync",
-        Box::new(move || {
-            file.write_all_at(&record.0, slot.next())?;
-            Ok(())
-        }),
-    ));
-
-    let file = preallocated(&dir.join("o_direct"), libc::O_DIRECT | libc::O_DSYNC)?;
-    let mut slot = Slots::default();
-    writers.push((
-        "record_o_direct_dsync",
-        Box::new(move || {
-            file.write_all_at(&record.0, slot.next())?;
-            Ok(())
-        }),
-    ));
+    // Files opened so that the write itself is durable when it returns.
+    for (name, flags) in [
+        ("record_o_dsync", libc::O_DSYNC),
+        ("record_o_direct_dsync", libc::O_DIRECT | libc::O_DSYNC),
+    ] {
+        let file = preallocated(&dir.join(name), flags)?;
+        let mut slot = Slots::default();
+        writers.push((
+            name,
+            Box::new(move || {
+                file.write_all_at(&record.0, slot.next())?;
+                Ok(())
+            }),
+        ));
+    }
 
     let file = preallocated(&dir.join("rwf_dsync"), 0)?;
     let mut slot = Slots::default();

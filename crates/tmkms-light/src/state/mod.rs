@@ -238,6 +238,15 @@ mod tests {
         events: Vec<&'static str>,
     }
 
+    impl WindowStore {
+        fn failing(fail: bool) -> Self {
+            Self {
+                fail,
+                events: Vec::new(),
+            }
+        }
+    }
+
     impl StateStore for WindowStore {
         fn load(&mut self) -> Result<Option<SignState>, StateError> {
             Ok(None)
@@ -281,10 +290,7 @@ mod tests {
     #[test]
     fn signs_inside_the_write_window_and_releases_that_signature() {
         let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-        let mut store = WindowStore {
-            fail: false,
-            events: Vec::new(),
-        };
+        let mut store = WindowStore::failing(false);
         let mut ran = 0;
         let mut durable =
             persist_durably_signing(&mut store, next(), &key, &mut Laps::off(), &mut || ran += 1)
@@ -299,10 +305,7 @@ mod tests {
     #[test]
     fn a_failed_write_yields_no_durable_state_to_release_from() {
         let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
-        let mut store = WindowStore {
-            fail: true,
-            events: Vec::new(),
-        };
+        let mut store = WindowStore::failing(true);
         let written =
             persist_durably_signing(&mut store, next(), &key, &mut Laps::off(), &mut || {});
         assert!(matches!(written, Err(StateError::Unavailable(_))));
