@@ -61,6 +61,7 @@ cleanup() {
   rm -f "$results"
 }
 trap cleanup EXIT
+trap 'echo "bench-tmkms: a command failed at line $LINENO" >&2' ERR
 trap '[[ -z $current || -n "${KEEP:-}" ]] || rm -rf "$current"; exit 130' INT TERM
 
 # configure_<signer> WORK ADDR: keys, empty state and config under WORK for
@@ -104,6 +105,7 @@ bench_one() {
   local signer=$1 label=$2 work sim pid addr='' ended='' status=0
   work=$(mktemp -d "$BENCH_DIR/$signer.XXXXXX")
   current=$work
+  : >"$work/bench.out"  # exists before the simulator opens it, for the wait below
   "$BIN/tmkms-node-sim" bench --listen tcp://127.0.0.1:0 --chain-id "$CHAIN" \
     --protocol "$PROTOCOL" -n "$N" --accept-timeout 30 --json >"$work/bench.out" 2>"$work/bench.err" &
   sim=$!
