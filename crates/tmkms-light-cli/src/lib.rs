@@ -16,7 +16,7 @@ mod state;
 pub use args::{Bech32PrefixArg, ConfigArg, InitChainArgs, PubkeyOutputArgs};
 pub use binary::Binary;
 pub use files::{parent_dir, read_capped, write_config_if_missing, CappedReadError};
-pub use logging::{LogArgs, LogFormat, Targets};
+pub use logging::{active_log_format, LogArgs, LogFormat, Targets};
 pub use router::{NodeDialer, StreamRouter};
 pub use section::{warn_settings_tee_hosts_ignore, SectionContext, SectionError, SectionSpec};
 pub use splice::{copy_half, splice, Duplex};

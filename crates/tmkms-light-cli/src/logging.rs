@@ -34,6 +34,15 @@ pub struct LogArgs {
     pub log_format: Option<LogFormat>,
 }
 
+/// The format [`LogArgs::init`] chose, for an enclave that writes its own
+/// lines to this process's stderr and must match them.
+static ACTIVE_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The format this process logs in (text until [`LogArgs::init`] ran).
+pub fn active_log_format() -> LogFormat {
+    ACTIVE_FORMAT.get().copied().unwrap_or_default()
+}
+
 impl LogArgs {
     /// The filter `-v` asks for when `TMKMS_LOG` is not set.
     pub fn default_filter(&self) -> &'static str {
@@ -47,12 +56,14 @@ impl LogArgs {
     /// Install the process's log subscriber, in `format` unless
     /// `--log-format` says otherwise. Call once, first thing in `main`.
     pub fn init(&self, targets: Targets, format: Option<LogFormat>) {
+        let chosen = self.log_format.or(format).unwrap_or_default();
+        let _ = ACTIVE_FORMAT.set(chosen);
         let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(self.default_filter()));
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr);
-        match self.log_format.or(format).unwrap_or_default() {
+        match chosen {
             LogFormat::Text => builder
                 // Colour codes only for a terminal: logs redirected to files
                 // or journald stay plain text that grep and log shippers

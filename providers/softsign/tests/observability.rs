@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tmkms_node_sim::harness::sign_heights;
+use tmkms_node_sim::harness::{sign_heights, signed_json_lines};
 use tmkms_node_sim::{BlockIdSpec, Dialect, NodeListener, VoteSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tmkms-softsign");
@@ -119,27 +119,6 @@ fn log_of_a_run(top: &str, args: &[&str]) -> String {
     std::thread::sleep(Duration::from_millis(300));
     drop(signer);
     std::fs::read_to_string(&log).unwrap()
-}
-
-/// Every line is one JSON object; the "signed" ones, in order.
-fn signed_json_lines(text: &str) -> Vec<(u64, u64, String, u64)> {
-    let mut signed = Vec::new();
-    for line in text.lines() {
-        let object: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
-        assert!(object["timestamp"].is_string(), "{line}");
-        assert!(object["level"].is_string(), "{line}");
-        let fields = &object["fields"];
-        if fields["message"] == "signed" {
-            signed.push((
-                fields["height"].as_u64().unwrap(),
-                fields["round"].as_u64().unwrap(),
-                fields["step"].as_str().unwrap().to_owned(),
-                fields["latency_us"].as_u64().unwrap(),
-            ));
-        }
-    }
-    signed
 }
 
 #[test]

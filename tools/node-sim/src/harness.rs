@@ -261,6 +261,39 @@ pub fn sign_heights(
     }
 }
 
+fn text_of(value: Option<&serde_json::Value>) -> Option<&str> {
+    value.and_then(serde_json::Value::as_str)
+}
+
+/// A signer's stderr in `--log-format json`: checks that every line is one
+/// JSON object with a timestamp and a level, and returns the `signed` lines
+/// as (height, round, step, latency_us), in order.
+#[allow(clippy::panic)] // a test helper: failing the test is its job
+pub fn signed_json_lines(text: &str) -> Vec<(u64, u64, String, u64)> {
+    let mut signed = Vec::new();
+    for line in text.lines() {
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {line}"));
+        assert!(text_of(object.get("timestamp")).is_some(), "{line}");
+        assert!(text_of(object.get("level")).is_some(), "{line}");
+        let field = |name: &str| object.get("fields").and_then(|f| f.get(name));
+        if text_of(field("message")) == Some("signed") {
+            let number = |name: &str| {
+                field(name)
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or_else(|| panic!("{name} is not a number: {line}"))
+            };
+            signed.push((
+                number("height"),
+                number("round"),
+                text_of(field("step")).unwrap_or_default().to_owned(),
+                number("latency_us"),
+            ));
+        }
+    }
+    signed
+}
+
 /// The helpers under the short names every provider's test harness gives
 /// them (`accept` gives up early when the child exits; `Guard` kills its
 /// child when dropped), for a `pub use …::prelude::*` in its common module.

@@ -87,6 +87,14 @@ impl LogFormat {
         }
     }
 
+    /// The word [`Self::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+
     /// The `log_format` a config file asks for, read before the file is
     /// validated (logging starts first): `None` when the file cannot be
     /// read or does not say; the full validation reports any error later.

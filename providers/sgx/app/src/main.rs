@@ -8,14 +8,15 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use tmkms_light::config::LogFormat;
 use tmkms_light::enclave::{run_signer, BoundPolicy, EnclaveSettings, SignerParts};
 use tmkms_light::link::{recv_json, send_json};
 use tmkms_light::observe::to_host_events;
 use tmkms_light_sgx_app::commands::{handle, unseal_keys};
 use tmkms_light_sgx_app::host::{Host, HostDialer};
 use tmkms_light_sgx_app::protocol::{
-    Request, Response, MAX_CONTROL_MESSAGE, MAX_VALIDATOR_CONNECTIONS, STREAM_EVENTS, STREAM_INIT,
-    STREAM_STATE,
+    Request, Response, ARG_LOG_FORMAT, MAX_CONTROL_MESSAGE, MAX_VALIDATOR_CONNECTIONS,
+    STREAM_EVENTS, STREAM_INIT, STREAM_STATE,
 };
 use tmkms_light_sgx_seal::SgxHardware;
 use tracing::error;
@@ -23,11 +24,14 @@ use tracing::error;
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TMKMS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match log_format_argument(std::env::args()) {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -35,6 +39,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The log format the runner asked for ([`ARG_LOG_FORMAT`]); text when it
+/// asked for none or for something else.
+fn log_format_argument(args: impl Iterator<Item = String>) -> LogFormat {
+    let mut args = args.skip_while(|arg| arg != ARG_LOG_FORMAT).skip(1);
+    args.next()
+        .and_then(|value| LogFormat::parse(&value))
+        .unwrap_or_default()
 }
 
 /// Every validator connection runs on its own enclave thread, and the

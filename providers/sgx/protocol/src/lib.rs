@@ -28,6 +28,11 @@ pub const STREAM_STATE: &str = "state";
 pub use tmkms_light::observe::EVENTS_STREAM as STREAM_EVENTS;
 /// Prefix of a node stream name; the rest is the socket path.
 pub const STREAM_NODE_PREFIX: &str = "node:";
+/// The enclave's one argument, followed by `text` or `json`: the format of
+/// the log lines it writes to the runner's stderr, the runner's own, so an
+/// operator's log shipper gets one format. Harmless if a hostile host
+/// changes it: it only changes how lines look.
+pub const ARG_LOG_FORMAT: &str = "--log-format";
 
 /// Environment of the host-simulation enclave process, set by the runner.
 pub mod sim_env {

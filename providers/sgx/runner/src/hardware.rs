@@ -284,6 +284,7 @@ mod sgx {
         let mut builder =
             enclave_runner::EnclaveBuilder::<_, enclave_runner::Command>::new(platform);
         builder.stream_router(Box::new(router) as Box<dyn StreamRouter + Send + Sync>);
+        builder.args(crate::launcher::enclave_args());
         let command = builder.build(device).map_err(|e| HardwareError::Load {
             path: enclave.to_path_buf(),
             reason: format!("{e:#}"),

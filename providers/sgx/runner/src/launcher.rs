@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tmkms_light::link::{recv_json, send_json, LinkError};
-use tmkms_light_sgx_protocol::{sim_env, Request, Response, MAX_CONTROL_MESSAGE};
+use tmkms_light_sgx_protocol::{sim_env, Request, Response, ARG_LOG_FORMAT, MAX_CONTROL_MESSAGE};
 use tracing::info;
 
 use crate::settings::{Mode, SgxSettings};
@@ -141,11 +141,18 @@ impl Enclave {
     }
 }
 
+/// The enclave's command line: the runner's log format
+/// ([`ARG_LOG_FORMAT`]), so the enclave's lines on the shared stderr match.
+pub(crate) fn enclave_args() -> [&'static str; 2] {
+    [ARG_LOG_FORMAT, tmkms_light_cli::active_log_format().name()]
+}
+
 fn launch_simulation(settings: &SgxSettings, plumbing: Plumbing) -> Result<Enclave, LaunchError> {
     let dir = tempfile::Builder::new().prefix("tmkms-sgx-").tempdir()?;
     let socket = dir.path().join("host.sock");
     let listener = UnixListener::bind(&socket)?;
     let child = Command::new(&settings.enclave_path)
+        .args(enclave_args())
         .env(sim_env::HOST_SOCKET, &socket)
         .env(sim_env::SIGSTRUCT, &settings.sigstruct_path)
         .env(sim_env::CPU_SECRET, &settings.sim_cpu_secret_path)
