@@ -56,8 +56,14 @@ impl Phases {
 
     /// A phase in whole microseconds, for log fields.
     pub fn micros(&self, phase: Phase) -> u64 {
-        u64::try_from(self.get(phase).as_micros()).unwrap_or(u64::MAX)
+        whole_micros(self.get(phase))
     }
+}
+
+/// `duration` in whole microseconds as a log field: u64, because log
+/// shippers read JSON numbers and u128 would be written as text.
+pub fn whole_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A stopwatch over one request. Each [`Laps::lap`] charges the time since

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::chain::ChainSigner;
 use crate::observe::{DisconnectReason, Event};
-use crate::phases::{take_last_arrival, Laps, Phase, Phases};
+use crate::phases::{take_last_arrival, whole_micros, Laps, Phase, Phases};
 use crate::privval::frame::{write_message, FrameError, FrameReader};
 use crate::privval::{decode_request, encode_response, DecodeError, Dialect, Response};
 use crate::refusal::{Answer, RequestError};
@@ -155,8 +155,7 @@ fn log_signed(
     let latency = started
         .zip(clock)
         .map(|(started, now)| now().saturating_duration_since(started));
-    // u64: log shippers read JSON numbers; u128 would be written as text.
-    let latency_us = latency.map_or(0, |l| u64::try_from(l.as_micros()).unwrap_or(u64::MAX));
+    let latency_us = latency.map_or(0, whole_micros);
     let (at, extension_signed) = match response {
         Response::SignedVote(Ok(signed)) => (
             signed.vote().position(),

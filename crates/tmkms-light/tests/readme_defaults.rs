@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tmkms_light::config::{Config, LogFormat};
+use tmkms_light::config::Config;
 
 const README: &str = include_str!("../../../README.md");
 
@@ -47,14 +47,7 @@ fn applied_defaults() -> BTreeMap<&'static str, String> {
             c.danger_allow_sign_bytes.to_string(),
         ),
         ("metrics_listen", none(c.metrics_listen.is_some(), "off")),
-        (
-            "log_format",
-            match c.log_format {
-                LogFormat::Text => "text",
-                LogFormat::Json => "json",
-            }
-            .to_owned(),
-        ),
+        ("log_format", c.log_format.name().to_owned()),
         (
             "busy_poll_us",
             if c.busy_poll.is_zero() {
