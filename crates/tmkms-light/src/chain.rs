@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{debug, error, info, warn};
 
 use crate::guard::{self, Refusal, Signable, Verdict};
+use crate::ha::{Outcome, Reservation, Watermark};
 use crate::observe::{Event, Observer, SignedKind, Unobserved};
 use crate::phases::{Laps, Phase};
 use crate::privval::{Dialect, RemoteError, Request, Response, SignedProposal, SignedVote};
@@ -44,7 +45,63 @@ struct Guarded {
     /// it is released only after a write of it is acknowledged.
     in_doubt: Option<SignState>,
     store: Box<dyn StateStore>,
+    /// The shared reservation of all signers of this validator, when
+    /// high availability is on.
+    shared: Option<Shared>,
 }
+
+/// The shared store and what this signer last learnt from it.
+struct Shared {
+    store: Box<dyn Watermark>,
+    /// The reservation as last read or written; `None` when unknown (never
+    /// read, or the last call failed: its reservation may or may not have
+    /// been made), so the next request reads it afresh first.
+    view: Option<Reservation>,
+}
+
+impl Shared {
+    /// The reservation to decide on: the one known, or a fresh read.
+    fn view(&mut self) -> Result<&Reservation, Rejection> {
+        match self.view {
+            Some(ref view) => Ok(view),
+            None => {
+                let view = self.store.read().map_err(|e| {
+                    error!(store = %self.store.describe(), error = %e, "could not read the HA reservation; nothing signed");
+                    Rejection::SharedUnavailable(e)
+                })?;
+                Ok(self.view.insert(view))
+            }
+        }
+    }
+
+    /// Reserve `next` on the revision last seen. A failure leaves the view
+    /// unknown: the reservation may have been made.
+    fn reserve(&mut self, next: &SignState) -> Result<Outcome, Rejection> {
+        let expected = self.view.as_ref().map_or(0, |v| v.revision);
+        match self.store.reserve(expected, next) {
+            Ok(outcome) => {
+                self.view = Some(match &outcome {
+                    Outcome::Reserved(now) | Outcome::Superseded(now) => now.clone(),
+                });
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.view = None;
+                error!(
+                    store = %self.store.describe(),
+                    requested = %next.position,
+                    error = %e,
+                    "HA reservation has no answer: maybe reserved, nothing signed; the next request reads it afresh"
+                );
+                Err(Rejection::SharedUnavailable(e))
+            }
+        }
+    }
+}
+
+/// How many times one request re-reads the shared reservation after other
+/// signers moved it before giving up (code 5; the node asks again).
+const MAX_SHARED_ATTEMPTS: usize = 4;
 
 impl Guarded {
     /// What the guard compares the next request with.
@@ -141,11 +198,24 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 durable: initial,
                 in_doubt: None,
                 store,
+                shared: None,
             }),
             stopped: AtomicBool::new(false),
             observer: Arc::new(Unobserved),
             clock: None,
         }
+    }
+
+    /// Reserve every new position in `store`, shared with the other
+    /// signers of this validator, before its signature leaves (high
+    /// availability). The local durable state is kept as well: both must
+    /// allow a signature.
+    #[must_use]
+    pub fn shared_with(self, store: Box<dyn Watermark>) -> Self {
+        if let Ok(mut guarded) = self.guarded.lock() {
+            guarded.shared = Some(Shared { store, view: None });
+        }
+        self
     }
 
     /// Report events to `observer`; `clock` times the state writes.
@@ -351,9 +421,26 @@ impl<K: ConsensusSigner> ChainSigner<K> {
         laps: &mut Laps,
         meanwhile: &mut dyn FnMut(),
     ) -> Result<(Release, Option<crate::types::Timestamp>), Rejection> {
+        if guarded.shared.is_some() {
+            return self.decide_shared(guarded, request, sign_bytes, laps, meanwhile);
+        }
         let verdict = guard::check(guarded.last(), &self.policy.chain_id, request, &sign_bytes)
             .map_err(|refusal| self.refused(guarded.last(), refusal))?;
         laps.lap(Phase::Guard);
+        self.act_locally(guarded, verdict, request, sign_bytes, laps, meanwhile)
+    }
+
+    /// Carry out the local guard's `verdict`: replay from the durable
+    /// state, or persist and sign a new one.
+    fn act_locally(
+        &self,
+        guarded: &mut Guarded,
+        verdict: Verdict,
+        request: Signable<'_>,
+        sign_bytes: Vec<u8>,
+        laps: &mut Laps,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(Release, Option<crate::types::Timestamp>), Rejection> {
         match verdict {
             Verdict::Replay { timestamp, .. } | Verdict::ResignStored { timestamp } => {
                 if let Some(in_doubt) = guarded.in_doubt.clone() {
@@ -378,6 +465,97 @@ impl<K: ConsensusSigner> ChainSigner<K> {
                 Ok((Release::Fresh(signature), None))
             }
         }
+    }
+
+    /// The guard decision with high availability: the request must be
+    /// allowed both by this signer's state and by the shared reservation.
+    /// A new position is reserved in the shared store (one compare-and-swap
+    /// on the revision last seen) before it is made durable locally and
+    /// signed; a message another signer reserved is made durable locally
+    /// and signed again (the same deterministic signature, the reserved
+    /// timestamp). If another signer moved the reservation meanwhile, the
+    /// request is decided again on what it holds now.
+    fn decide_shared(
+        &self,
+        guarded: &mut Guarded,
+        request: Signable<'_>,
+        sign_bytes: Vec<u8>,
+        laps: &mut Laps,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<(Release, Option<crate::types::Timestamp>), Rejection> {
+        let chain_id = &self.policy.chain_id;
+        for _ in 0..MAX_SHARED_ATTEMPTS {
+            let local = guard::check(guarded.last(), chain_id, request, &sign_bytes)
+                .map_err(|refusal| self.refused(guarded.last(), refusal))?;
+            let Some(shared) = guarded.shared.as_mut() else {
+                break;
+            };
+            let view = shared.view()?.clone();
+            let reserved = match &view.state {
+                None => Verdict::SignNew,
+                Some(reserved) => guard::check(reserved, chain_id, request, &sign_bytes)
+                    .map_err(|refusal| self.refused(reserved, refusal))?,
+            };
+            laps.lap(Phase::Guard);
+            let next = match (&reserved, view.state) {
+                // Reserved here already (by us or another signer): no
+                // reservation to make. Replay ours, or take the reserved
+                // message as our own new state.
+                (
+                    Verdict::Replay { timestamp, .. } | Verdict::ResignStored { timestamp },
+                    Some(reserved_state),
+                ) => {
+                    let timestamp = *timestamp;
+                    return match local {
+                        Verdict::SignNew => {
+                            let signature =
+                                self.persist_and_release(guarded, reserved_state, laps, meanwhile)?;
+                            Ok((Release::Fresh(signature), timestamp))
+                        }
+                        local => {
+                            self.act_locally(guarded, local, request, sign_bytes, laps, meanwhile)
+                        }
+                    };
+                }
+                // New to the shared store: what this signer will hold next.
+                _ => match &local {
+                    Verdict::SignNew => SignState {
+                        position: request.position(),
+                        sign_bytes: sign_bytes.clone(),
+                        signature: None,
+                    },
+                    // Known locally, but the shared store is behind (HA was
+                    // just turned on): reserve the local state first.
+                    Verdict::Replay { .. } | Verdict::ResignStored { .. } => SignState {
+                        signature: None,
+                        ..guarded.last().clone()
+                    },
+                },
+            };
+            let Some(shared) = guarded.shared.as_mut() else {
+                break;
+            };
+            match shared.reserve(&next)? {
+                Outcome::Reserved(_) => {
+                    laps.lap(Phase::Write);
+                    return self.act_locally(guarded, local, request, sign_bytes, laps, meanwhile);
+                }
+                Outcome::Superseded(now) => {
+                    debug!(
+                        requested = %next.position,
+                        reserved = ?now.state.as_ref().map(|s| s.position),
+                        "another signer moved the HA reservation; deciding again"
+                    );
+                }
+            }
+        }
+        warn!(
+            requested = %request.position(),
+            "the HA reservation kept moving under this request; nothing signed"
+        );
+        Err(Rejection::SharedContended {
+            attempts: MAX_SHARED_ATTEMPTS,
+        })
     }
 
     /// Make `next` durable, signing it while the write is in flight, and

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod config;
 pub mod enclave;
 pub mod guard;
+pub mod ha;
 pub mod keys;
 pub mod link;
 pub mod net;

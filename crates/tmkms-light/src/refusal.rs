@@ -48,6 +48,13 @@ pub enum Rejection {
     PersistFailed(StateError),
     #[error("could not sign: {0}")]
     SignFailed(SignError),
+    /// High availability: the shared reservation could not be read or
+    /// made, or its outcome is unknown.
+    #[error("could not reserve the position with the other signers, nothing signed: {0}")]
+    SharedUnavailable(crate::ha::WatermarkError),
+    /// High availability: other signers kept moving the shared reservation.
+    #[error("the shared reservation changed {attempts} times during this request, nothing signed; the node will ask again")]
+    SharedContended { attempts: usize },
     /// A thread died while holding the signing state: the in-memory state
     /// can no longer be trusted until a restart.
     #[error("internal error: signing state unavailable; restart the signer")]
@@ -66,6 +73,8 @@ impl Rejection {
             Rejection::InvalidRequest(_) | Rejection::SignBytesDisabled => ErrorCode::Malformed,
             Rejection::PersistFailed(_)
             | Rejection::SignFailed(_)
+            | Rejection::SharedUnavailable(_)
+            | Rejection::SharedContended { .. }
             | Rejection::StateLockPoisoned => ErrorCode::PersistFailed,
         };
         RemoteError {
