@@ -31,6 +31,7 @@ mod conn;
 pub mod crash;
 mod dialect;
 mod error;
+pub mod etcd;
 pub mod harness;
 pub mod home;
 pub mod proto_v1;
