@@ -13,6 +13,7 @@
 
 pub mod address;
 pub mod error;
+pub mod ha;
 mod sections;
 pub mod template;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 pub use address::{Address, AddressError};
 pub use error::{ConfigError, Location};
+pub use ha::{HaConfig, HaEndpoint, HaTls};
 pub use sections::AcceptedSections;
 pub use template::{render_template, TemplateParams};
 
@@ -131,6 +133,8 @@ pub struct Config {
     pub busy_poll: Duration,
     /// At least one.
     pub validator: Vec<ValidatorConfig>,
+    /// Several signers for one validator (`[ha]`); off when `None`.
+    pub ha: Option<HaConfig>,
     /// Top-level tables the core does not read, by name (e.g. a TEE
     /// provider's settings, which that provider validates). See
     /// [`Config::load_for`].

@@ -24,6 +24,7 @@ pub(super) const CORE_FIELDS: &[&str] = &[
     "log_format",
     "busy_poll_us",
     "validator",
+    "ha",
 ];
 
 /// Which provider sections a caller accepts.

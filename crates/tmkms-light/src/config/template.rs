@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::address::{Address, EXAMPLE_PORT};
+use super::ha::{DEFAULT_HA_KEY_PREFIX, DEFAULT_HA_TIMEOUT_MS};
 use super::*;
 
 /// What `init` puts into a new `tmkms.toml`.
@@ -127,6 +128,26 @@ reconnect_max_backoff_secs = {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}
 # protocol_version = "{default_dialect}"
 # timeout_secs = {DEFAULT_TIMEOUT_SECS}
 # reconnect_max_backoff_secs = {DEFAULT_RECONNECT_MAX_BACKOFF_SECS}
+
+# High availability: several signers for this validator, each on its own
+# host with its own state file, coordinated by an etcd cluster. Every new
+# height/round/step is reserved in etcd (one transaction) before its
+# signature leaves, so two signers never sign conflicting messages. While
+# etcd has no quorum nothing is signed (code 5) and safety is kept. Off
+# unless this table is present; see the README, "High availability".
+# [ha]
+# backend = "etcd"
+# endpoints = ["https://10.0.0.11:2379", "https://10.0.0.12:2379", "https://10.0.0.13:2379"]
+# The CA that signed the members' certificates (the only one trusted), and
+# this signer's client certificate and key.
+# ca_file = "etcd/ca.pem"
+# cert_file = "etcd/signer.pem"
+# key_file = "etcd/signer-key.pem"
+# Unique for each signer of this validator.
+# signer_id = "signer-a"
+# key_prefix = "{DEFAULT_HA_KEY_PREFIX}"
+# How long one request may wait for etcd, in ms. Default: {DEFAULT_HA_TIMEOUT_MS}.
+# timeout_ms = {DEFAULT_HA_TIMEOUT_MS}
 "#
     )
 }

@@ -414,6 +414,7 @@ fn template_documents_every_field_and_its_commented_examples_parse() {
     for field in sections::CORE_FIELDS.iter().chain(&validator_fields) {
         let written = match *field {
             "validator" => "[[validator]]".to_owned(),
+            "ha" => "[ha]".to_owned(),
             _ => format!("{field} = "),
         };
         assert!(text.contains(&written), "{field} missing");
@@ -425,13 +426,17 @@ fn template_documents_every_field_and_its_commented_examples_parse() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if rest.contains(" = ") || rest == "[[validator]]" => rest,
+            Some(rest) if rest.contains(" = ") || rest == "[[validator]]" || rest == "[ha]" => rest,
             _ => l,
         })
         .collect::<Vec<_>>()
         .join("\n");
     let c = parse(&uncommented).unwrap();
     assert_eq!(c.validator.len(), 2);
+    let ha = c.ha.as_ref().unwrap();
+    assert_eq!(ha.endpoints.len(), 3);
+    assert!(ha.tls.is_some());
+    assert_eq!(ha.timeout, Duration::from_millis(ha::DEFAULT_HA_TIMEOUT_MS));
     assert_eq!(c.max_height, Some(Height::from(100_000_000u32)));
     assert_eq!(c.max_frame_bytes, DEFAULT_MAX_FRAME_BYTES);
     assert!(!c.danger_allow_sign_bytes);
@@ -548,5 +553,100 @@ fn busy_poll_is_off_by_default_and_bounded() {
                 "busy_poll_us = 300",
             ],
         );
+    }
+}
+
+fn with_ha(table: &str) -> Result<Config, ConfigError> {
+    parse(&format!(
+        "{}\n[ha]\n{table}\n",
+        minimal_with("", "address = \"unix:///a\"")
+    ))
+}
+
+const HA_TLS: &str = "backend = \"etcd\"\nendpoints = [\"https://10.0.0.1:2379\", \"https://[fd00::1]:2379\"]\nca_file = \"etcd/ca.pem\"\ncert_file = \"/etc/etcd/c.pem\"\nkey_file = \"etcd/k.pem\"\nsigner_id = \"signer-a\"";
+
+#[test]
+fn ha_is_off_by_default_and_reads_tls_endpoints() {
+    assert!(with_top_level("").ha.is_none());
+    let ha = with_ha(HA_TLS).unwrap().ha.unwrap();
+    assert_eq!(ha.endpoints[1].to_string(), "https://[fd00::1]:2379");
+    assert_eq!(ha.key_prefix, ha::DEFAULT_HA_KEY_PREFIX);
+    assert_eq!(ha.signer_id, "signer-a");
+    let tls = ha.tls.unwrap();
+    assert_eq!(tls.ca_file, PathBuf::from("/etc/tmkms/etcd/ca.pem"));
+    assert_eq!(tls.cert_file, PathBuf::from("/etc/etcd/c.pem"));
+}
+
+#[test]
+fn ha_accepts_plaintext_on_loopback_only() {
+    let table = "backend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nsigner_id = \"a\"\ntimeout_ms = 200";
+    let ha = with_ha(table).unwrap().ha.unwrap();
+    assert!(ha.tls.is_none() && !ha.endpoints[0].tls);
+    assert_eq!(ha.timeout, Duration::from_millis(200));
+    let e = with_ha(&table.replace("127.0.0.1", "10.0.0.1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ha.endpoints[0]") && e.contains("not loopback") && e.contains("https://"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ha_errors_name_the_field_and_the_fix() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "backend = \"etcd\"",
+            "backend = \"consul\"",
+            &[
+                "ha.backend",
+                "\"consul\" is not a supported backend",
+                "backend = \"etcd\"",
+            ],
+        ),
+        ("backend = \"etcd\"\n", "", &["ha.backend", "is missing"]),
+        (
+            "ca_file = \"etcd/ca.pem\"\n",
+            "",
+            &["ha.ca_file", "is missing", "CA"],
+        ),
+        (
+            "signer_id = \"signer-a\"",
+            "signer_id = \"a b\"",
+            &["ha.signer_id", "not a signer id"],
+        ),
+        (
+            "signer_id = \"signer-a\"",
+            "signer_id = \"signer-a\"\ntimeout_ms = 5",
+            &["ha.timeout_ms", "5 is outside 50..=10000"],
+        ),
+        (
+            "signer_id = \"signer-a\"",
+            "signer_id = \"signer-a\"\nkey_prefix = \"tmkms\"",
+            &["ha.key_prefix", "starts with '/'"],
+        ),
+        (
+            "signer_id = \"signer-a\"",
+            "signer_id = \"signer-a\"\nleader = true",
+            &["leader"],
+        ),
+        (
+            "\"https://[fd00::1]:2379\"",
+            "\"http://127.0.0.1:2379\"",
+            &["ha.endpoints", "mixes https:// and http://"],
+        ),
+        (
+            "https://10.0.0.1:2379",
+            "https://10.0.0.1",
+            &["ha.endpoints[0]", "has no port"],
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let table = HA_TLS.replacen(from, to, 1);
+        assert_ne!(table, HA_TLS, "case {from:?} did not apply");
+        let e = with_ha(&table).unwrap_err().to_string();
+        for part in *expected {
+            assert!(e.contains(part), "{from:?} -> {to:?}: {e:?} lacks {part:?}");
+        }
     }
 }

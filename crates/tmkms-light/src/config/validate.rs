@@ -27,6 +27,7 @@ pub(super) struct RawConfig {
     log_format: Option<Spanned<String>>,
     busy_poll_us: Option<Spanned<i64>>,
     validator: Option<Vec<RawValidator>>,
+    ha: Option<super::ha::RawHa>,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +46,12 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&self, span: Option<&Range<usize>>, field: &str, message: String) -> ConfigError {
+    pub(super) fn error(
+        &self,
+        span: Option<&Range<usize>>,
+        field: &str,
+        message: String,
+    ) -> ConfigError {
         ConfigError::Field {
             path: self.path.to_path_buf(),
             location: span.map_or(Location(None), |s| Location::of(self.text, s)),
@@ -54,7 +60,7 @@ impl Validator<'_> {
         }
     }
 
-    fn required<'v, T>(
+    pub(super) fn required<'v, T>(
         &self,
         value: Option<&'v Spanned<T>>,
         field: &str,
@@ -231,6 +237,8 @@ impl Validator<'_> {
             }
         }
 
+        let ha = raw.ha.as_ref().map(|raw| self.ha(raw)).transpose()?;
+
         Ok(Config {
             chain_id,
             consensus_key_path,
@@ -243,11 +251,12 @@ impl Validator<'_> {
             log_format,
             busy_poll,
             validator,
+            ha,
             provider_sections,
         })
     }
 
-    fn path_field(
+    pub(super) fn path_field(
         &self,
         value: Option<&Spanned<String>>,
         field: &str,
