@@ -1,7 +1,7 @@
 //! The etcd harness against a real 3-member TLS cluster: key-value writes
 //! and compare-and-swap transactions through the v3 HTTP/JSON gateway (the
-//! interface the signers use), a leader kill with failover, a restart, and
-//! the refusal of a client certificate from a CA the cluster does not trust.
+//! interface the signers use), a leader kill with failover, a restart, paused
+//! members (follower and leader), and the refusal of a client certificate from a CA the cluster does not trust.
 //!
 //! Needs `etcd` and `etcdctl` (scripts/install-etcd.sh) and `curl`. Without
 //! the binaries it skips, unless `TMKMS_REQUIRE_ETCD` is set (CI sets it),
@@ -267,4 +267,40 @@ fn three_member_tls_cluster_survives_a_leader_kill_and_refuses_rogue_clients() {
     }
     let (value, _) = range(&endpoints[0], key, &id).unwrap().unwrap();
     assert_eq!(value, "h5");
+}
+
+#[test]
+fn a_paused_leader_is_replaced_and_rejoins_on_resume() {
+    if !etcd_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = EtcdCluster::start(dir.path(), 3).unwrap();
+    let endpoints = cluster.endpoints();
+    let id = Identity::trusted(&cluster);
+    let key = "tmkms/ha/paused";
+
+    let old = cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
+    cluster.pause_member(old).unwrap();
+    assert!(cluster.is_paused(old) && cluster.is_running(old));
+    // A paused leader cannot answer, so it never counts as the leader.
+    let new = cluster.wait_for_leader(Duration::from_secs(15)).unwrap();
+    assert_ne!(new, old);
+    eventually(Duration::from_secs(10), || {
+        post(
+            &endpoints[new],
+            "/v3/kv/put",
+            &json!({ "key": b64(key), "value": b64("after-pause") }),
+            &id,
+        )
+    });
+
+    // Back from SIGSTOP it steps down and serves the value written meanwhile.
+    cluster.resume_member(old).unwrap();
+    let (value, _) = eventually(Duration::from_secs(10), || {
+        range(&endpoints[old], key, &id)?.ok_or_else(|| "no key".to_owned())
+    });
+    assert_eq!(value, "after-pause");
+    cluster.wait_healthy(Duration::from_secs(10)).unwrap();
+    cluster.wait_for_leader(Duration::from_secs(10)).unwrap();
 }
