@@ -2,7 +2,7 @@
 # Builds a pinned etcd release (server and etcdctl) from the Go module proxy
 # into a per-user cache, for the high-availability tests that run a real
 # etcd cluster (tools/node-sim's `etcd` harness):
-#   ./scripts/install-etcd.sh                  # install if missing; last line: the bin dir
+#   ./scripts/install-etcd.sh                  # install if missing; stdout: the bin dir
 #   ./scripts/install-etcd.sh --print-bin-dir  # only print the bin dir (no install)
 #   TMKMS_ETCD_BIN_DIR="$(./scripts/install-etcd.sh | tail -1)" cargo test ...
 # Idempotent: with both binaries present at the pinned version it builds
@@ -32,22 +32,34 @@ esac
 
 # The version line both binaries print; anything else (a partial or older
 # build in the cache) is rebuilt.
+# (Output captured whole first: `grep -q` closing a pipe early would SIGPIPE
+# the binary and, under pipefail, fail the check.)
 installed_ok() {
   [[ -x "$bin_dir/etcd" && -x "$bin_dir/etcdctl" ]] || return 1
-  "$bin_dir/etcd" --version 2>/dev/null | grep -qx "etcd Version: ${ETCD_VERSION#v}" || return 1
-  "$bin_dir/etcdctl" version 2>/dev/null | grep -qx "etcdctl version: ${ETCD_VERSION#v}" || return 1
+  local server ctl
+  server=$("$bin_dir/etcd" --version 2>/dev/null) || return 1
+  ctl=$("$bin_dir/etcdctl" version 2>/dev/null) || return 1
+  grep -qx "etcd Version: ${ETCD_VERSION#v}" <<<"$server" || return 1
+  grep -qx "etcdctl version: ${ETCD_VERSION#v}" <<<"$ctl" || return 1
 }
 
 if installed_ok; then
-  echo "install-etcd: etcd ${ETCD_VERSION} already installed"
+  echo "install-etcd: etcd ${ETCD_VERSION} already installed" >&2
   echo "$bin_dir"
   exit 0
 fi
 
 if ! command -v go >/dev/null 2>&1; then
   echo "install-etcd: FAILED: \`go\` is not on PATH. etcd ${ETCD_VERSION} is built with" >&2
-  echo "     \`go install\` (Go 1.24 or newer). Install Go and retry, or point" >&2
+  echo "     \`go install\` (Go 1.26 or newer). Install Go and retry, or point" >&2
   echo "     TMKMS_ETCD_BIN_DIR at a directory holding etcd and etcdctl ${ETCD_VERSION}." >&2
+  exit 2
+fi
+# etcd v3.6.16's modules declare `go 1.26.0`.
+go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [[ -n "$go_minor" && "$go_minor" -lt 26 && "$(go env GOTOOLCHAIN)" == local ]]; then
+  echo "install-etcd: FAILED: $(go env GOVERSION) is too old (etcd ${ETCD_VERSION} needs Go 1.26);" >&2
+  echo "     install a newer Go or set GOTOOLCHAIN=auto." >&2
   exit 2
 fi
 
@@ -82,5 +94,5 @@ if ! installed_ok; then
   exit 1
 fi
 echo "install-etcd: built etcd ${ETCD_VERSION} in $((SECONDS - started)) s" >&2
-"$bin_dir/etcd" --version | head -1
+echo "install-etcd: etcd ${ETCD_VERSION} installed in $bin_dir" >&2
 echo "$bin_dir"
