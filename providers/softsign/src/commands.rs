@@ -217,6 +217,32 @@ fn protect_key_memory() {
     }
 }
 
+/// The `[ha]` reservation, read once to say where it stands (an etcd that
+/// is down now only delays signing: every request tries again).
+fn open_ha(
+    ha: &tmkms_light::config::HaConfig,
+    chain_id: &tmkms_light::types::ChainId,
+    public_key: &[u8],
+) -> Result<tmkms_light_etcd::EtcdWatermark> {
+    use tmkms_light::ha::Watermark as _;
+    let mut store =
+        tmkms_light_etcd::open(ha, chain_id, public_key).context("cannot set up [ha]")?;
+    match store.read() {
+        Ok(reservation) => info!(
+            store = %store.describe(),
+            signer_id = %ha.signer_id,
+            reserved = %reservation.state.map(|s| s.position.to_string()).unwrap_or_else(|| "nothing yet".into()),
+            "high availability on: every new position is reserved in etcd before it is signed"
+        ),
+        Err(e) => warn!(
+            store = %store.describe(),
+            error = %e,
+            "high availability on, but etcd does not answer yet; nothing is signed until it does"
+        ),
+    }
+    Ok(store)
+}
+
 pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
     protect_key_memory();
     let config = Config::load_for(config_path, &[])?;
@@ -248,7 +274,11 @@ pub fn start(config_path: &Path, allow_empty_state: bool) -> Result<()> {
         max_height: config.max_height,
         danger_allow_sign_bytes: config.danger_allow_sign_bytes,
     };
+    let public_key_bytes = *key.public_key().as_bytes();
     let mut chain = ChainSigner::open(policy, key, Box::new(store))?;
+    if let Some(ha) = &config.ha {
+        chain = chain.shared_with(Box::new(open_ha(ha, &config.chain_id, &public_key_bytes)?));
+    }
     if let Some(metrics) = tmkms_light_metrics::serve_config(&config, "softsign")? {
         chain = chain.observed_by(Arc::new(metrics), Some(std::time::Instant::now));
     }

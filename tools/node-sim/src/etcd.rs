@@ -196,6 +196,25 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Set by CI: a test that needs etcd fails instead of skipping when the
+/// binaries are missing.
+pub const REQUIRE_ETCD_ENV: &str = "TMKMS_REQUIRE_ETCD";
+
+/// Whether the etcd binaries are there for `test`; `false` means skip,
+/// which is allowed only while [`REQUIRE_ETCD_ENV`] is unset.
+// Test support: failing the calling test is the point when etcd is required.
+#[allow(clippy::panic)]
+pub fn etcd_available(test: &str) -> bool {
+    match EtcdBinaries::locate() {
+        Ok(_) => true,
+        Err(e) if std::env::var_os(REQUIRE_ETCD_ENV).is_none() => {
+            eprintln!("SKIPPED {test}: {e} (set {REQUIRE_ETCD_ENV}=1 to make this a failure)");
+            false
+        }
+        Err(e) => panic!("{REQUIRE_ETCD_ENV} is set but etcd is missing: {e}"),
+    }
+}
+
 /// Timing knobs of a cluster. The defaults are etcd's own raft timings
 /// (heartbeat 100 ms, election 1 s), which keep a loaded 2-core CI machine
 /// from flapping leaders while a failover still takes only a second or two.

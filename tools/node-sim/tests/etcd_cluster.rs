@@ -20,21 +20,10 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde_json::{json, Value};
-use tmkms_node_sim::etcd::{EtcdBinaries, EtcdCluster};
+use tmkms_node_sim::etcd::EtcdCluster;
 
-const REQUIRE_ENV: &str = "TMKMS_REQUIRE_ETCD";
-
-/// Whether the binaries are there; `false` means skip (only allowed when
-/// `TMKMS_REQUIRE_ETCD` is unset).
 fn etcd_available() -> bool {
-    match EtcdBinaries::locate() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os(REQUIRE_ENV).is_none() => {
-            eprintln!("SKIPPED etcd_cluster: {e} (set {REQUIRE_ENV}=1 to make this a failure)");
-            false
-        }
-        Err(e) => panic!("{REQUIRE_ENV} is set but etcd is missing: {e}"),
-    }
+    tmkms_node_sim::etcd::etcd_available("etcd_cluster")
 }
 
 /// The TLS material one client presents.

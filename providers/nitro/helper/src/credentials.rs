@@ -87,8 +87,16 @@ fn request(
         .set_read_timeout(Some(TIMEOUT))
         .and_then(|()| stream.set_write_timeout(Some(TIMEOUT)))
         .map_err(|e| e.to_string())?;
-    write_request(&mut stream, method, path, authority, headers, &[])
-        .map_err(|e| format!("{method} {path}: {e}"))?;
+    write_request(
+        &mut stream,
+        method,
+        path,
+        authority,
+        headers,
+        &[],
+        tmkms_nitro_kms::http::Connection::Close,
+    )
+    .map_err(|e| format!("{method} {path}: {e}"))?;
     let response =
         read_response(&mut stream, MAX_BODY).map_err(|e| format!("{method} {path}: {e}"))?;
     if response.status != 200 {

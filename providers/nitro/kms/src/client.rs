@@ -16,9 +16,9 @@ use zeroize::Zeroizing;
 use crate::config::KmsConfig;
 use crate::credentials::Credentials;
 use crate::error::{KmsError, KmsErrorKind};
-use crate::http;
 use crate::sigv4::{self, AmzDate, Scope, Signable};
 use crate::transport::{self, Connector};
+use tmkms_light_http as http;
 
 /// Default cap on a response body: KMS responses are a few KiB at most.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
@@ -339,11 +339,18 @@ impl KmsClient {
             Some(tls) => transport::tls_wrap(tls.clone(), &self.config.endpoint.host, stream)?,
             None => stream,
         };
-        http::write_request(&mut stream, "POST", "/", &host, &headers, body).map_err(|e| {
-            KmsError::Http {
-                op,
-                source: e.into(),
-            }
+        http::write_request(
+            &mut stream,
+            "POST",
+            "/",
+            &host,
+            &headers,
+            body,
+            http::Connection::Close,
+        )
+        .map_err(|e| KmsError::Http {
+            op,
+            source: e.into(),
         })?;
         let response = http::read_response(&mut stream, self.max_response_bytes)
             .map_err(|source| KmsError::Http { op, source })?;

@@ -2,7 +2,7 @@
 //! service refused (with its error code), or the response was not what KMS
 //! sends.
 
-use crate::http::HttpError;
+use tmkms_light_http::HttpError;
 
 /// KMS error codes the enclave reacts to differently; the rest are `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,7 @@ mod cms;
 mod config;
 mod credentials;
 mod error;
-pub mod http;
+pub use tmkms_light_http as http;
 pub mod sigv4;
 mod transport;
 

@@ -1,10 +1,13 @@
-//! Just enough HTTP/1.1 for one request per connection: write a request,
-//! read one response with a length cap.
+//! Just enough HTTP/1.1 for the signer's clients (AWS KMS from the Nitro
+//! enclave, etcd's JSON gateway for high availability): write a request,
+//! read one response with a length cap, on a connection that is closed
+//! after it or kept for the next request.
 //!
 //! Hand-written over `httparse` (which parses the head) because the client
 //! libraries (hyper, ureq, reqwest) bring an async runtime or their own
 //! socket/TLS handling, while here the stream is handed in by the caller
-//! (vsock proxy in the enclave) and must stay a plain `Read + Write`.
+//! (a vsock proxy or an EDP usercall stream in an enclave, a TLS session
+//! that ends inside it) and must stay a plain `Read + Write`.
 //! Bodies may be `Content-Length`, `chunked` or read-to-close; every path is
 //! bounded and malformed input is an error, never a panic.
 
@@ -56,6 +59,9 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The decoded body.
     pub body: Zeroizing<Vec<u8>>,
+    /// Whether the stream may carry another request: the body had a known
+    /// end, the server did not ask to close, and it sent nothing more.
+    pub reusable: bool,
 }
 
 impl Response {
@@ -68,8 +74,18 @@ impl Response {
     }
 }
 
-/// Writes a request with `Host`, `Content-Length` and `Connection: close`
-/// added to `headers`.
+/// Whether the connection is used again after the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// `Connection: close`: one request per connection.
+    Close,
+    /// `Connection: keep-alive`: the caller sends its next request on the
+    /// same stream, after reading this response in full (no pipelining).
+    KeepAlive,
+}
+
+/// Writes a request with `Host`, `Content-Length` and `Connection` added to
+/// `headers`, in one write.
 pub fn write_request(
     stream: &mut impl Write,
     method: &str,
@@ -77,6 +93,7 @@ pub fn write_request(
     host: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+    connection: Connection,
 ) -> io::Result<()> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (name, value) in headers {
@@ -85,14 +102,18 @@ pub fn write_request(
         head.push_str(value);
         head.push_str("\r\n");
     }
+    let connection = match connection {
+        Connection::Close => "close",
+        Connection::KeepAlive => "keep-alive",
+    };
     head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
         body.len()
     ));
-    // The head may carry the session token.
-    let head = Zeroizing::new(head);
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
+    // The head may carry a session token, the body key material.
+    let mut message = Zeroizing::new(head.into_bytes());
+    message.extend_from_slice(body);
+    stream.write_all(&message)?;
     stream.flush()
 }
 
@@ -105,20 +126,27 @@ pub fn read_response(stream: &mut impl Read, max_body: usize) -> Result<Response
         if (100..200).contains(&status) {
             continue;
         }
-        let body = read_body(&mut reader, &headers, max_body)?;
+        let (body, delimited) = read_body(&mut reader, &headers, max_body)?;
+        let closing = headers.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection") && v.trim().eq_ignore_ascii_case("close")
+        });
+        let reusable = delimited && !closing && reader.buffered().is_empty();
         return Ok(Response {
             status,
             headers,
             body,
+            reusable,
         });
     }
 }
 
+/// The body, and whether its end was delimited (length or chunks) rather
+/// than the end of the stream.
 fn read_body<R: Read>(
     reader: &mut BufReader<R>,
     headers: &[(String, String)],
     max_body: usize,
-) -> Result<Zeroizing<Vec<u8>>, HttpError> {
+) -> Result<(Zeroizing<Vec<u8>>, bool), HttpError> {
     let find = |name: &str| {
         headers
             .iter()
@@ -132,8 +160,8 @@ fn read_body<R: Read>(
             .filter(|c| c != "identity")
             .collect();
         return match codings.as_slice() {
-            [] => reader.read_to_close(max_body),
-            [only] if only == "chunked" => read_chunked(reader, max_body),
+            [] => Ok((reader.read_to_close(max_body)?, false)),
+            [only] if only == "chunked" => Ok((read_chunked(reader, max_body)?, true)),
             _ => Err(HttpError::UnsupportedTransferEncoding(te.to_owned())),
         };
     }
@@ -144,9 +172,9 @@ fn read_body<R: Read>(
         if len > max_body {
             return Err(HttpError::BodyTooLarge { limit: max_body });
         }
-        return reader.read_exact_vec(len);
+        return Ok((reader.read_exact_vec(len)?, true));
     }
-    reader.read_to_close(max_body)
+    Ok((reader.read_to_close(max_body)?, false))
 }
 
 fn read_chunked<R: Read>(
@@ -476,11 +504,39 @@ mod tests {
             "127.0.0.1:4566",
             &[("X-Amz-Target", "TrentService.Encrypt")],
             b"{}",
+            Connection::Close,
         )
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST / HTTP/1.1\r\nHost: 127.0.0.1:4566\r\nX-Amz-Target: TrentService.Encrypt\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
         );
+    }
+
+    #[test]
+    fn a_delimited_response_leaves_the_connection_reusable() {
+        let cases: [(&[u8], bool); 5] = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\n\r\n{}", false),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}HTTP", false),
+        ];
+        for (bytes, reusable) in cases {
+            let response = read_response(&mut &bytes[..], 100).unwrap();
+            assert_eq!(&response.body[..], b"{}");
+            assert_eq!(
+                response.reusable,
+                reusable,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 }
