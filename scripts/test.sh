@@ -15,7 +15,8 @@
 # 6. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
 #
 # The Nitro tests need the KMS emulator, which this script starts
-# (scripts/localstack.sh).
+# (scripts/localstack.sh); the HA tests need etcd, which it installs
+# (scripts/install-etcd.sh).
 # Skip slow parts locally with SKIP_SGX_BUILD=1, SKIP_E2E=1, SKIP_FUZZ=1,
 # SKIP_AUDIT=1;
 # FUZZ_SECONDS (default 30) is the fuzzing time per target.
@@ -72,6 +73,14 @@ step "KMS emulator for the Nitro tests (LocalStack, host mode)"
 trap './scripts/localstack.sh stop >/dev/null 2>&1 || true' EXIT
 export TMKMS_TEST_KMS_ENDPOINT="http://127.0.0.1:${LOCALSTACK_PORT:-4566}"
 export TMKMS_REQUIRE_KMS=1
+
+step "etcd for the high-availability tests"
+# A pinned etcd 3.6 release, built with go install into the cache on first
+# use (~2 min); the HA tests start their own TLS clusters on loopback and
+# fail (instead of skipping) when it is missing.
+TMKMS_ETCD_BIN_DIR=$(./scripts/install-etcd.sh | tail -1)
+export TMKMS_ETCD_BIN_DIR
+export TMKMS_REQUIRE_ETCD=1
 
 step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"

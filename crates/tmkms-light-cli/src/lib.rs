@@ -18,7 +18,10 @@ pub use binary::Binary;
 pub use files::{parent_dir, read_capped, write_config_if_missing, CappedReadError};
 pub use logging::{active_log_format, LogArgs, LogFormat, Targets};
 pub use router::{NodeDialer, StreamRouter};
-pub use section::{warn_settings_tee_hosts_ignore, SectionContext, SectionError, SectionSpec};
+pub use section::{
+    refuse_settings_tee_hosts_lack, warn_settings_tee_hosts_ignore, SectionContext, SectionError,
+    SectionSpec, UnsupportedSetting,
+};
 pub use splice::{copy_half, splice, Duplex};
 pub use state::{
     open_existing_state, open_or_create_state, read_state_json, state_show, write_imported_state,

@@ -111,6 +111,37 @@ impl SectionContext {
 /// Warn about core settings a TEE host reads but does not apply (they are
 /// softsign's), so that an operator who set one is not left guessing.
 pub fn warn_settings_tee_hosts_ignore(config: &tmkms_light::config::Config) {
+    warn_busy_poll_ignored(config);
+}
+
+/// Core settings a TEE provider cannot honour yet, refused rather than
+/// ignored: an operator who wrote `[ha]` must not believe a second signer
+/// is safe when this one does not reserve in etcd.
+#[derive(Debug, Error)]
+pub enum UnsupportedSetting {
+    #[error("{config}: [ha] is not supported by the {provider} provider yet (its enclave must reach etcd itself, over TLS that ends inside the enclave); remove [ha] and run a single signer, or use tmkms-softsign for high availability")]
+    Ha {
+        config: String,
+        provider: &'static str,
+    },
+}
+
+/// Refuse what `provider` does not support (see [`UnsupportedSetting`]).
+pub fn refuse_settings_tee_hosts_lack(
+    config: &tmkms_light::config::Config,
+    config_path: &Path,
+    provider: &'static str,
+) -> Result<(), UnsupportedSetting> {
+    if config.ha.is_some() {
+        return Err(UnsupportedSetting::Ha {
+            config: config_path.display().to_string(),
+            provider,
+        });
+    }
+    Ok(())
+}
+
+fn warn_busy_poll_ignored(config: &tmkms_light::config::Config) {
     if !config.busy_poll.is_zero() {
         tracing::warn!(
             busy_poll_us = config.busy_poll.as_micros(),
@@ -177,6 +208,25 @@ mod tests {
         assert!(
             err.contains("pth") && err.ends_with("; valid: path"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn tee_hosts_refuse_ha_naming_the_provider_and_the_fix() {
+        let text = "chain_id = \"c\"\nconsensus_key_path = \"k\"\nstate_file_path = \"s\"\n[[validator]]\naddress = \"unix:///a\"\n";
+        let path = Path::new("/etc/tmkms/tmkms.toml");
+        let plain = tmkms_light::config::Config::from_toml_str(text, path).unwrap();
+        assert!(refuse_settings_tee_hosts_lack(&plain, path, "Nitro").is_ok());
+        let with_ha = format!("{text}[ha]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nsigner_id = \"a\"\n");
+        let config = tmkms_light::config::Config::from_toml_str(&with_ha, path).unwrap();
+        let e = refuse_settings_tee_hosts_lack(&config, path, "Nitro")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/etc/tmkms/tmkms.toml")
+                && e.contains("Nitro provider")
+                && e.contains("remove [ha]"),
+            "{e}"
         );
     }
 }

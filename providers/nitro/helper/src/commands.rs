@@ -43,6 +43,7 @@ const MAX_CIPHERTEXT_FILE: u64 = 64 * 1024;
 fn load(config_path: &Path) -> Result<(Config, NitroSettings)> {
     let config = Config::load_for(config_path, &["nitro"])?;
     tmkms_light_cli::warn_settings_tee_hosts_ignore(&config);
+    tmkms_light_cli::refuse_settings_tee_hosts_lack(&config, config_path, "Nitro")?;
     let settings = NitroSettings::from_section(config.provider_section("nitro"), config_path)?;
     Ok((config, settings))
 }

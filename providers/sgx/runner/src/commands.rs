@@ -375,6 +375,7 @@ fn ensure_sim_cpu_secret(path: &Path) -> Result<()> {
 fn load(config_path: &Path) -> Result<(Config, SgxSettings)> {
     let config = Config::load_for(config_path, &["sgx"])?;
     tmkms_light_cli::warn_settings_tee_hosts_ignore(&config);
+    tmkms_light_cli::refuse_settings_tee_hosts_lack(&config, config_path, "SGX")?;
     let settings = SgxSettings::from_section(config.provider_section("sgx"), config_path)?;
     Ok((config, settings))
 }

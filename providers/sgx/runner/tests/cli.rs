@@ -161,3 +161,23 @@ fn start_refuses_allow_empty_state_and_too_many_validators() {
         "{err}"
     );
 }
+
+/// `[ha]` is refused, not ignored: this provider does not reserve in etcd,
+/// so an operator must not believe a second signer is safe.
+#[test]
+fn start_refuses_ha_it_does_not_support() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("unix://{}", dir.path().join("node.sock").display());
+    let kms = common::Sgx::init_in(dir, "cli-chain", &address, "v0.38", &[]);
+    let mut text = std::fs::read_to_string(&kms.config).unwrap();
+    text.push_str(
+        "\n[ha]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nsigner_id = \"a\"\n",
+    );
+    std::fs::write(&kms.config, text).unwrap();
+    let err = common::run_fails(&["start", "-c", kms.config_str()]);
+    assert!(
+        err.contains("[ha] is not supported by the SGX provider yet")
+            && err.contains("remove [ha]"),
+        "{err}"
+    );
+}
