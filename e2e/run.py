@@ -52,7 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procs import Proc, read_log, tail  # noqa: E402
-from signers import PROVIDERS, Signer, SignerError, Unavailable, make_signer, validator_address  # noqa: E402
+from signers import HA_RECONNECT_MAX_BACKOFF_SECS, HA_TIMEOUT_SECS, PROVIDERS, Signer, SignerError, Unavailable, make_signer, validator_address  # noqa: E402
 from verify import (  # noqa: E402
     canonical_precommit_sign_bytes,
     ed25519_verify,
@@ -78,7 +78,18 @@ RESUME_LIMIT_S = 10.0
 NODE_ACCEPT_WINDOW_S = 3.0
 # A node outage long enough for the signer's reconnect backoff to reach its cap.
 OUTAGE_MIN_S = 9.0
-DISRUPTIONS = ("kill-signer", "restart-node", "node-outage")
+DISRUPTIONS = ("kill-signer", "restart-node", "node-outage", "kill-active-signer", "pause-active-signer",
+               "standby-wait")
+# Disruptions of one signer of a softsign-ha pair (the one the node talks to).
+HA_DISRUPTIONS = ("kill-active-signer", "pause-active-signer", "standby-wait")
+# How long `pause-active-signer` keeps the active signer stopped: past the
+# node's read timeout (defaultTimeoutReadWriteSeconds = 5 in CometBFT's
+# privval/signer_endpoint.go), after which the node drops the connection and
+# accepts the standby.
+HA_PAUSE_S = 8.0
+# A failover (kill or pause -> the standby's first signature and the next
+# block) must finish within this.
+HA_FAILOVER_LIMIT_S = 30.0
 # tracing's text format: "<time>  INFO [target: ]<message> key=value ...".
 LOG_EVENT = re.compile(r"\b(?:INFO|WARN|ERROR)\s+(?:[\w:]+:\s+)?(?P<msg>[^=]*?)\s+(?P<fields>\w+=.*)$")
 LOG_FIELD = re.compile(r"(\w+)=(\S+)")
@@ -158,6 +169,8 @@ def load_lines() -> list[Line]:
             for d in r.disruptions:
                 if d not in DISRUPTIONS:
                     raise SystemExit(f"lines.toml: line {t['name']}: unknown disruption {d!r}")
+                if d in HA_DISRUPTIONS and r.provider != "softsign-ha":
+                    raise SystemExit(f"lines.toml: line {t['name']}: {d} needs provider softsign-ha")
         if t["vote_extensions"] not in ("", "abci", "feature"):
             raise SystemExit(f"lines.toml: line {t['name']}: vote_extensions must be '', 'abci' or 'feature'")
         lines.append(Line(runs=runs, **t))
@@ -288,6 +301,13 @@ class RunResult:
     replays: int = 0
     refusals: int = 0
     ext_sigs: int = 0
+    # softsign-ha: seconds from the kill/pause of the active signer to the
+    # standby's first signature, and to the first block committed after it.
+    failover_sig_s: list[float] = field(default_factory=list)
+    failover_block_s: list[float] = field(default_factory=list)
+    evidence: int = 0
+    ha_kills: int = 0
+    ha_pauses: int = 0
     seconds: float = 0.0
     workdir: str = ""
     notes: list[str] = field(default_factory=list)
@@ -455,6 +475,130 @@ class ChainRun:
         self.r.restarts += 1
         log(f"  node back after the outage; block {h2} committed {when - started:.1f}s after its start")
 
+    # high availability (softsign-ha)
+
+    def _active_signer(self) -> int:
+        """The member the node is served by (see HaSoftSigner.active)."""
+        h, _ = self.wait_height((self.height() or 0) + 1, "a new block before the HA disruption")
+        until = time.monotonic() + 10
+        while (active := self.signer.active()) is None:
+            if time.monotonic() > until:
+                raise CheckFailed(f"no single active signer at height {h}: "
+                                  f"{[self.signer.signed(i) for i in range(2)]}")
+            time.sleep(0.05)
+        return active
+
+    def _measure_failover(self, standby: int, since: float, what: str) -> tuple[float, float]:
+        """Wait for the standby's first signature and the first block
+        committed after it; return both delays from `since`."""
+        count0, _ = self.signer.signed(standby)
+        sig_at = block_at = None
+        height_at_sig = 0
+        while block_at is None:
+            self.deadline.check()
+            now = time.monotonic()
+            if now - since > HA_FAILOVER_LIMIT_S:
+                raise CheckFailed(f"no failover within {HA_FAILOVER_LIMIT_S:.0f}s after {what} "
+                                  f"(standby signed: {sig_at is not None}):\n{tail(self.node_log)}")
+            if self.node is not None and not self.node.alive():
+                raise CheckFailed(f"node exited (code {self.node.p.returncode}) after {what}:\n"
+                                  f"{tail(self.node_log)}")
+            if sig_at is None:
+                if self.signer.signed(standby)[0] > count0:
+                    sig_at = now
+                    height_at_sig = self.height() or 0
+            else:
+                h = self.height()
+                if h is not None and h > height_at_sig:
+                    block_at = time.monotonic()
+            time.sleep(0.02)
+        assert sig_at is not None
+        sig_s, block_s = round(sig_at - since, 2), round(block_at - since, 2)
+        self.r.failover_sig_s.append(sig_s)
+        self.r.failover_block_s.append(block_s)
+        return sig_s, block_s
+
+    def accept_queue(self) -> int | None:
+        """Connections waiting in the node's privval listen queue (tcp; the
+        Recv-Q of a listening socket in `ss -ltn`)."""
+        if not self.laddr.startswith("tcp://"):
+            return None
+        port = self.laddr.rsplit(":", 1)[1]
+        try:
+            out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        fields = out.stdout.split()
+        return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+    def standby_wait(self) -> None:
+        """Let the standby wait in the node's listen queue for longer than its
+        handshake timeout (timeout_secs) twice: it gives up and dials again,
+        leaving its closed connection queued; the next failover must get
+        past it."""
+        active = self._active_signer()
+        standby = 1 - active
+        log_file = self.signer.logs[standby]
+        before = read_log(log_file).count("cannot reach node")
+        wait = 2 * (HA_TIMEOUT_SECS + HA_RECONNECT_MAX_BACKOFF_SECS) + 2
+        log(f"  standby {self.signer.NAMES[standby]} waits {wait}s in the node's listen queue "
+            f"(timeout_secs {HA_TIMEOUT_SECS})")
+        until = time.monotonic() + wait
+        while time.monotonic() < until:
+            self.wait_height((self.height() or 0) + 1, "blocks while the standby waits")
+            time.sleep(0.5)
+        redials = read_log(log_file).count("cannot reach node") - before
+        queued = self.accept_queue()
+        log(f"  standby gave up its handshake {redials}x meanwhile; node listen queue: {queued}")
+        self.r.notes.append(f"standby wait {wait}s: {redials} handshake timeouts of the standby, "
+                            f"{queued} connections in the node's listen queue")
+
+    def kill_active_signer(self) -> None:
+        active = self._active_signer()
+        time.sleep(random.uniform(0.0, 0.3))  # land anywhere in the round
+        h = self.height()
+        name = self.signer.NAMES[active]
+        proc = self.signer.procs[active]
+        assert proc is not None
+        proc.kill9()
+        killed = time.monotonic()
+        sig_s, block_s = self._measure_failover(1 - active, killed, f"SIGKILL of signer {name}")
+        self.r.ha_kills += 1
+        self.r.restarts += 1
+        log(f"  SIGKILLed active signer {name} at height ~{h}: standby signed after {sig_s:.2f}s, "
+            f"block after {block_s:.2f}s")
+        self.signer.start_member(active)  # it becomes the standby
+        self.wait_height((self.height() or 0) + 2, "blocks after the killed signer restarted")
+
+    def pause_active_signer(self) -> None:
+        active = self._active_signer()
+        h = self.height()
+        name = self.signer.NAMES[active]
+        proc = self.signer.procs[active]
+        assert proc is not None
+        proc.signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        try:
+            sig_s, block_s = self._measure_failover(1 - active, paused, f"SIGSTOP of signer {name}")
+            time.sleep(max(0.0, HA_PAUSE_S - (time.monotonic() - paused)))
+        finally:
+            mark = len(read_log(self.signer.logs[active]))
+            proc.signal(signal.SIGCONT)
+        resumed_after = time.monotonic() - paused
+        self.r.ha_pauses += 1
+        self.r.restarts += 1
+        log(f"  SIGSTOPped active signer {name} at height ~{h}: standby signed after {sig_s:.2f}s, "
+            f"block after {block_s:.2f}s; SIGCONT after {resumed_after:.1f}s")
+        self.wait_height((self.height() or 0) + 3, "blocks after the paused signer resumed")
+        woke = read_log(self.signer.logs[active])[mark:]
+        summary = {k: woke.count(v) for k, v in (("signed", "INFO signed at="),
+                                                 ("replayed", "replayed the stored signature"),
+                                                 ("refused", "refusing to sign"),
+                                                 ("connection ended", "connection ended"),
+                                                 ("node closed", "node closed the connection"))}
+        log(f"  signer {name} after SIGCONT: {summary}")
+        self.r.notes.append(f"paused signer {name} after SIGCONT logged {summary}")
+
     def _clear_stale_socket(self) -> None:
         sock = Path(self.laddr[len("unix://"):]) if self.laddr.startswith("unix://") else None
         if sock is not None and sock.exists():
@@ -480,6 +624,12 @@ class ChainRun:
             self.wait_height(max(3, self.target * (i + 1) // (n + 2)), f"the height for {d}")
             if d == "kill-signer":
                 self.kill_signer()
+            elif d == "kill-active-signer":
+                self.kill_active_signer()
+            elif d == "pause-active-signer":
+                self.pause_active_signer()
+            elif d == "standby-wait":
+                self.standby_wait()
             elif d == "restart-node":
                 self.restart_node()
             else:
@@ -524,6 +674,7 @@ class ChainRun:
                 problems.append(f"height {h}: commit signature does not verify")
             block = rpc(port, "block", height=h)["block"]
             evidence = (block.get("evidence") or {}).get("evidence") or []
+            r.evidence += len(evidence)
             if evidence:
                 problems.append(f"height {h}: block carries evidence: {evidence}")
         if problems:
@@ -660,18 +811,30 @@ def run_line(line: Line, node_bin: Path, bins: Path, kms_endpoint: str, work: Pa
     return results
 
 
+def fmt_failover(values: list[float]) -> str:
+    """p50/max of the failover delays, or - without any."""
+    if not values:
+        return "-"
+    return f"{percentile_f(values, 0.5):.1f}/{max(values):.1f}"
+
+
+def percentile_f(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]  # nearest rank
+
+
 def fmt_us(v: int | None) -> str:
     return "-" if v is None else str(v)
 
 
 def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
     head = ["line", "version", "provider", "transport", "app", "heights", "signed by us", "sigs verified",
-            "restarts", "resume s", "signed", "ext sigs", "replayed", "refused", "p50 us", "p99 us", "result"]
+            "restarts", "resume s", "failover s", "signed", "ext sigs", "replayed", "refused", "p50 us", "p99 us", "result"]
     table = [head]
     for r in rows:
         table.append([
             r.line, r.version, r.provider, r.transport, r.app, str(r.height), str(r.signed_by_us), str(r.verified),
-            str(r.restarts), ",".join(str(x) for x in r.resume_s) or "-",
+            str(r.restarts), ",".join(str(x) for x in r.resume_s) or "-", fmt_failover(r.failover_block_s),
             str(r.signatures), str(r.ext_sigs), str(r.replays), str(r.refusals), fmt_us(r.p50_us), fmt_us(r.p99_us),
             "SKIPPED" if r.skipped else "ok" if r.ok else "FAILED",
         ])
@@ -686,9 +849,17 @@ def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
     print("  sigs verified: of those, Ed25519-verified here; restarts: signer kills + node restarts survived;")
     print("  resume s: node process start -> first new block; signed/replayed/refused: signer log counts;")
     print("  ext sigs: heights with an extension-signed precommit (signer log);")
+    print("  failover s (softsign-ha): p50/max from killing or pausing the active signer to the first")
+    print("    block committed after the standby's first signature")
     print("  p50/p99 us: signer latency_us over every released signature (- where the signer has no clock)")
     for name, how in install.items():
         print(f"  node {name}: {how}")
+    for r in rows:
+        if r.failover_sig_s:
+            print(f"  {r.line} {r.provider}: {r.ha_kills} kills, {r.ha_pauses} pauses; failover to the standby's "
+                  f"first signature p50 {percentile_f(r.failover_sig_s, 0.5):.2f}s max {max(r.failover_sig_s):.2f}s, "
+                  f"to the next block p50 {percentile_f(r.failover_block_s, 0.5):.2f}s "
+                  f"max {max(r.failover_block_s):.2f}s (each: {r.failover_block_s}); evidence in blocks: {r.evidence}")
     notes = sorted({f"{r.line} {r.provider} {r.transport}: {n}" for r in rows for n in r.notes})
     for n in notes:
         print(f"  note: {n}")

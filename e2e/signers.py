@@ -7,6 +7,10 @@
 * `nitro-sim`: `tmkms-nitro-enclave` as a host process with its mock NSM,
   `tmkms-nitro-helper` (`enclave vsock-proxy` and `start`) over Unix sockets
   standing in for vsock, KMS from the local emulator (LocalStack).
+* `softsign-ha`: two `tmkms-softsign` homes with the node's key imported into
+  both, each with its own state file and `[ha]` on one 3-member etcd cluster
+  with mutual TLS (`e2e/etcd.py`); both dial the node, which serves one of
+  them at a time.
 
 The TEE providers generate their consensus key inside the enclave, so the
 chain's genesis is built from the public key they print, not the other way
@@ -19,14 +23,16 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import kms
+from etcd import EtcdCluster, EtcdFailed, etcd_bin_dir
 from procs import Proc, read_log
 
-PROVIDERS = ("softsign", "sgx-sim", "nitro-sim")
+PROVIDERS = ("softsign", "sgx-sim", "nitro-sim", "softsign-ha")
 
 
 class SignerError(Exception):
@@ -124,11 +130,14 @@ class Signer:
     def state_height(self) -> int:
         """The height in the host's state file, read by tmkms-softsign (the
         record format is the core's, the same for every provider)."""
+        return self.read_state_height(self.state_file())
+
+    def read_state_height(self, state_file: Path) -> int:
         stub = self.home / "state-show.toml"
         stub.write_text(
             'chain_id = "state-show"\n'
             f'consensus_key_path = "{self.home / "unused"}"\n'
-            f'state_file_path = "{self.state_file()}"\n'
+            f'state_file_path = "{state_file}"\n'
             '[[validator]]\naddress = "unix:///unused.sock"\n'
         )
         out = _run([str(self.softsign), "state", "show", "--json", "-c", str(stub)], "tmkms-softsign state show")
@@ -164,6 +173,121 @@ class SoftSigner(Signer):
 
     def processes(self) -> list[Proc]:
         return [self.proc] if self.proc else []
+
+
+# The HA signers' [[validator]] settings (see e2e/README.md, "HA runs"): the
+# node accepts the standby only when its current connection failed, so the
+# standby waits in its SecretConnection handshake; timeout_secs bounds that
+# wait, and the reconnect backoff the gap between two waits.
+HA_TIMEOUT_SECS = int(os.environ.get("E2E_HA_TIMEOUT_SECS", "15"))
+HA_RECONNECT_MAX_BACKOFF_SECS = int(os.environ.get("E2E_HA_BACKOFF_SECS", "1"))
+# "<time>  INFO ... signed at=12/0/precommit ..." (the session's line per
+# fresh signature; replays log "replayed the stored signature at=...").
+SIGNED_AT = re.compile(r"\bINFO\s+(?:[\w:]+:\s+)?signed at=(\d+)/")
+
+
+class HaSoftSigner(Signer):
+    """Two softsign signers of one validator on one etcd cluster. A crash
+    (`kill-signer`) kills both; the HA disruptions address one member."""
+
+    provider = "softsign-ha"
+    imports_node_key = True
+    NAMES = ("a", "b")
+
+    def __init__(self, bins: Path, home: Path, log: Path, softsign: Path, node_sim: Path):
+        super().__init__(bins, home, log.parent / "signer-a.log", softsign)
+        self.node_sim = node_sim
+        self.homes = [home / n for n in self.NAMES]
+        self.logs = [log.parent / f"signer-{n}.log" for n in self.NAMES]
+        self.configs = [h / "tmkms.toml" for h in self.homes]
+        self.procs: list[Proc | None] = [None, None]
+        self.etcd: EtcdCluster | None = None
+
+    @staticmethod
+    def check(node_sim: Path) -> None:
+        if not node_sim.is_file():
+            raise Unavailable(f"{node_sim} not found: cargo build -p tmkms-node-sim (scripts/e2e.sh does), "
+                              "or point E2E_NODE_SIM at it")
+        if etcd_bin_dir() is None:
+            raise Unavailable("etcd is not installed: run ./scripts/install-etcd.sh "
+                              "(or set TMKMS_ETCD_BIN_DIR)")
+
+    def init(self, chain_id: str, laddr: str, dialect: str, node_home: Path) -> bytes:
+        try:
+            self.etcd = EtcdCluster(self.node_sim, self.home / "etcd")
+        except EtcdFailed as e:
+            raise SignerError(str(e)) from None
+        info = self.etcd.info
+        key_file = node_home / "config" / "priv_validator_key.json"
+        key = json.loads(key_file.read_text())
+        address = key["address"].upper()
+        endpoints = ", ".join(json.dumps(e) for e in info["endpoints"])
+        for name, config in zip(self.NAMES, self.configs):
+            out = _run(
+                [str(self.softsign), "init", "-c", str(config),
+                 "--chain-id", chain_id, "--address", laddr, "--protocol-version", dialect,
+                 "--import-key", str(key_file),
+                 "--import-state", str(node_home / "data" / "priv_validator_state.json")],
+                f"tmkms-softsign init ({name})", timeout=30,
+            )
+            if address not in out.stdout + out.stderr:
+                raise SignerError(f"signer {name} reports another validator address than {address}:\n"
+                                  f"{out.stdout}{out.stderr}")
+            text = config.read_text()
+            text, n1 = re.subn(r"(?m)^timeout_secs = \d+$", f"timeout_secs = {HA_TIMEOUT_SECS}", text, count=1)
+            text, n2 = re.subn(r"(?m)^reconnect_max_backoff_secs = \d+$",
+                               f"reconnect_max_backoff_secs = {HA_RECONNECT_MAX_BACKOFF_SECS}", text, count=1)
+            if n1 != 1 or n2 != 1:
+                raise SignerError(f"{config}: timeout_secs / reconnect_max_backoff_secs not found in the template")
+            text += (f'\n[ha]\nbackend = "etcd"\nendpoints = [{endpoints}]\n'
+                     f'ca_file = {json.dumps(info["ca_file"])}\ncert_file = {json.dumps(info["cert_file"])}\n'
+                     f'key_file = {json.dumps(info["key_file"])}\nsigner_id = "e2e-signer-{name}"\n')
+            config.write_text(text)
+        return base64.b64decode(key["pub_key"]["value"])
+
+    def start_member(self, i: int) -> None:
+        self.procs[i] = Proc(f"tmkms-softsign ({self.NAMES[i]})",
+                             [str(self.softsign), "start", "-c", str(self.configs[i])],
+                             self.logs[i], env=_log_env())
+
+    def start(self) -> None:
+        for i in range(len(self.NAMES)):
+            p = self.procs[i]
+            if p is None or not p.alive():
+                self.start_member(i)
+
+    def processes(self) -> list[Proc]:
+        return [p for p in self.procs if p is not None]
+
+    def stop(self) -> None:
+        super().stop()
+        if self.etcd is not None:
+            self.etcd.stop()
+
+    def log_files(self) -> list[Path]:
+        return list(self.logs) + ([self.etcd.log] if self.etcd is not None else [])
+
+    def log_text(self) -> str:
+        return "\n".join(read_log(f) for f in self.logs)
+
+    def signed(self, i: int) -> tuple[int, int]:
+        """(number of signatures, highest height) in member i's log."""
+        heights = [int(h) for h in SIGNED_AT.findall(read_log(self.logs[i]))]
+        return len(heights), max(heights, default=0)
+
+    def active(self) -> int | None:
+        """The member the node talks to: the one that signed the highest
+        height (the other never signs while it waits in the node's backlog)."""
+        tops = [self.signed(i)[1] for i in range(len(self.NAMES))]
+        best = max(tops)
+        return None if best == 0 or tops.count(best) > 1 else tops.index(best)
+
+    def state_files(self) -> list[Path]:
+        return [h / "state" / "consensus.state" for h in self.homes]
+
+    def state_height(self) -> int:
+        """The highest of the two state files: each holds what its signer released."""
+        return max(self.read_state_height(f) for f in self.state_files())
 
 
 def sgx_sigstruct(repo: Path) -> Path:
@@ -340,6 +464,12 @@ def make_signer(provider: str, repo: Path, bins: Path, home: Path, log: Path, km
         sig = sgx_sigstruct(repo)
         SgxSimSigner.check(bins, sig)
         return SgxSimSigner(bins, home, log, softsign, sigstruct=sig)
+    if provider == "softsign-ha":
+        node_sim = Path(os.environ.get("E2E_NODE_SIM") or bins / "tmkms-node-sim")
+        if not node_sim.is_file() and not os.environ.get("E2E_NODE_SIM"):
+            node_sim = repo / "target" / "debug" / "tmkms-node-sim"
+        HaSoftSigner.check(node_sim)
+        return HaSoftSigner(bins, home, log, softsign, node_sim)
     if provider == "nitro-sim":
         NitroSimSigner.check(bins)
         return NitroSimSigner(bins, home, log, softsign, kms_endpoint=kms_endpoint)

@@ -8,7 +8,7 @@ import base64
 import unittest
 
 from run import FORWARDED, LOG_EVENT, LOG_FIELD
-from signers import validator_address
+from signers import SIGNED_AT, validator_address
 
 
 class ValidatorAddress(unittest.TestCase):
@@ -34,6 +34,18 @@ class SignerLogLines(unittest.TestCase):
         line = ("2026-11-25T22:23:21.072075Z  INFO tmkms_light::session: signed at=1/0/proposal "
                 "latency_us=5837")
         self.assertEqual(parse(line), ("signed", {"at": "1/0/proposal", "latency_us": "5837"}))
+
+
+class HaSignedLines(unittest.TestCase):
+    def test_counts_fresh_signatures_only(self):
+        log = "\n".join([
+            "2026-12-04T19:15:14.366150Z  INFO signed at=51/0/precommit height=51 extension_signed=true",
+            "2026-11-25T22:23:21.072075Z  INFO tmkms_light::session: signed at=52/0/proposal latency_us=5837",
+            "2026-12-04T19:15:23.144067Z ERROR refusing to sign last=67/0/precommit refusal=double-sign "
+            "protection: request at 55/0/proposal is below the last signed 67/0/precommit",
+            "2026-12-04T19:15:23.144067Z  INFO replayed the stored signature at=53/0/prevote",
+        ])
+        self.assertEqual(SIGNED_AT.findall(log), ["51", "52"])
 
 
 if __name__ == "__main__":

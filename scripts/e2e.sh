@@ -2,11 +2,13 @@
 # Real CometBFT end-to-end suite: for every release line in e2e/lines.toml,
 # local one-validator chains signed only by our signer: tmkms-softsign, and on
 # v0.38 and v1 also the SGX provider (host simulation) and the Nitro provider
-# (mock NSM, KMS emulator). See e2e/README.md.
+# (mock NSM, KMS emulator), and a high-availability pair of softsign signers
+# on one etcd cluster (softsign-ha). See e2e/README.md.
 #
 #   ./scripts/e2e.sh                            # all lines, all providers
 #   E2E_LINES="v0.38 v1" ./scripts/e2e.sh       # some lines
 #   E2E_PROVIDERS="softsign sgx-sim" ./scripts/e2e.sh  # some providers
+#   E2E_LINES="v0.38 v1" E2E_PROVIDERS=softsign-ha ./scripts/e2e.sh  # the HA runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +32,7 @@ fi
 # (169.254.169.254) when it has no credentials; keep every run on loopback.
 export AWS_EC2_METADATA_SERVICE_ENDPOINT="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://127.0.0.1:1}"
 
-providers=" ${E2E_PROVIDERS:-softsign sgx-sim nitro-sim} "
+providers=" ${E2E_PROVIDERS:-softsign sgx-sim nitro-sim softsign-ha} "
 providers=${providers//,/ }
 
 if [[ "${E2E_SKIP_BUILD:-0}" != 1 ]]; then
@@ -38,6 +40,8 @@ if [[ "${E2E_SKIP_BUILD:-0}" != 1 ]]; then
   pkgs=(-p tmkms-softsign)
   [[ "$providers" == *" sgx-sim "* ]] && pkgs+=(-p tmkms-light-sgx-runner -p tmkms-light-sgx-app)
   [[ "$providers" == *" nitro-sim "* ]] && pkgs+=(-p tmkms-nitro-helper -p tmkms-nitro-enclave)
+  # softsign-ha: the etcd test cluster comes from `tmkms-node-sim etcd-cluster`.
+  [[ "$providers" == *" softsign-ha "* ]] && pkgs+=(-p tmkms-node-sim)
   cargo build --release -q "${pkgs[@]}"
 fi
 
@@ -50,6 +54,11 @@ if [[ "$providers" == *" sgx-sim "* ]]; then
     echo "e2e: build it with ./scripts/sgx-build.sh (CI does, before this step)." >&2
     echo "e2e: ************************************************************************" >&2
   fi
+fi
+
+if [[ "$providers" == *" softsign-ha "* ]] && ! ./scripts/install-etcd.sh >/dev/null 2>&1; then
+  echo "e2e: WARNING: etcd is not installed and ./scripts/install-etcd.sh failed:" >&2
+  echo "e2e: the softsign-ha runs will be SKIPPED." >&2
 fi
 
 if [[ "$providers" == *" nitro-sim "* ]]; then

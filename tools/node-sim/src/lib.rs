@@ -32,6 +32,7 @@ pub mod crash;
 mod dialect;
 mod error;
 pub mod etcd;
+pub mod etcd_serve;
 pub mod harness;
 pub mod home;
 pub mod proto_v1;

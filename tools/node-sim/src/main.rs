@@ -7,7 +7,13 @@
 //!     --protocol v1 -n 2000 [--json]
 //! tmkms-node-sim scenarios --listen tcp://127.0.0.1:26658 --chain-id test-chain \
 //!     --protocol v0.34 [--max-height H] [--json]
+//! tmkms-node-sim etcd-cluster --dir /tmp/etcd --members 3 --info /tmp/etcd/cluster.json
 //! ```
+//!
+//! `etcd-cluster` starts the TLS test cluster of `tmkms_node_sim::etcd` for
+//! scripts, writes its endpoints and certificate paths to `--info`, prints
+//! `ready <info>` and then takes commands on stdin until its end (see
+//! `tmkms_node_sim::etcd_serve`).
 //!
 //! Every command first prints `listening on <addr>` (with the node id for
 //! tcp) and flushes, so scripts can start the signer after reading it. Exit
@@ -77,6 +83,21 @@ enum Command {
         /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Run a TLS etcd test cluster on loopback for scripts: write its
+    /// endpoints and certificate paths to `--info`, print `ready <info>`,
+    /// then take `kill|restart|pause|resume <i>`, `leader` and `pids` on
+    /// stdin; end of stdin stops every member.
+    EtcdCluster {
+        /// Directory for the members' data, logs and certificates.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Number of members.
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Where to write the JSON connection details (default <dir>/cluster.json).
+        #[arg(long)]
+        info: Option<std::path::PathBuf>,
     },
 }
 
@@ -205,6 +226,11 @@ fn print_summary(label: &str, s: &Summary) {
 
 fn run(cli: Cli) -> Result<bool, Failure> {
     match cli.command {
+        Command::EtcdCluster { dir, members, info } => {
+            let info = info.unwrap_or_else(|| dir.join("cluster.json"));
+            tmkms_node_sim::etcd_serve::serve(&dir, members, &info)?;
+            Ok(true)
+        }
         Command::Run {
             common,
             heights,
