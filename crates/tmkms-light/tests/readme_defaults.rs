@@ -39,7 +39,17 @@ fn applied_defaults() -> BTreeMap<&'static str, String> {
     let c = Config::from_toml_str(text, Path::new("/etc/tmkms/tmkms.toml")).unwrap();
     let v = &c.validator[0];
     let none = |present: bool, word: &str| if present { "set" } else { word }.to_owned();
+    let with_ha = format!(
+        "{text}[ha]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nsigner_id = \"a\"\n"
+    );
+    let ha = Config::from_toml_str(&with_ha, Path::new("/etc/tmkms/tmkms.toml"))
+        .unwrap()
+        .ha
+        .unwrap();
     BTreeMap::from([
+        ("[ha]", none(c.ha.is_some(), "off")),
+        ("ha.key_prefix", ha.key_prefix.clone()),
+        ("ha.timeout_ms", ha.timeout.as_millis().to_string()),
         ("max_height", none(c.max_height.is_some(), "none")),
         ("max_frame_bytes", c.max_frame_bytes.to_string()),
         (
@@ -73,6 +83,12 @@ const REQUIRED: &[&str] = &[
     "state_file_path",
     "[[validator]]",
     "validator.address",
+    "ha.backend",
+    "ha.endpoints",
+    "ha.ca_file",
+    "ha.cert_file",
+    "ha.key_file",
+    "ha.signer_id",
 ];
 
 #[test]
