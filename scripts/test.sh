@@ -12,13 +12,15 @@
 #    (scripts/sgx-build.sh --check-reproducible);
 # 4. the real-CometBFT end-to-end suite (scripts/e2e.sh);
 # 5. a fuzzing smoke run of every fuzz target (scripts/fuzz.sh);
-# 6. the dependency audit (scripts/audit.sh: advisories, licenses, bans).
+# 6. the dependency audit (scripts/audit.sh: advisories, licenses, bans);
+# 7. right after the workspace tests: the high-availability chaos suite
+#    (scripts/ha.sh, HA_SECONDS).
 #
 # The Nitro tests need the KMS emulator, which this script starts
 # (scripts/localstack.sh); the HA tests need etcd, which it installs
 # (scripts/install-etcd.sh).
 # Skip slow parts locally with SKIP_SGX_BUILD=1, SKIP_E2E=1, SKIP_FUZZ=1,
-# SKIP_AUDIT=1;
+# SKIP_AUDIT=1, SKIP_HA=1;
 # FUZZ_SECONDS (default 30) is the fuzzing time per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +86,13 @@ export TMKMS_REQUIRE_ETCD=1
 
 step "cargo test (workspace)"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-2}"
+
+if [[ "${SKIP_HA:-0}" != 1 ]]; then
+  step "high-availability chaos suite (${HA_SECONDS:-240} s)"
+  # Signers killed, paused, clock-jumped; the etcd leader killed, a member
+  # cut off, the quorum lost and regained; no two conflicting signatures.
+  ./scripts/ha.sh
+fi
 
 step "exhaustive guard check (sequence counts)"
 # Re-run the binary the workspace tests built (a `cargo test -p` here would

@@ -25,6 +25,7 @@
 //!
 //! This crate deliberately does not depend on the signer's own crates.
 
+pub mod chaos;
 pub mod codec;
 pub mod conformance;
 mod conn;
