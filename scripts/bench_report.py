@@ -90,6 +90,10 @@ def run_figures(transport: str, run: Path) -> dict:
         out[f"in_{name}_p99"] = percentile(values, 99)
     out["ratio_p50"] = out["p50"] / out["floor_p50"] if out["floor_p50"] else float("nan")
     out["ratio_p99"] = out["p99"] / out["floor_p99"] if out["floor_p99"] else float("nan")
+    etcd = run.joinpath("etcd_floor.json")
+    if etcd.exists():
+        txn = json.loads(etcd.read_text())["etcd_txn"]
+        out["txn_p50"], out["txn_p99"] = txn["p50_us"], txn["p99_us"]
     out["write_variants"] = {
         name[len("record_"):]: fig for name, fig in floor.items() if name.startswith("record_")
     }
@@ -113,6 +117,9 @@ def main() -> int:
           f"(round trip {med('rt_p50'):.0f} + signature {med('sign_p50'):.0f} + "
           f"state write {med('write_p50'):.0f} us at p50; write p99 {med('write_p99'):.0f} us)")
     print(f"  ratio to floor  p50 {med('ratio_p50'):.2f}  p99 {med('ratio_p99'):.2f}")
+    if all("txn_p50" in f for f in figures):
+        print(f"  etcd            one compare-and-swap p50 {med('txn_p50'):.0f} us  "
+              f"p99 {med('txn_p99'):.0f} us (same client, same run, after the signer)")
     print("  inside the signer (p50 / p99 per phase, us):")
     for name in PHASES + ("latency",):
         print(f"    {name:<8} {med(f'in_{name}_p50'):>7.0f} {med(f'in_{name}_p99'):>7.0f}")
