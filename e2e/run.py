@@ -27,6 +27,11 @@ Environment:
   E2E_WORK            work directory (default: a new /tmp/tmkms-e2e.* directory)
   E2E_KEEP            1 = keep the work directory even when everything passed
   TMKMS_BIN_DIR       where the signer binaries are (default <repo>/target/release)
+  E2E_NODE_SIM        tmkms-node-sim for the softsign-ha etcd cluster (default $TMKMS_BIN_DIR/tmkms-node-sim,
+                      else <repo>/target/debug/tmkms-node-sim)
+  E2E_HA_TIMEOUT_SECS, E2E_HA_BACKOFF_SECS  timeout_secs / reconnect_max_backoff_secs of the softsign-ha
+                      signers (default 15 / 1)
+  E2E_HA_STANDBY_WAIT_S  length of standby-wait (default 2 x (timeout + backoff) + 2)
 """
 
 from __future__ import annotations
@@ -305,6 +310,7 @@ class RunResult:
     # standby's first signature, and to the first block committed after it.
     failover_sig_s: list[float] = field(default_factory=list)
     failover_block_s: list[float] = field(default_factory=list)
+    failover_kind: list[str] = field(default_factory=list)  # "kill" or "pause", per entry
     evidence: int = 0
     ha_kills: int = 0
     ha_pauses: int = 0
@@ -488,7 +494,7 @@ class ChainRun:
             time.sleep(0.05)
         return active
 
-    def _measure_failover(self, standby: int, since: float, what: str) -> tuple[float, float]:
+    def _measure_failover(self, standby: int, since: float, what: str, kind: str) -> tuple[float, float]:
         """Wait for the standby's first signature and the first block
         committed after it; return both delays from `since`."""
         count0, _ = self.signer.signed(standby)
@@ -516,6 +522,7 @@ class ChainRun:
         sig_s, block_s = round(sig_at - since, 2), round(block_at - since, 2)
         self.r.failover_sig_s.append(sig_s)
         self.r.failover_block_s.append(block_s)
+        self.r.failover_kind.append(kind)
         return sig_s, block_s
 
     def accept_queue(self) -> int | None:
@@ -540,8 +547,9 @@ class ChainRun:
         standby = 1 - active
         log_file = self.signer.logs[standby]
         before = read_log(log_file).count("cannot reach node")
-        wait = 2 * (HA_TIMEOUT_SECS + HA_RECONNECT_MAX_BACKOFF_SECS) + 2
-        log(f"  standby {self.signer.NAMES[standby]} waits {wait}s in the node's listen queue "
+        wait = float(os.environ.get("E2E_HA_STANDBY_WAIT_S")
+                     or 2 * (HA_TIMEOUT_SECS + HA_RECONNECT_MAX_BACKOFF_SECS) + 2)
+        log(f"  standby {self.signer.NAMES[standby]} waits {wait:.0f}s in the node's listen queue "
             f"(timeout_secs {HA_TIMEOUT_SECS})")
         until = time.monotonic() + wait
         while time.monotonic() < until:
@@ -550,7 +558,7 @@ class ChainRun:
         redials = read_log(log_file).count("cannot reach node") - before
         queued = self.accept_queue()
         log(f"  standby gave up its handshake {redials}x meanwhile; node listen queue: {queued}")
-        self.r.notes.append(f"standby wait {wait}s: {redials} handshake timeouts of the standby, "
+        self.r.notes.append(f"standby wait {wait:.0f}s: {redials} handshake timeouts of the standby, "
                             f"{queued} connections in the node's listen queue")
 
     def kill_active_signer(self) -> None:
@@ -562,7 +570,7 @@ class ChainRun:
         assert proc is not None
         proc.kill9()
         killed = time.monotonic()
-        sig_s, block_s = self._measure_failover(1 - active, killed, f"SIGKILL of signer {name}")
+        sig_s, block_s = self._measure_failover(1 - active, killed, f"SIGKILL of signer {name}", "kill")
         self.r.ha_kills += 1
         self.r.restarts += 1
         log(f"  SIGKILLed active signer {name} at height ~{h}: standby signed after {sig_s:.2f}s, "
@@ -579,7 +587,7 @@ class ChainRun:
         proc.signal(signal.SIGSTOP)
         paused = time.monotonic()
         try:
-            sig_s, block_s = self._measure_failover(1 - active, paused, f"SIGSTOP of signer {name}")
+            sig_s, block_s = self._measure_failover(1 - active, paused, f"SIGSTOP of signer {name}", "pause")
             time.sleep(max(0.0, HA_PAUSE_S - (time.monotonic() - paused)))
         finally:
             mark = len(read_log(self.signer.logs[active]))
@@ -856,10 +864,18 @@ def print_table(rows: list[RunResult], install: dict[str, str]) -> None:
         print(f"  node {name}: {how}")
     for r in rows:
         if r.failover_sig_s:
-            print(f"  {r.line} {r.provider}: {r.ha_kills} kills, {r.ha_pauses} pauses; failover to the standby's "
-                  f"first signature p50 {percentile_f(r.failover_sig_s, 0.5):.2f}s max {max(r.failover_sig_s):.2f}s, "
-                  f"to the next block p50 {percentile_f(r.failover_block_s, 0.5):.2f}s "
-                  f"max {max(r.failover_block_s):.2f}s (each: {r.failover_block_s}); evidence in blocks: {r.evidence}")
+            print(f"  {r.line} {r.provider}: {r.ha_kills} kills, {r.ha_pauses} pauses; evidence in blocks: {r.evidence}")
+            for kind in ("kill", "pause", None):
+                picked = [i for i, k in enumerate(r.failover_kind) if kind is None or k == kind]
+                if not picked:
+                    continue
+                sig = [r.failover_sig_s[i] for i in picked]
+                block = [r.failover_block_s[i] for i in picked]
+                print(f"    failover after {kind or 'all'} ({len(picked)}): to the standby's first signature "
+                      f"p50 {percentile_f(sig, 0.5):.2f}s max {max(sig):.2f}s; to the next block "
+                      f"p50 {percentile_f(block, 0.5):.2f}s max {max(block):.2f}s")
+            print(f"    each (signature/block s): "
+                  + ", ".join(f"{k} {a}/{b}" for k, a, b in zip(r.failover_kind, r.failover_sig_s, r.failover_block_s)))
     notes = sorted({f"{r.line} {r.provider} {r.transport}: {n}" for r in rows for n in r.notes})
     for n in notes:
         print(f"  note: {n}")
