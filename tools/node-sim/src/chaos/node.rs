@@ -305,7 +305,7 @@ impl Worker {
                 shared.count(|s| s.signed += 1);
                 if let Some(c) = shared.ledger.record(hrs, entry) {
                     eprintln!(
-                        "CONFLICT at {:?}: signer {} (node {}) and signer {} (node {}): {:?} vs {:?}",
+                        "ha-chaos: CONFLICT at {:?}: signer {} (node {}) and signer {} (node {}): {:?} vs {:?}",
                         c.hrs, c.first.signer, c.first.node, c.second.signer, c.second.node,
                         c.first, c.second
                     );
@@ -375,7 +375,7 @@ impl Worker {
                 };
                 if let Some(c) = shared.ledger.record(hrs, entry) {
                     eprintln!(
-                        "CONFLICT (replay) at {:?}: {:?} vs {:?}",
+                        "ha-chaos: CONFLICT (replay) at {:?}: {:?} vs {:?}",
                         c.hrs, c.first, c.second
                     );
                 }

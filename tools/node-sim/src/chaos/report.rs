@@ -185,7 +185,7 @@ impl Report {
         for e in self.invalid_signatures.iter().take(5) {
             let _ = writeln!(s, "  {e}");
         }
-        let _ = writeln!(s, "CONFLICTING SIGNATURES: {}", self.conflicts);
+        let _ = writeln!(s, "conflicting signatures: {}", self.conflicts);
         for c in &self.conflict_details {
             let _ = writeln!(s, "  {c}");
         }
