@@ -39,7 +39,8 @@ export RUSTC_BOOTSTRAP=1
 sanitizer="${FUZZ_SANITIZER:-none}"
 
 all_targets=(privval_frame privval_decode session guard_sequence state_record state_json config_toml key_file
-             nitro_attestation kms_envelope kms_http_response sgx_sealed_blob enclave_state_reply enclave_control)
+             nitro_attestation kms_envelope kms_http_response sgx_sealed_blob enclave_state_reply enclave_control
+             etcd_answer)
 read -r -a targets <<< "${FUZZ_TARGETS:-${all_targets[*]}}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -12,13 +12,13 @@ use tmkms_light::ha::{decode_value, Outcome, Reservation, WatermarkError};
 use tmkms_light::types::SignState;
 
 /// `POST /v3/kv/range` for `key` (linearizable: `serializable` is false).
-pub(crate) fn range_request(key: &str) -> Vec<u8> {
+pub fn range_request(key: &str) -> Vec<u8> {
     json!({ "key": B64.encode(key) }).to_string().into_bytes()
 }
 
 /// `POST /v3/kv/txn`: if `key`'s mod_revision is `expected` (0: it does not
 /// exist), put `value`; otherwise read it back in the same transaction.
-pub(crate) fn txn_request(key: &str, expected: i64, value: &[u8]) -> Vec<u8> {
+pub fn txn_request(key: &str, expected: i64, value: &[u8]) -> Vec<u8> {
     let key = B64.encode(key);
     json!({
         "compare": [{
@@ -91,16 +91,13 @@ fn reservation_of_kvs(range: &Value, key: &str) -> Result<Reservation, Watermark
 }
 
 /// The reservation in a `/v3/kv/range` answer.
-pub(crate) fn reservation_of_range(
-    answer: &Value,
-    key: &str,
-) -> Result<Reservation, WatermarkError> {
+pub fn reservation_of_range(answer: &Value, key: &str) -> Result<Reservation, WatermarkError> {
     reservation_of_kvs(answer, key)
 }
 
 /// The outcome of a [`txn_request`]: committed at the transaction's
 /// revision, or superseded by what the failure branch read.
-pub(crate) fn outcome_of_txn(
+pub fn outcome_of_txn(
     answer: &Value,
     key: &str,
     next: &SignState,
@@ -137,7 +134,7 @@ pub(crate) fn outcome_of_txn(
 
 /// The message of a gateway error body (`{"error": …, "message": …}`), or
 /// the start of the body.
-pub(crate) fn error_message(body: &[u8]) -> String {
+pub fn error_message(body: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let message = parsed.as_ref().and_then(|v| {
         v.get("message")
