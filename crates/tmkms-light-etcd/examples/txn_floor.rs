@@ -16,16 +16,6 @@ use tmkms_light::config::{HaConfig, HaEndpoint, HaTls};
 use tmkms_light::ha::{Outcome, Watermark};
 use tmkms_light::types::{ChainId, Height, Position, Round, SignState, Step};
 
-fn endpoint(url: &str) -> Option<HaEndpoint> {
-    let rest = url.strip_prefix("https://")?;
-    let (host, port) = rest.rsplit_once(':')?;
-    Some(HaEndpoint {
-        tls: true,
-        host: host.to_owned(),
-        port: port.parse().ok()?,
-    })
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let info_path = PathBuf::from(args.next().ok_or("usage: txn_floor <cluster.json> [N]")?);
@@ -42,8 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|e| e.as_array())
         .ok_or("endpoints missing")?
         .iter()
-        .filter_map(|e| e.as_str().and_then(endpoint))
-        .collect();
+        .map(|e| {
+            e.as_str()
+                .ok_or_else(|| "an endpoint is not a string".to_owned())?
+                .parse::<HaEndpoint>()
+        })
+        .collect::<Result<_, _>>()?;
     let config = HaConfig {
         endpoints,
         tls: Some(HaTls {

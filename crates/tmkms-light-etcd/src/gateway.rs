@@ -52,8 +52,10 @@ fn int(value: &Value, field: &str) -> Result<i64, WatermarkError> {
     }
 }
 
-/// The reservation held in a range answer's `kvs` (absent: never written).
-fn reservation_of_kvs(range: &Value, key: &str) -> Result<Reservation, WatermarkError> {
+/// The reservation in a `/v3/kv/range` answer (or the range a failed
+/// transaction's failure branch read): its `kvs`, absent when the key was
+/// never written.
+pub fn reservation_of_range(range: &Value, key: &str) -> Result<Reservation, WatermarkError> {
     let kvs = match range.get("kvs") {
         None | Some(Value::Null) => return Ok(Reservation::default()),
         Some(Value::Array(kvs)) => kvs,
@@ -90,11 +92,6 @@ fn reservation_of_kvs(range: &Value, key: &str) -> Result<Reservation, Watermark
     })
 }
 
-/// The reservation in a `/v3/kv/range` answer.
-pub fn reservation_of_range(answer: &Value, key: &str) -> Result<Reservation, WatermarkError> {
-    reservation_of_kvs(answer, key)
-}
-
 /// The outcome of a [`txn_request`]: committed at the transaction's
 /// revision, or superseded by what the failure branch read.
 pub fn outcome_of_txn(
@@ -129,7 +126,7 @@ pub fn outcome_of_txn(
         .and_then(|r| r.first())
         .and_then(|r| r.get("response_range"))
         .ok_or_else(|| invalid("a failed transaction without the read of its failure branch"))?;
-    Ok(Outcome::Superseded(reservation_of_kvs(range, key)?))
+    Ok(Outcome::Superseded(reservation_of_range(range, key)?))
 }
 
 /// The message of a gateway error body (`{"error": …, "message": …}`), or

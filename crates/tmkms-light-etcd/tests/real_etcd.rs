@@ -17,14 +17,7 @@ fn config(cluster: &EtcdCluster, ca: &Path, signer: &str) -> HaConfig {
         endpoints: cluster
             .endpoints()
             .iter()
-            .map(|url| {
-                let (host, port) = url.trim_start_matches("https://").rsplit_once(':').unwrap();
-                HaEndpoint {
-                    tls: true,
-                    host: host.into(),
-                    port: port.parse().unwrap(),
-                }
-            })
+            .map(|url| url.parse::<HaEndpoint>().unwrap())
             .collect(),
         tls: Some(HaTls {
             ca_file: ca.into(),

@@ -59,6 +59,16 @@ impl std::fmt::Display for HaEndpoint {
     }
 }
 
+impl std::str::FromStr for HaEndpoint {
+    type Err = String;
+
+    /// `https://host:port`, or (loopback only) `http://host:port`; the
+    /// error says what to write instead.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_endpoint(text)
+    }
+}
+
 /// PEM files for TLS to etcd (absolute paths).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HaTls {
